@@ -34,6 +34,11 @@ type Config struct {
 
 	// Origins says where each resource came from, for error messages.
 	Origins map[Key]Origin
+
+	// lines maps, per resource, a field path (spec.http[0].route) to the
+	// line of the file it is on, so that validation findings point at
+	// the field rather than at the start of the document.
+	lines map[Key]map[string]int
 }
 
 // Key names one resource: Kind is the Istio kind ("VirtualService").

@@ -32,8 +32,8 @@ func ParseDocuments(file string, data []byte) (*Config, []Finding) {
 			p.report(Finding{Severity: Error, Line: line, Message: msg})
 			continue
 		}
-		if len(root.Content) == 0 {
-			continue // only comments or blanks
+		if len(root.Content) == 0 || isNull(root.Content[0]) {
+			continue // only comments or blanks, or a trailing "---"
 		}
 		index++
 		p.object(root.Content[0], index, doc.firstLine-1, "")

@@ -347,7 +347,6 @@ func (c config) snapshot(t *testing.T) *cachev3.Snapshot {
 	return snap
 }
 
-
 // startClient runs a client against addr until the test ends.
 func startClient(t *testing.T, addr string, delta bool, h Handler) *Client {
 	t.Helper()

@@ -1,0 +1,139 @@
+package translate
+
+import (
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"istio.io/api/networking/v1alpha3"
+)
+
+// buildListenersAndRoutes builds one listener "0.0.0.0_<port>" per
+// Gateway port, as istiod's buildGatewayListeners
+// (https://istio.io/latest/docs/reference/config/networking/gateway/),
+// with the route configurations its HTTP connection managers name and
+// the secrets its TLS contexts read from files.
+func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, []*tlsv3.Secret) {
+	var listeners []*listenerv3.Listener
+	var routes []*routev3.RouteConfiguration
+	var secrets []*tlsv3.Secret
+	seenSecret := map[string]bool{}
+
+	for _, ps := range gw.ports {
+		name := "0.0.0.0_" + strconv.Itoa(int(ps.port))
+		statPrefix := "outbound_" + name
+		var chains []*listenerv3.FilterChain
+		if ps.http {
+			routeName := "http." + strconv.Itoa(int(ps.port))
+			chains = append(chains, &listenerv3.FilterChain{
+				Filters: []*listenerv3.Filter{hcmNetworkFilter(connectionManager(statPrefix, routeName))},
+			})
+			routes = append(routes, t.buildRouteConfig(routeName, ps.servers))
+		} else {
+			taken := map[string]bool{}
+			for _, gs := range ps.servers {
+				switch {
+				case isTLSTerminatedHTTPS(gs.server):
+					routeName := httpsRouteName(gs)
+					prefix := gs.server.Name
+					if prefix == "" {
+						prefix = statPrefix
+					}
+					ctx, secs := t.downstreamTLS(gs, []string{"h2", "http/1.1"})
+					for _, s := range secs {
+						if !seenSecret[s.Name] {
+							seenSecret[s.Name] = true
+							secrets = append(secrets, s)
+						}
+					}
+					chains = append(chains, &listenerv3.FilterChain{
+						FilterChainMatch: sniMatch(gs),
+						Filters:          []*listenerv3.Filter{hcmNetworkFilter(connectionManager(prefix, routeName))},
+						TransportSocket:  downstreamSocket(ctx),
+					})
+					routes = append(routes, t.buildRouteConfig(routeName, []*gatewayServer{gs}))
+				case gs.server.Tls == nil:
+					filters := t.tcpRouteFilters(gs)
+					if len(filters) == 0 {
+						t.warn(gs.gateway, gs.field, "no VirtualService tcp route matches this server; it gets no filter chain")
+						continue
+					}
+					chains = append(chains, &listenerv3.FilterChain{Filters: filters})
+				case isPassthrough(gs.server):
+					if gs.server.Tls.Mode == v1alpha3.ServerTLSSettings_AUTO_PASSTHROUGH {
+						t.warn(gs.gateway, gs.field+".tls.mode", "AUTO_PASSTHROUGH is not supported; the server is left out")
+						continue
+					}
+					tlsChains := t.tlsRouteChains(gs, taken)
+					if len(tlsChains) == 0 {
+						t.warn(gs.gateway, gs.field, "no VirtualService tls route matches this server; it gets no filter chain")
+					}
+					chains = append(chains, tlsChains...)
+				default:
+					filters := t.tcpRouteFilters(gs)
+					if len(filters) == 0 {
+						t.warn(gs.gateway, gs.field, "no VirtualService tcp route matches this server; it gets no filter chain")
+						continue
+					}
+					ctx, secs := t.downstreamTLS(gs, nil)
+					for _, s := range secs {
+						if !seenSecret[s.Name] {
+							seenSecret[s.Name] = true
+							secrets = append(secrets, s)
+						}
+					}
+					chains = append(chains, &listenerv3.FilterChain{
+						FilterChainMatch: sniMatch(gs),
+						Filters:          filters,
+						TransportSocket:  downstreamSocket(ctx),
+					})
+				}
+			}
+		}
+		if len(chains) == 0 {
+			continue
+		}
+		for _, c := range chains {
+			c.TransportSocketConnectTimeout = durationpb.New(15e9)
+		}
+		l := &listenerv3.Listener{
+			Name: name,
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address:       "0.0.0.0",
+				PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: ps.port},
+			}}},
+			FilterChains:     chains,
+			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		}
+		if !ps.http {
+			// SNI and TLS detection need the ClientHello.
+			l.ListenerFilters = []*listenerv3.ListenerFilter{{
+				Name:       "envoy.filters.listener.tls_inspector",
+				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
+			}}
+		}
+		listeners = append(listeners, l)
+	}
+	return listeners, routes, secrets
+}
+
+// sniMatch matches the SNI names of a TLS server, or every connection
+// when one of its hosts is "*".
+func sniMatch(gs *gatewayServer) *listenerv3.FilterChainMatch {
+	names := sniHosts(gs.server)
+	if len(names) == 0 {
+		return nil
+	}
+	return &listenerv3.FilterChainMatch{ServerNames: names}
+}
+
+func downstreamSocket(ctx *tlsv3.DownstreamTlsContext) *corev3.TransportSocket {
+	return &corev3.TransportSocket{
+		Name:       tlsTransportSocket,
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
+	}
+}

@@ -1,0 +1,232 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/waygate/waygate/filters"
+)
+
+type hashKind uint8
+
+const (
+	hashHeader hashKind = iota
+	hashCookie
+	hashSourceIP
+	hashQuery
+	hashFilterState
+)
+
+// hashPolicy is one compiled RouteAction.HashPolicy.
+type hashPolicy struct {
+	kind     hashKind
+	key      headerKey // header
+	rewrite  *Rewrite  // header regex_rewrite
+	name     string    // cookie, query parameter or filter state key
+	ttl      time.Duration
+	hasTTL   bool
+	path     string
+	attrs    []string // "name=value" cookie attributes
+	terminal bool
+}
+
+func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
+	hp := hashPolicy{terminal: p.GetTerminal()}
+	switch s := p.GetPolicySpecifier().(type) {
+	case *routev3.RouteAction_HashPolicy_Header_:
+		if s.Header.GetHeaderName() == "" {
+			return hp, errors.New("header.header_name: must not be empty")
+		}
+		hp.kind, hp.key = hashHeader, newHeaderKey(s.Header.GetHeaderName())
+		if s.Header.GetRegexRewrite() != nil {
+			rw, err := compileRewrite(s.Header.GetRegexRewrite())
+			if err != nil {
+				return hp, fmt.Errorf("header.regex_rewrite.%w", err)
+			}
+			hp.rewrite = rw
+		}
+	case *routev3.RouteAction_HashPolicy_Cookie_:
+		c := s.Cookie
+		if c.GetName() == "" {
+			return hp, errors.New("cookie.name: must not be empty")
+		}
+		hp.kind, hp.name, hp.path = hashCookie, c.GetName(), c.GetPath()
+		if c.GetTtl() != nil {
+			hp.ttl, hp.hasTTL = c.GetTtl().AsDuration(), true
+		}
+		for _, a := range c.GetAttributes() {
+			attr := a.GetName()
+			if a.GetValue() != "" {
+				attr += "=" + a.GetValue()
+			}
+			hp.attrs = append(hp.attrs, attr)
+		}
+	case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
+		if !s.ConnectionProperties.GetSourceIp() {
+			return hp, errors.New("connection_properties.source_ip: must be true")
+		}
+		hp.kind = hashSourceIP
+	case *routev3.RouteAction_HashPolicy_QueryParameter_:
+		if s.QueryParameter.GetName() == "" {
+			return hp, errors.New("query_parameter.name: must not be empty")
+		}
+		hp.kind, hp.name = hashQuery, s.QueryParameter.GetName()
+	case *routev3.RouteAction_HashPolicy_FilterState_:
+		if s.FilterState.GetKey() == "" {
+			return hp, errors.New("filter_state.key: must not be empty")
+		}
+		hp.kind, hp.name = hashFilterState, s.FilterState.GetKey()
+	default:
+		return hp, errors.New("policy_specifier: one of header, cookie, connection_properties, query_parameter or filter_state is required")
+	}
+	return hp, nil
+}
+
+// HashInput is what hash policies read besides the request.
+type HashInput struct {
+	Request *filters.Request
+	Conn    *filters.Connection
+	// FilterState looks up a filter state value by key, for filter_state
+	// policies; nil when there is none.
+	FilterState func(key string) (string, bool)
+}
+
+// Hash computes the request's hash for ring-hash and Maglev load
+// balancing, as Envoy's HashPolicyImpl::generateHash does: each policy's
+// xxHash64 is folded in with a one-bit rotation, and a terminal policy that
+// produced a hash ends the walk. ok is false when no policy applied.
+// A cookie policy with a ttl whose cookie is missing generates the cookie
+// (the hash of the connection's addresses, as Envoy does) and returns it
+// for the router to send in Set-Cookie.
+func (f *Forward) Hash(in HashInput) (h uint64, ok bool, setCookie *http.Cookie) {
+	for i := range f.hashPolicies {
+		p := &f.hashPolicies[i]
+		v, got, c := p.evaluate(in)
+		if c != nil {
+			setCookie = c
+		}
+		if got {
+			if ok {
+				h = (h<<1 | h>>63) ^ v
+			} else {
+				h, ok = v, true
+			}
+		}
+		if p.terminal && ok {
+			break
+		}
+	}
+	return h, ok, setCookie
+}
+
+func (p *hashPolicy) evaluate(in HashInput) (uint64, bool, *http.Cookie) {
+	req := in.Request
+	switch p.kind {
+	case hashHeader:
+		if req == nil {
+			return 0, false, nil
+		}
+		var vals []string
+		if p.key.pseudo != notPseudo {
+			v, ok := p.key.get(req)
+			if !ok {
+				return 0, false, nil
+			}
+			vals = []string{v}
+		} else {
+			vals = req.Header[p.key.canon]
+		}
+		if len(vals) == 0 {
+			return 0, false, nil
+		}
+		if p.rewrite != nil || len(vals) > 1 {
+			vals = slices.Clone(vals)
+			if p.rewrite != nil {
+				for i := range vals {
+					vals[i] = p.rewrite.Replace(vals[i])
+				}
+			}
+			// Sorted so that the order of repeated headers does not
+			// change the hash.
+			slices.Sort(vals)
+		}
+		var seed uint64
+		for _, v := range vals {
+			d := xxhash.NewWithSeed(seed)
+			d.WriteString(v)
+			seed = d.Sum64()
+		}
+		return seed, true, nil
+	case hashCookie:
+		if req != nil {
+			if v, ok := cookieValue(req, p.name); ok {
+				return xxhash.Sum64String(v), true, nil
+			}
+		}
+		if !p.hasTTL {
+			return 0, false, nil
+		}
+		var seed string
+		if in.Conn != nil {
+			seed = in.Conn.RemoteAddr.String() + in.Conn.LocalAddr.String()
+		}
+		value := fmt.Sprintf("%016x", xxhash.Sum64String(seed))
+		c := &http.Cookie{Name: p.name, Value: value, Path: p.path, HttpOnly: true}
+		if p.ttl > 0 {
+			c.MaxAge = int(p.ttl / time.Second)
+		}
+		for _, a := range p.attrs {
+			c.Unparsed = append(c.Unparsed, a)
+		}
+		return xxhash.Sum64String(value), true, c
+	case hashSourceIP:
+		if in.Conn == nil || !in.Conn.RemoteAddr.IsValid() {
+			return 0, false, nil
+		}
+		return xxhash.Sum64String(in.Conn.RemoteAddr.Addr().String()), true, nil
+	case hashQuery:
+		if req == nil {
+			return 0, false, nil
+		}
+		_, q := splitPath(req.Path)
+		if v, ok := rawQueryValue(q, p.name); ok {
+			return xxhash.Sum64String(v), true, nil
+		}
+	case hashFilterState:
+		if in.FilterState != nil {
+			if v, ok := in.FilterState(p.name); ok {
+				return xxhash.Sum64String(v), true, nil
+			}
+		}
+	}
+	return 0, false, nil
+}
+
+// rawQueryValue is the first undecoded value of a parameter, as Envoy's
+// query-parameter hash policy reads it.
+func rawQueryValue(query, name string) (string, bool) {
+	for query != "" {
+		var kv string
+		kv, query, _ = cutByte(query, '&')
+		k, v, _ := cutByte(kv, '=')
+		if k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func cutByte(s string, c byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}

@@ -1,0 +1,198 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/waygate/waygate/filters"
+)
+
+// pseudo names a request pseudo-header, which filters.Request keeps in
+// fields rather than in Header.
+type pseudo uint8
+
+const (
+	notPseudo pseudo = iota
+	pseudoMethod
+	pseudoAuthority
+	pseudoPath
+	pseudoScheme
+)
+
+// headerKey is a header name resolved once at compile time to where the
+// value lives in a filters.Request.
+type headerKey struct {
+	canon  string // net/http canonical key, for Header lookups
+	pseudo pseudo
+}
+
+// newHeaderKey resolves an Envoy (lower-case) header name. Host is the
+// :authority in Envoy and lives in Request.Authority here.
+func newHeaderKey(name string) headerKey {
+	switch strings.ToLower(name) {
+	case ":method":
+		return headerKey{pseudo: pseudoMethod}
+	case ":authority", "host":
+		return headerKey{pseudo: pseudoAuthority}
+	case ":path":
+		return headerKey{pseudo: pseudoPath}
+	case ":scheme":
+		return headerKey{pseudo: pseudoScheme}
+	}
+	return headerKey{canon: textproto.CanonicalMIMEHeaderKey(name)}
+}
+
+// get returns the header's value, the values of a repeated header joined
+// with "," as Envoy matches them, and whether it is present.
+func (k headerKey) get(req *filters.Request) (string, bool) {
+	switch k.pseudo {
+	case pseudoMethod:
+		return req.Method, req.Method != ""
+	case pseudoAuthority:
+		return req.Authority, req.Authority != ""
+	case pseudoPath:
+		return req.Path, req.Path != ""
+	case pseudoScheme:
+		return req.Scheme, req.Scheme != ""
+	}
+	vs := req.Header[k.canon]
+	switch len(vs) {
+	case 0:
+		return "", false
+	case 1:
+		return vs[0], true
+	}
+	return strings.Join(vs, ","), true
+}
+
+// first returns the first value of the header, as Envoy's %REQ()% does.
+func (k headerKey) first(req *filters.Request) (string, bool) {
+	if k.pseudo != notPseudo {
+		return k.get(req)
+	}
+	vs := req.Header[k.canon]
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+type headerMatchKind uint8
+
+const (
+	hmExact   headerMatchKind = iota // deprecated exact_match: empty matches anything
+	hmString                         // string_match and the deprecated prefix/suffix/contains/regex forms
+	hmRange                          // range_match
+	hmPresent                        // present_match, or no specifier at all
+)
+
+// headerMatcher is a compiled envoy.config.route.v3.HeaderMatcher.
+type headerMatcher struct {
+	key            headerKey
+	kind           headerMatchKind
+	exact          string
+	str            stringMatcher
+	start, end     int64
+	present        bool
+	invert         bool
+	missingAsEmpty bool
+}
+
+func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
+	if h.GetName() == "" {
+		return headerMatcher{}, errors.New("name: must not be empty")
+	}
+	m := headerMatcher{
+		key:            newHeaderKey(h.GetName()),
+		invert:         h.GetInvertMatch(),
+		missingAsEmpty: h.GetTreatMissingHeaderAsEmpty(),
+	}
+	var err error
+	switch s := h.GetHeaderMatchSpecifier().(type) {
+	case *routev3.HeaderMatcher_ExactMatch:
+		m.kind, m.exact = hmExact, s.ExactMatch
+	case *routev3.HeaderMatcher_SafeRegexMatch:
+		m.kind = hmString
+		m.str.kind = strRegex
+		if m.str.re, err = compileFullRegex(s.SafeRegexMatch); err != nil {
+			return m, fmt.Errorf("safe_regex_match: %w", err)
+		}
+	case *routev3.HeaderMatcher_RangeMatch:
+		if s.RangeMatch == nil || s.RangeMatch.GetStart() >= s.RangeMatch.GetEnd() {
+			return m, errors.New("range_match: start must be less than end")
+		}
+		m.kind, m.start, m.end = hmRange, s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
+	case *routev3.HeaderMatcher_PresentMatch:
+		m.kind, m.present = hmPresent, s.PresentMatch
+	case *routev3.HeaderMatcher_PrefixMatch:
+		m.kind, m.str = hmString, stringMatcher{kind: strPrefix, value: s.PrefixMatch}
+	case *routev3.HeaderMatcher_SuffixMatch:
+		m.kind, m.str = hmString, stringMatcher{kind: strSuffix, value: s.SuffixMatch}
+	case *routev3.HeaderMatcher_ContainsMatch:
+		m.kind, m.str = hmString, stringMatcher{kind: strContains, value: s.ContainsMatch}
+	case *routev3.HeaderMatcher_StringMatch:
+		m.kind = hmString
+		if m.str, err = compileStringMatcher(s.StringMatch); err != nil {
+			return m, fmt.Errorf("string_match: %w", err)
+		}
+	case nil:
+		// No specifier is a presence check, as in Envoy.
+		m.kind, m.present = hmPresent, true
+	}
+	return m, nil
+}
+
+// match follows Envoy's HeaderUtility::matchHeaders: a missing header only
+// satisfies present_match=false (or its inversion), unless
+// treat_missing_header_as_empty makes it the empty string.
+func (m *headerMatcher) match(req *filters.Request) bool {
+	v, ok := m.key.get(req)
+	if !ok && !m.missingAsEmpty {
+		if m.invert {
+			return m.kind == hmPresent && m.present
+		}
+		return m.kind == hmPresent && !m.present
+	}
+	var r bool
+	switch m.kind {
+	case hmExact:
+		r = m.exact == "" || v == m.exact
+	case hmString:
+		r = m.str.match(v)
+	case hmRange:
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		r = err == nil && n >= m.start && n < m.end
+	case hmPresent:
+		r = m.present
+	}
+	return r != m.invert
+}
+
+func matchHeaders(ms []headerMatcher, req *filters.Request) bool {
+	for i := range ms {
+		if !ms[i].match(req) {
+			return false
+		}
+	}
+	return true
+}
+
+func compileHeaderMatchers(hs []*routev3.HeaderMatcher, field string) ([]headerMatcher, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	out := make([]headerMatcher, len(hs))
+	for i, h := range hs {
+		m, err := compileHeaderMatcher(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		out[i] = m
+	}
+	return out, nil
+}

@@ -1,9 +1,13 @@
 package filters
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"time"
@@ -38,6 +42,15 @@ type Exchange struct {
 
 	// Log carries the stream's keys (listener, route, cluster).
 	Log *slog.Logger
+
+	// RequestBody is the request body as the terminal filter reads it:
+	// the downstream body after every request body filter ran on it.
+	// Reading it returns ErrLocalReply once a body filter answered.
+	RequestBody io.ReadCloser
+
+	// Encoder is how the terminal filter answers: it runs the response
+	// filters and writes to the downstream.
+	Encoder Encoder
 
 	reply      *LocalReply
 	rematch    func(*Exchange) Route
@@ -184,3 +197,27 @@ func (x *Exchange) SetMetadata(ns, key string, v any) {
 	}
 	m[key] = v
 }
+
+// Encoder writes the response of an exchange. Only the terminal filter
+// (the router) uses it; other filters see the response in their response
+// phases.
+type Encoder interface {
+	// WriteHeaders runs the response header filters on x.Response and,
+	// unless one of them holds the headers for the body, sends them.
+	WriteHeaders(endStream bool) error
+	// WriteBody runs the response body filters on p and sends what they
+	// let through. p is not retained.
+	WriteBody(p []byte, endStream bool) error
+	// WriteTrailers sends response trailers and ends the stream.
+	WriteTrailers(t http.Header) error
+	// Started reports whether response headers reached the downstream:
+	// after that, a failure can only reset the stream.
+	Started() bool
+	// Hijack takes over the downstream connection for an upgrade
+	// (WebSocket). Only HTTP/1.1 connections can be hijacked.
+	Hijack() (net.Conn, *bufio.ReadWriter, error)
+}
+
+// ErrLocalReply is returned by RequestBody reads after a request body
+// filter ended the exchange with a local reply.
+var ErrLocalReply = errors.New("filters: exchange ended by a local reply")

@@ -1,0 +1,164 @@
+// Package tcpproxy is Envoy's envoy.filters.network.tcp_proxy: it pipes a
+// downstream connection to an endpoint of a cluster, with weighted
+// clusters for TCP traffic shifting (Istio VirtualService `tcp` routes).
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/configuration/listeners/network_filters/tcp_proxy_filter
+package tcpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/waygate/waygate/gateway/upstream"
+)
+
+// Config is a compiled TcpProxy.
+type Config struct {
+	StatPrefix  string
+	clusters    []weighted
+	total       uint64
+	idleTimeout time.Duration
+	attempts    int
+	log         *slog.Logger
+}
+
+type weighted struct {
+	name   string
+	weight uint64
+}
+
+// Compile validates a TcpProxy config.
+func Compile(p *tcpv3.TcpProxy, log *slog.Logger) (*Config, error) {
+	c := &Config{StatPrefix: p.GetStatPrefix(), idleTimeout: time.Hour, attempts: 1, log: log}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch s := p.GetClusterSpecifier().(type) {
+	case *tcpv3.TcpProxy_Cluster:
+		if s.Cluster == "" {
+			return nil, errors.New("cluster: must not be empty")
+		}
+		c.clusters = []weighted{{name: s.Cluster, weight: 1}}
+	case *tcpv3.TcpProxy_WeightedClusters:
+		for i, wc := range s.WeightedClusters.GetClusters() {
+			if wc.GetName() == "" {
+				return nil, fmt.Errorf("weighted_clusters.clusters[%d].name: must not be empty", i)
+			}
+			if wc.GetWeight() == 0 {
+				continue
+			}
+			c.clusters = append(c.clusters, weighted{name: wc.GetName(), weight: uint64(wc.GetWeight())})
+		}
+		if len(c.clusters) == 0 {
+			return nil, errors.New("weighted_clusters: at least one cluster with a weight above 0 is required")
+		}
+	default:
+		return nil, errors.New("cluster_specifier: cluster or weighted_clusters is required")
+	}
+	for _, w := range c.clusters {
+		c.total += w.weight
+	}
+	if it := p.GetIdleTimeout(); it != nil {
+		c.idleTimeout = it.AsDuration() // 0 disables
+	}
+	if m := p.GetMaxConnectAttempts(); m != nil {
+		c.attempts = int(m.GetValue())
+	}
+	return c, nil
+}
+
+// Clusters names the clusters the proxy may send to.
+func (c *Config) Clusters() []string {
+	out := make([]string, len(c.clusters))
+	for i, w := range c.clusters {
+		out[i] = w.name
+	}
+	return out
+}
+
+// pick chooses a cluster by weight.
+func (c *Config) pick() string {
+	if len(c.clusters) == 1 {
+		return c.clusters[0].name
+	}
+	n := rand.Uint64N(c.total)
+	for _, w := range c.clusters {
+		if n < w.weight {
+			return w.name
+		}
+		n -= w.weight
+	}
+	return c.clusters[len(c.clusters)-1].name
+}
+
+// Serve proxies down until either side closes. It owns down.
+func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
+	defer down.Close()
+	name := c.pick()
+	cl := set.Cluster(name)
+	if cl == nil {
+		c.log.Warn("tcp proxy: cluster not found", "cluster", name)
+		return
+	}
+	var up net.Conn
+	var err error
+	for i := 0; i < c.attempts; i++ {
+		var ep *upstream.Endpoint
+		ep, err = cl.Pick()
+		if err != nil {
+			break
+		}
+		d := net.Dialer{Timeout: cl.ConnectTimeout}
+		up, err = d.DialContext(ctx, "tcp", ep.Address)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		c.log.Warn("tcp proxy: upstream connect failed", "cluster", name, "err", err)
+		return
+	}
+	defer up.Close()
+	pipe(down, up, c.idleTimeout)
+}
+
+// pipe copies both ways, half-closing each direction as it ends, and
+// tears both down after idle time without traffic.
+func pipe(a, b net.Conn, idle time.Duration) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			if idle > 0 {
+				_ = src.SetReadDeadline(time.Now().Add(idle))
+			}
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+}

@@ -1,0 +1,87 @@
+package upstream
+
+import (
+	"fmt"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// httpOptionsKey is the typed_extension_protocol_options key under which
+// Envoy (and istiod) put the upstream HTTP protocol options.
+const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// protocolOf reads the upstream protocol from the cluster, honoring the
+// deprecated http2_protocol_options field as Envoy still does.
+func protocolOf(c *clusterv3.Cluster) (Protocol, error) {
+	opts, err := httpOptions(c)
+	if err != nil {
+		return HTTP1, err
+	}
+	if opts != nil {
+		switch {
+		case opts.GetExplicitHttpConfig() != nil:
+			if opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil {
+				return HTTP2, nil
+			}
+			if opts.GetExplicitHttpConfig().GetHttp3ProtocolOptions() != nil {
+				return HTTP1, fmt.Errorf("typed_extension_protocol_options[%s].explicit_http_config.http3_protocol_options: HTTP/3 upstreams are not supported", httpOptionsKey)
+			}
+			return HTTP1, nil
+		case opts.GetUseDownstreamProtocolConfig() != nil:
+			return FollowDownstream, nil
+		case opts.GetAutoConfig() != nil:
+			// ALPN decides on TLS; on plaintext Envoy's auto config
+			// speaks HTTP/1.1.
+			return HTTP1, nil
+		}
+	}
+	//lint:ignore SA1019 deprecated in the API but still sent by older control planes.
+	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck
+		return HTTP2, nil
+	}
+	return HTTP1, nil
+}
+
+// httpOptions unpacks the cluster's HttpProtocolOptions, if any.
+func httpOptions(c *clusterv3.Cluster) (*httpv3.HttpProtocolOptions, error) {
+	a, ok := c.GetTypedExtensionProtocolOptions()[httpOptionsKey]
+	if !ok {
+		return nil, nil
+	}
+	var opts httpv3.HttpProtocolOptions
+	if err := a.UnmarshalTo(&opts); err != nil {
+		return nil, fmt.Errorf("typed_extension_protocol_options[%s]: %v", httpOptionsKey, err)
+	}
+	return &opts, nil
+}
+
+// poolSettings are the cluster settings a connection pool is built from;
+// a cluster update that leaves them equal keeps the pool and its
+// connections.
+type poolSettings struct {
+	connectTimeout time.Duration
+	idleTimeout    time.Duration
+	maxRequests    uint32 // per connection, 0 = unlimited
+}
+
+func settingsOf(c *clusterv3.Cluster, ct time.Duration) (poolSettings, error) {
+	s := poolSettings{connectTimeout: ct, idleTimeout: time.Hour}
+	opts, err := httpOptions(c)
+	if err != nil {
+		return s, err
+	}
+	common := opts.GetCommonHttpProtocolOptions()
+	if common == nil {
+		//lint:ignore SA1019 deprecated but still sent.
+		common = c.GetCommonHttpProtocolOptions() //nolint:staticcheck
+	}
+	if it := common.GetIdleTimeout(); it != nil {
+		s.idleTimeout = it.AsDuration()
+	}
+	if m := common.GetMaxRequestsPerConnection(); m != nil {
+		s.maxRequests = m.GetValue()
+	}
+	return s, nil
+}

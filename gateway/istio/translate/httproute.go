@@ -78,7 +78,10 @@ func (t *translator) translateRoute(vs *virtualService, field string, in *v1alph
 	}
 	rm, unsupported := translateMatch(match)
 	if unsupported != "" {
-		t.warn(vs.key, field, "%s: JWT claim matching is not supported yet; the condition is left out", unsupported)
+		// Dropping only the condition would widen the route; drop the
+		// match instead so nothing is routed that the author excluded.
+		t.warn(vs.key, field, "%s: JWT claim matching is not supported yet; the match is left out", unsupported)
+		return nil
 	}
 	out := &routev3.Route{
 		Name:     name,

@@ -17,7 +17,8 @@ import (
 // headers and withoutHeaders sorted by name, then :method, :authority and
 // :scheme; uri exact → path, prefix → prefix, regex → safe_regex;
 // ignoreUriCase turns case_sensitive off. A nil match is prefix "/".
-// ok is false when a condition cannot be expressed (JWT claim headers).
+// unsupported names a condition that cannot be expressed yet (JWT
+// claim headers).
 func translateMatch(in *v1alpha3.HTTPMatchRequest) (out *routev3.RouteMatch, unsupported string) {
 	out = &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
 	if in == nil {

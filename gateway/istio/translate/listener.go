@@ -109,8 +109,8 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 			FilterChains:     chains,
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 		}
-		if !ps.http {
-			// SNI and TLS detection need the ClientHello.
+		if needsTLSInspector(chains) {
+			// Matching on SNI needs the ClientHello.
 			l.ListenerFilters = []*listenerv3.ListenerFilter{{
 				Name:       "envoy.filters.listener.tls_inspector",
 				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
@@ -136,4 +136,13 @@ func downstreamSocket(ctx *tlsv3.DownstreamTlsContext) *corev3.TransportSocket {
 		Name:       tlsTransportSocket,
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
 	}
+}
+
+func needsTLSInspector(chains []*listenerv3.FilterChain) bool {
+	for _, c := range chains {
+		if len(c.GetFilterChainMatch().GetServerNames()) > 0 {
+			return true
+		}
+	}
+	return false
 }

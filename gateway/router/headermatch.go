@@ -138,7 +138,7 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	case *routev3.HeaderMatcher_StringMatch:
 		m.kind = hmString
 		if m.str, err = compileStringMatcher(s.StringMatch); err != nil {
-			return m, fmt.Errorf("string_match: %w", err)
+			return m, fmt.Errorf("string_match.%w", err)
 		}
 	case nil:
 		// No specifier is a presence check, as in Envoy.
@@ -190,7 +190,7 @@ func compileHeaderMatchers(hs []*routev3.HeaderMatcher, field string) ([]headerM
 	for i, h := range hs {
 		m, err := compileHeaderMatcher(h)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+			return nil, fmt.Errorf("%s[%d].%w", field, i, err)
 		}
 		out[i] = m
 	}

@@ -40,7 +40,7 @@ func compileHeaderMutation(add []*corev3.HeaderValueOption, remove []string, add
 	for i, o := range add {
 		a, err := compileHeaderAdd(o)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", addField, i, err)
+			return nil, fmt.Errorf("%s[%d].%w", addField, i, err)
 		}
 		m.add = append(m.add, a)
 	}
@@ -68,7 +68,7 @@ func compileHeaderAdd(o *corev3.HeaderValueOption) (headerAdd, error) {
 		// The deprecated append field maps onto append_action; setting
 		// both is ambiguous and Envoy refuses it.
 		if action != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
-			return headerAdd{}, errors.New("append and append_action are both set; use append_action only")
+			return headerAdd{}, errors.New("append: must not be set together with append_action; use append_action only")
 		}
 		if !o.GetAppend().GetValue() {
 			action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD

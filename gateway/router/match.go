@@ -97,14 +97,14 @@ func compileRouteMatch(m *routev3.RouteMatch) (routeMatch, error) {
 	for i, q := range m.GetQueryParameters() {
 		qm, err := compileQueryMatcher(q)
 		if err != nil {
-			return rm, fmt.Errorf("match.query_parameters[%d]: %w", i, err)
+			return rm, fmt.Errorf("match.query_parameters[%d].%w", i, err)
 		}
 		rm.query = append(rm.query, qm)
 	}
 	for i, c := range m.GetCookies() {
 		cm, err := compileCookieMatcher(c)
 		if err != nil {
-			return rm, fmt.Errorf("match.cookies[%d]: %w", i, err)
+			return rm, fmt.Errorf("match.cookies[%d].%w", i, err)
 		}
 		rm.cookies = append(rm.cookies, cm)
 	}

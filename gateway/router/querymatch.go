@@ -29,7 +29,7 @@ func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error)
 	case *routev3.QueryParameterMatcher_StringMatch:
 		sm, err := compileStringMatcher(s.StringMatch)
 		if err != nil {
-			return m, fmt.Errorf("string_match: %w", err)
+			return m, fmt.Errorf("string_match.%w", err)
 		}
 		m.str, m.hasStr = sm, true
 	case *routev3.QueryParameterMatcher_PresentMatch:
@@ -114,7 +114,7 @@ func compileCookieMatcher(c *routev3.CookieMatcher) (cookieMatcher, error) {
 	}
 	sm, err := compileStringMatcher(c.GetStringMatch())
 	if err != nil {
-		return cookieMatcher{}, fmt.Errorf("string_match: %w", err)
+		return cookieMatcher{}, fmt.Errorf("string_match.%w", err)
 	}
 	return cookieMatcher{name: c.GetName(), str: sm, invert: c.GetInvertMatch()}, nil
 }

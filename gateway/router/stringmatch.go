@@ -32,7 +32,7 @@ type stringMatcher struct {
 // as in Envoy.
 func compileStringMatcher(m *matcherv3.StringMatcher) (stringMatcher, error) {
 	if m == nil {
-		return stringMatcher{}, errors.New("must be set")
+		return stringMatcher{}, errors.New("match_pattern: one of exact, prefix, suffix, contains or safe_regex is required")
 	}
 	sm := stringMatcher{ignoreCase: m.GetIgnoreCase()}
 	switch p := m.GetMatchPattern().(type) {

@@ -23,5 +23,9 @@
 // Paths with a fixed meaning: /healthz (200, or 503 once unhealthy),
 // /fail (always 503), POST /admin/healthy, POST /admin/unhealthy and
 // POST /admin/fail?percent=N (answer N% of requests with 503, spread
-// evenly, for outlier detection).
+// evenly, for outlier detection). A backend named httpbin also answers
+// httpbin's /status/<code> and /delay/<seconds>.
+//
+// A request with content-type application/grpc over HTTP/2 goes to a
+// gRPC server on the same port: grpc.health.v1.Health and EchoMethod.
 package backend

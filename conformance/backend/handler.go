@@ -63,6 +63,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if s.opts.Service == "httpbin" {
+		httpbinControls(r.URL.Path, &c)
+	}
 	if !sleep(r.Context(), c.delay) {
 		return // the client, or the gateway's timeout, gave up
 	}

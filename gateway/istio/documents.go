@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // document is one YAML document of a file, cut at its "---" separator.
@@ -48,13 +49,32 @@ func isSeparator(line []byte) bool {
 
 var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
+// parserProblems are the messages of the YAML parser (as opposed to its
+// scanner). The library reports their line 0-based while it reports the
+// scanner's 1-based; for an unclosed bracket it is the line the bracket
+// opened on, which is the line to show.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found undefined tag handle":             true,
+	"found incompatible YAML document":       true,
+}
+
 // syntaxError turns a YAML parser error about a document into the line of
 // the file and the message without its "yaml: line N:" prefix.
 func syntaxError(err error, doc document) (int, string) {
 	msg := err.Error()
 	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return doc.firstLine + n - 1, "invalid YAML: " + msg[len(m[0]):]
+		problem := msg[len(m[0]):]
+		if parserProblems[problem] {
+			n++
+		}
+		return doc.firstLine + n - 1, "invalid YAML: " + problem
 	}
-	return doc.firstLine, "invalid YAML: " + msg
+	return doc.firstLine, "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
 }

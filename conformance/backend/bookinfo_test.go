@@ -54,6 +54,7 @@ func TestBookinfo(t *testing.T) {
 		{"details", "details v1", "/details/0", nil, 200, "application/json", []string{`"author": "William Shakespeare"`}},
 		{"ratings", "ratings v1", "/ratings/0", nil, 200, "application/json", []string{`"Reviewer1": 5`}},
 		{"ratings wants a number", "ratings v1", "/ratings/abc", nil, 400, "application/json", []string{"numeric product ID"}},
+		{"ratings asked for 200", "ratings v1", "/ratings/0?status=200", nil, 200, "application/json", []string{`"Reviewer2": 4`}},
 		{"ratings status control", "ratings v1", "/ratings/0", map[string]string{"x-echo-status": "500"}, 500, "application/json", []string{`"service": "ratings"`}},
 	}
 	for _, tt := range tests {

@@ -85,11 +85,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeSized(w, status, c.bodySize)
 		return
 	}
-	if status == 0 && s.serveBookinfo(w, r) {
-		return
-	}
 	if status == 0 {
 		status = http.StatusOK
+	}
+	// Any other status asked for gets the echo, which says what was
+	// asked; a Bookinfo body with a 503 would be neither.
+	if status == http.StatusOK && s.serveBookinfo(w, r) {
+		return
 	}
 	writeJSON(w, status, s.describe(r, n, status))
 }

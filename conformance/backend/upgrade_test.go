@@ -85,6 +85,17 @@ func TestH2CUpgrade(t *testing.T) {
 	if rv.Version != "v3" || rv.Stars != "red" {
 		t.Errorf("reviews %+v, want v3 with red stars", rv)
 	}
+
+	// The upgraded connection left net/http's books at the hijack; Close
+	// must still drop it.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			break // GOAWAY frames may come first, then EOF
+		}
+	}
 }
 
 func TestIsH2CUpgrade(t *testing.T) {

@@ -92,8 +92,12 @@ func TestH2CUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if _, err := fr.ReadFrame(); err != nil {
-			break // GOAWAY frames may come first, then EOF
+		_, err := fr.ReadFrame() // a GOAWAY may come first, then EOF
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("the upgraded connection is still open after Close")
+		}
+		if err != nil {
+			break
 		}
 	}
 }

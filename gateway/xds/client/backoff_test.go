@@ -62,6 +62,11 @@ func TestNACKPacing(t *testing.T) {
 			t.Fatalf("step %d: delay %v, want within [%v, %v]", i, d, s.min, s.max)
 		}
 	}
+	for range 3 {
+		if d := c.rejected(lds, "", "n", bad); d != 0 {
+			t.Fatalf("a NACK of an unversioned response waits %v", d)
+		}
+	}
 	if err := c.apply(c.types[lds], "4", "n", nil, nil); err != nil {
 		t.Fatal(err)
 	}

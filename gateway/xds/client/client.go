@@ -65,6 +65,10 @@ func New(opts Options, h Handler) *Client {
 // handler keeps the last accepted resources: Run never applies an empty set
 // because a connection dropped. Run must not be called concurrently with
 // itself; a later call resumes with the subscriptions and versions held.
+//
+// Before the first stream Run asks the handler for the names it already
+// wants, so a client started over a handler that holds state (a restart of
+// the client alone) subscribes them at once.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("xds client: Run is already running")
@@ -179,8 +183,9 @@ func (c *Client) rejected(typeURL, version, nonce string, err error) time.Durati
 	c.mu.Unlock()
 	c.log.Warn("xds rejected", "type", typeURL, "version", version, "err", err)
 
+	// Without a version there is no telling a resend from a new push.
 	p := c.nacks[typeURL]
-	if p == nil || p.version != version {
+	if p == nil || p.version != version || version == "" {
 		c.nacks[typeURL] = &nackPace{version: version}
 		return 0
 	}

@@ -19,7 +19,9 @@ type Handler interface {
 	// state).
 	//
 	// The map belongs to the handler once passed: the client never modifies
-	// it afterwards, so the handler may keep it as its own state.
+	// it afterwards, so the handler may keep it as its own state. Successive
+	// sets share the *anypb.Any of unchanged resources, which nobody may
+	// modify.
 	Apply(typeURL string, resources map[string]*anypb.Any) error
 
 	// Names returns the resource names the handler wants for typeURL: nil

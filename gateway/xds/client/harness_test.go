@@ -350,7 +350,7 @@ func (c config) snapshot(t *testing.T) *cachev3.Snapshot {
 // startClient runs a client against addr until the test ends.
 func startClient(t *testing.T, addr string, delta bool, h Handler) *Client {
 	t.Helper()
-	c := New(Options{
+	return runClient(t, Options{
 		Address:        addr,
 		Node:           &corev3.Node{Id: testNodeID},
 		Delta:          delta,
@@ -358,6 +358,12 @@ func startClient(t *testing.T, addr string, delta bool, h Handler) *Client {
 		BackoffMax:     100 * time.Millisecond,
 		Log:            slog.New(slog.DiscardHandler),
 	}, h)
+}
+
+// runClient runs a client with opts until the test ends.
+func runClient(t *testing.T, opts Options, h Handler) *Client {
+	t.Helper()
+	c := New(opts, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

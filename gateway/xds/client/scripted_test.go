@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -251,4 +252,41 @@ func TestDeltaScripted(t *testing.T) {
 	if r.GetErrorDetail() == nil || !strings.Contains(r.GetErrorDetail().GetMessage(), "unsupported resource type") || r.GetResponseNonce() != "n3" {
 		t.Errorf("NACK of an unknown type = %v", r)
 	}
+}
+
+// TestRepeatedNACKIsHeld checks the pacing of NACKs for a version rejected
+// again (go-control-plane resends the version it has after every NACK): the
+// second NACK of version "bad" is held, and a newer response arriving
+// meanwhile supersedes it, so the server sees NACK, then ACK.
+func TestRepeatedNACKIsHeld(t *testing.T) {
+	s := startScripted(t)
+	h := newTestHandler()
+	h.reject = func(typeURL string, res map[string]proto.Message) error {
+		if _, bad := res["bad"]; bad {
+			return errors.New("bad listener")
+		}
+		return nil
+	}
+	runClient(t, Options{
+		Address:        s.addr,
+		Node:           &corev3.Node{Id: testNodeID},
+		BackoffInitial: 10 * time.Second, // a held NACK waits at least 5s
+		BackoffMax:     10 * time.Second,
+	}, h)
+	s.next(t, lds)
+	badResp := func(nonce string) *discoveryv3.DiscoveryResponse {
+		return &discoveryv3.DiscoveryResponse{TypeUrl: lds, VersionInfo: "bad", Nonce: nonce,
+			Resources: []*anypb.Any{mustAny(t, &listenerv3.Listener{Name: "bad"})}}
+	}
+	s.resps <- badResp("n1")
+	if r := s.next(t, lds); r.GetErrorDetail() == nil || r.GetResponseNonce() != "n1" {
+		t.Fatalf("first rejection not NACKed at once: %v", r)
+	}
+	s.resps <- badResp("n2")
+	s.resps <- &discoveryv3.DiscoveryResponse{TypeUrl: lds, VersionInfo: "good", Nonce: "n3",
+		Resources: []*anypb.Any{mustAny(t, &listenerv3.Listener{Name: "l1"})}}
+	if r := s.next(t, lds); r.GetErrorDetail() != nil || r.GetResponseNonce() != "n3" || r.GetVersionInfo() != "good" {
+		t.Fatalf("after a repeated rejection the next request is %v, want the ACK of n3", r)
+	}
+	h.waitSets(t, map[string][]string{lds: {"l1"}})
 }

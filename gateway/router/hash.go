@@ -3,8 +3,9 @@ package router
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -102,13 +103,13 @@ type HashInput struct {
 // xxHash64 is folded in with a one-bit rotation, and a terminal policy that
 // produced a hash ends the walk. ok is false when no policy applied.
 // A cookie policy with a ttl whose cookie is missing generates the cookie
-// (the hash of the connection's addresses, as Envoy does) and returns it
-// for the router to send in Set-Cookie.
-func (f *Forward) Hash(in HashInput) (h uint64, ok bool, setCookie *http.Cookie) {
+// (the hash of the connection's addresses, as Envoy does) and returns the
+// Set-Cookie value for the router to send with the response.
+func (f *Forward) Hash(in HashInput) (h uint64, ok bool, setCookie string) {
 	for i := range f.hashPolicies {
 		p := &f.hashPolicies[i]
 		v, got, c := p.evaluate(in)
-		if c != nil {
+		if c != "" {
 			setCookie = c
 		}
 		if got {
@@ -125,25 +126,25 @@ func (f *Forward) Hash(in HashInput) (h uint64, ok bool, setCookie *http.Cookie)
 	return h, ok, setCookie
 }
 
-func (p *hashPolicy) evaluate(in HashInput) (uint64, bool, *http.Cookie) {
+func (p *hashPolicy) evaluate(in HashInput) (uint64, bool, string) {
 	req := in.Request
 	switch p.kind {
 	case hashHeader:
 		if req == nil {
-			return 0, false, nil
+			return 0, false, ""
 		}
 		var vals []string
 		if p.key.pseudo != notPseudo {
 			v, ok := p.key.get(req)
 			if !ok {
-				return 0, false, nil
+				return 0, false, ""
 			}
 			vals = []string{v}
 		} else {
 			vals = req.Header[p.key.canon]
 		}
 		if len(vals) == 0 {
-			return 0, false, nil
+			return 0, false, ""
 		}
 		if p.rewrite != nil || len(vals) > 1 {
 			vals = slices.Clone(vals)
@@ -162,50 +163,60 @@ func (p *hashPolicy) evaluate(in HashInput) (uint64, bool, *http.Cookie) {
 			d.WriteString(v)
 			seed = d.Sum64()
 		}
-		return seed, true, nil
+		return seed, true, ""
 	case hashCookie:
 		if req != nil {
 			if v, ok := cookieValue(req, p.name); ok {
-				return xxhash.Sum64String(v), true, nil
+				return xxhash.Sum64String(v), true, ""
 			}
 		}
 		if !p.hasTTL {
-			return 0, false, nil
+			return 0, false, ""
 		}
 		var seed string
 		if in.Conn != nil {
 			seed = in.Conn.RemoteAddr.String() + in.Conn.LocalAddr.String()
 		}
 		value := fmt.Sprintf("%016x", xxhash.Sum64String(seed))
-		c := &http.Cookie{Name: p.name, Value: value, Path: p.path, HttpOnly: true}
-		if p.ttl > 0 {
-			c.MaxAge = int(p.ttl / time.Second)
-		}
-		for _, a := range p.attrs {
-			c.Unparsed = append(c.Unparsed, a)
-		}
-		return xxhash.Sum64String(value), true, c
+		return xxhash.Sum64String(value), true, p.setCookie(value)
 	case hashSourceIP:
 		if in.Conn == nil || !in.Conn.RemoteAddr.IsValid() {
-			return 0, false, nil
+			return 0, false, ""
 		}
-		return xxhash.Sum64String(in.Conn.RemoteAddr.Addr().String()), true, nil
+		return xxhash.Sum64String(in.Conn.RemoteAddr.Addr().String()), true, ""
 	case hashQuery:
 		if req == nil {
-			return 0, false, nil
+			return 0, false, ""
 		}
 		_, q := splitPath(req.Path)
 		if v, ok := rawQueryValue(q, p.name); ok {
-			return xxhash.Sum64String(v), true, nil
+			return xxhash.Sum64String(v), true, ""
 		}
 	case hashFilterState:
 		if in.FilterState != nil {
 			if v, ok := in.FilterState(p.name); ok {
-				return xxhash.Sum64String(v), true, nil
+				return xxhash.Sum64String(v), true, ""
 			}
 		}
 	}
-	return 0, false, nil
+	return 0, false, ""
+}
+
+// setCookie formats the cookie as Envoy's makeSetCookieValue does.
+func (p *hashPolicy) setCookie(value string) string {
+	var b strings.Builder
+	b.WriteString(p.name + "=\"" + value + "\"")
+	if s := int64(p.ttl / time.Second); s != 0 {
+		b.WriteString("; Max-Age=" + strconv.FormatInt(s, 10))
+	}
+	if p.path != "" {
+		b.WriteString("; Path=" + p.path)
+	}
+	for _, a := range p.attrs {
+		b.WriteString("; " + a)
+	}
+	b.WriteString("; HttpOnly")
+	return b.String()
 }
 
 // rawQueryValue is the first undecoded value of a parameter, as Envoy's

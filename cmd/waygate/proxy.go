@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/waygate/waygate/gateway"
+	"github.com/waygate/waygate/gateway/xds/client"
+)
+
+func init() {
+	register("proxy", "run the gateway, configured by an xDS server (--xds ADDR)", runProxy)
+}
+
+// identityFlags are the flags that say who the gateway is to its control
+// plane. The defaults present it as Istio's ingress gateway, so Istio's
+// samples and docs apply unchanged.
+type identityFlags struct {
+	nodeID    string
+	cluster   string
+	namespace string
+	labels    string
+	ip        string
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.nodeID, "node-id", "", "xDS node id (default: router~IP~waygate.NAMESPACE~NAMESPACE.svc.cluster.local, as an Istio gateway)")
+	fs.StringVar(&f.cluster, "service-cluster", "istio-ingressgateway", "xDS node cluster")
+	fs.StringVar(&f.namespace, "namespace", "istio-system", "namespace the gateway runs in")
+	fs.StringVar(&f.labels, "labels", "istio=ingressgateway,app=istio-ingressgateway", "workload labels, k=v,k=v: Gateways select the proxy by these")
+	fs.StringVar(&f.ip, "ip", "127.0.0.1", "the gateway's IP, for its node id")
+}
+
+func (f *identityFlags) labelMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(f.labels, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// logFlags choose the log level and format.
+type logFlags struct {
+	level string
+	json  bool
+}
+
+func (f *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.level, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.json, "log-json", false, "log JSON lines instead of text")
+}
+
+func (f *logFlags) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if f.json {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+func runProxy(args []string) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	xds := fs.String("xds", "", "xDS server address, host:port (required; istiod serves plaintext xDS on :15010)")
+	delta := fs.Bool("delta", false, "use the incremental (Delta) xDS protocol")
+	adminAddr := fs.String("admin", "127.0.0.1:15000", "admin server address (empty disables it)")
+	drain := fs.Duration("drain-time", 45*time.Second, "how long to let connections finish on shutdown")
+	var id identityFlags
+	id.register(fs)
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *xds == "" {
+		fmt.Fprintln(os.Stderr, "waygate proxy: --xds is required")
+		return 2
+	}
+	log, err := lf.logger()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "waygate proxy:", err)
+		return 2
+	}
+	labels, err := id.labelMap()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "waygate proxy:", err)
+		return 2
+	}
+	node := client.NewNode(id.nodeID, id.cluster, id.namespace, labels, id.ip)
+	g := gateway.New(gateway.Options{XDS: *xds, Delta: *delta, Node: node, Admin: *adminAddr, DrainTimeout: *drain, Log: log})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("waygate proxy starting", "xds", *xds, "node", node.GetId(), "labels", sortedLabels(labels), "admin", *adminAddr)
+	if err := g.Run(ctx); err != nil {
+		log.Error("waygate proxy failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func sortedLabels(m map[string]string) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}

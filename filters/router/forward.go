@@ -1,0 +1,325 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/waygate/waygate/filters"
+	routes "github.com/waygate/waygate/gateway/router"
+	"github.com/waygate/waygate/gateway/upstream"
+)
+
+// Local reply bodies and details, as Envoy words them.
+const (
+	bodyNoHealthy     = "no healthy upstream"
+	bodyTimeout       = "upstream request timeout"
+	bodyConnectFailed = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	bodyReset         = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+
+func (f *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	rt, _ := x.MatchedRoute().(*routes.Route)
+	if rt == nil {
+		f.local(x, nil, filters.LocalReply{Status: http.StatusNotFound, Details: "route_not_found", Flag: "NR"})
+		return filters.Stop
+	}
+	vh := rt.VHost()
+	if vh.RequireTLS == "ALL" && x.Request.Scheme == "http" ||
+		vh.RequireTLS == "EXTERNAL_ONLY" && x.Request.Scheme == "http" && !isInternal(x) {
+		loc := "https://" + x.Request.Authority + x.Request.Path
+		f.local(x, rt, filters.LocalReply{Status: http.StatusMovedPermanently, Header: http.Header{"Location": {loc}}, Details: "direct_response"})
+		return filters.Stop
+	}
+	switch {
+	case rt.Redirect != nil:
+		loc := rt.Location(&x.Request)
+		f.local(x, rt, filters.LocalReply{Status: rt.Redirect.Code, Header: http.Header{"Location": {loc}}, Details: "direct_response"})
+		return filters.Stop
+	case rt.Direct != nil:
+		h := http.Header{}
+		if s := rt.Direct.Status; s == http.StatusCreated || (s >= 300 && s < 400) {
+			h.Set("Location", rt.Location(&x.Request))
+		}
+		f.local(x, rt, filters.LocalReply{Status: rt.Direct.Status, Body: rt.Direct.Body, Header: h, Details: "direct_response"})
+		return filters.Stop
+	case rt.Forward == nil:
+		f.local(x, rt, filters.LocalReply{Status: http.StatusNotFound, Details: "route_not_found", Flag: "NR"})
+		return filters.Stop
+	}
+	f.forward(x, rt, endStream)
+	return filters.Continue
+}
+
+// forward sends the request upstream, retrying as the route's policy
+// allows, and streams the response back.
+func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) {
+	fwd := rt.Forward
+	vh := rt.VHost()
+	clusterName, wc := rt.Target(&x.Request, rand.Uint64())
+	set := upstream.SetFrom(x.Context)
+	var cl *upstream.Cluster
+	if set != nil && clusterName != "" {
+		cl = set.Cluster(clusterName)
+	}
+	x.Info.UpstreamCluster = clusterName
+	if cl == nil {
+		f.local(x, rt, filters.LocalReply{Status: fwd.ClusterNotFoundCode, Details: "cluster_not_found", Flag: "NC"})
+		return
+	}
+
+	h := x.Request.Header
+	timeout := fwd.Timeout
+	if v := h.Get("X-Envoy-Upstream-Rq-Timeout-Ms"); v != "" {
+		if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
+			timeout = time.Duration(ms) * time.Millisecond
+		}
+	}
+	h.Del("X-Envoy-Upstream-Rq-Timeout-Ms")
+	if f.cfg.respectExpectedTimeout {
+		if v := h.Get("X-Envoy-Expected-Rq-Timeout-Ms"); v != "" {
+			if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
+				timeout = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	if !f.cfg.suppressEnvoyHeaders && timeout > 0 {
+		h.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(timeout.Milliseconds(), 10))
+	}
+	rt.FinalizeRequest(x, wc, true)
+
+	ctx := x.Context
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+
+	f.mirror(x, fwd, endStream)
+
+	if isUpgrade(h) {
+		f.upgrade(ctx, x, rt, cl)
+		return
+	}
+
+	retry := fwd.Retry
+	maxAttempts := 1
+	if retry != nil && endStream {
+		// Without a body a request can be sent again as is; requests
+		// with a body are not retried until bodies are buffered for it.
+		maxAttempts += int(retry.NumRetries)
+	}
+	var tried []string
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		x.Info.Attempts = attempt
+		ep, err := pickAvoiding(cl, tried, retry)
+		if err != nil {
+			f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyNoHealthy, Details: "no_healthy_upstream", Flag: "UH"})
+			return
+		}
+		tried = append(tried, ep.Address)
+		x.Info.UpstreamHost = ep.Address
+		if vh.IncludeRequestAttemptCount {
+			h.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
+		}
+		req := newUpstreamRequest(ctx, x, ep.Address, endStream)
+		resp, err := cl.RoundTrip(req, x.Request.Protocol == "HTTP/2.0")
+		last := attempt >= maxAttempts
+		if err != nil {
+			if errors.Is(err, filters.ErrLocalReply) && x.LocalReply() != nil {
+				f.local(x, rt, *x.LocalReply())
+				return
+			}
+			if x.Context.Err() != nil {
+				// The downstream went away; nobody is left to answer.
+				panic(http.ErrAbortHandler)
+			}
+			if ctx.Err() != nil {
+				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
+				return
+			}
+			connectFail := isConnectFailure(err)
+			if !last && retry != nil && retriableError(retry, connectFail) {
+				backoff(ctx, retry, attempt)
+				continue
+			}
+			if connectFail {
+				f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyConnectFailed, Details: "upstream_reset_before_response_started{connection_failure}", Flag: "UF"})
+			} else {
+				f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyReset, Details: "upstream_reset_before_response_started{connection_termination}", Flag: "UC"})
+			}
+			return
+		}
+		if !last && retry != nil && retriableStatus(retry, resp) {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			backoff(ctx, retry, attempt)
+			continue
+		}
+		x.Info.UpstreamServiceTime = time.Since(start)
+		f.respond(ctx, x, rt, wc, resp)
+		return
+	}
+}
+
+// newUpstreamRequest builds the request for one attempt. The path is
+// sent byte for byte as the downstream sent it (after rewrites).
+func newUpstreamRequest(ctx context.Context, x *filters.Exchange, addr string, endStream bool) *http.Request {
+	path, query, _ := strings.Cut(x.Request.Path, "?")
+	u := &url.URL{Scheme: "http", Host: addr, RawQuery: query}
+	if strings.HasPrefix(path, "//") {
+		u.Path = path
+	} else {
+		u.Opaque = path
+	}
+	req := &http.Request{
+		Method:     x.Request.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     x.Request.Header,
+		Host:       x.Request.Authority,
+	}
+	if !endStream {
+		req.Body = x.RequestBody
+		req.ContentLength = x.Request.ContentLength
+		if req.ContentLength == 0 {
+			req.ContentLength = -1
+		}
+	}
+	return req.WithContext(ctx)
+}
+
+// respond streams the upstream response through the response filters.
+func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Route, wc *routes.WeightedCluster, resp *http.Response) {
+	defer resp.Body.Close()
+	x.Response.Status = resp.StatusCode
+	h := x.Response.Header
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	delete(h, "Connection")
+	delete(h, "Keep-Alive")
+	delete(h, "Transfer-Encoding")
+	if !f.cfg.suppressEnvoyHeaders {
+		h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(x.Info.UpstreamServiceTime.Milliseconds(), 10))
+	}
+	if rt.VHost().IncludeAttemptCountInResponse {
+		h.Set("X-Envoy-Attempt-Count", strconv.Itoa(x.Info.Attempts))
+	}
+	rt.ApplyResponseHeaders(x, wc)
+	enc := x.Encoder
+	noBody := resp.Body == http.NoBody || resp.ContentLength == 0 && len(resp.Trailer) == 0
+	if err := enc.WriteHeaders(noBody); err != nil {
+		abortUnlessAnswered(err)
+		return
+	}
+	if noBody {
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			x.Info.BytesSent += int64(n)
+			if werr := enc.WriteBody(buf[:n], false); werr != nil {
+				abortUnlessAnswered(werr)
+				return
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ctx.Err() == context.DeadlineExceeded && !enc.Started() {
+				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
+				return
+			}
+			// Mid-body failure: the only honest signal left is a reset.
+			x.Info.AddResponseFlag("UR")
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		if err := enc.WriteBody(nil, false); err != nil {
+			abortUnlessAnswered(err)
+			return
+		}
+		_ = enc.WriteTrailers(resp.Trailer)
+		return
+	}
+	if err := enc.WriteBody(nil, true); err != nil {
+		abortUnlessAnswered(err)
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// abortUnlessAnswered resets the stream after a write error, unless a
+// response filter already replaced the response with a local reply.
+func abortUnlessAnswered(err error) {
+	if err != nil && strings.Contains(err.Error(), "local reply") {
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// local answers with a local reply, with the route's response headers
+// (Envoy applies them to redirects and direct responses too).
+func (f *filter) local(x *filters.Exchange, rt *routes.Route, r filters.LocalReply) {
+	x.SendLocalReply(r)
+	if x.Encoder == nil {
+		return
+	}
+	if x.Encoder.Started() {
+		panic(http.ErrAbortHandler)
+	}
+	x.Response.Status = r.Status
+	h := x.Response.Header
+	for k, v := range r.Header {
+		h[k] = v
+	}
+	if r.Body != "" {
+		if h.Get("Content-Type") == "" {
+			h.Set("Content-Type", "text/plain")
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
+	if rt != nil {
+		rt.ApplyResponseHeaders(x, nil)
+	}
+	end := r.Body == ""
+	if err := x.Encoder.WriteHeaders(end); err != nil || end {
+		return
+	}
+	_ = x.Encoder.WriteBody([]byte(r.Body), true)
+}
+
+func isInternal(x *filters.Exchange) bool {
+	a := x.Downstream.RemoteAddr.Addr()
+	return a.IsLoopback() || a.IsPrivate()
+}
+
+func isUpgrade(h http.Header) bool {
+	return h.Get("Upgrade") != "" && strings.EqualFold(h.Get("Connection"), "upgrade")
+}
+
+func isConnectFailure(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,208 @@
+package hcm
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/waygate/waygate/filters"
+)
+
+// errResponseTooLarge ends a response whose buffered body outgrew the
+// buffer limit; Envoy answers 500 in that case.
+var errResponseTooLarge = errors.New("response body exceeds the buffer limit")
+
+// encoder implements filters.Encoder: response filters run in reverse
+// chain order, then the response goes to the downstream.
+type encoder struct {
+	w      http.ResponseWriter
+	x      *filters.Exchange
+	cfg    *Config
+	hdr    []filters.ResponseHeadersFilter
+	body   []filters.ResponseBodyFilter
+	bufs   []*filters.Buffer
+	limit  int
+	status int
+
+	started bool // headers reached the downstream
+	held    bool // a header filter asked for the whole body first
+	heldOut []byte
+	ended   bool
+}
+
+func (e *encoder) Started() bool { return e.started }
+
+func (e *encoder) WriteHeaders(endStream bool) error {
+	x := e.x
+	for _, f := range e.hdr {
+		switch f.OnResponseHeaders(x, endStream) {
+		case filters.Stop:
+			return e.replaceWithLocal()
+		case filters.StopAndBuffer:
+			if !endStream {
+				e.held = true
+			}
+		}
+	}
+	if e.held {
+		return nil
+	}
+	e.flushHeaders(-1)
+	if endStream {
+		e.ended = true
+	}
+	return nil
+}
+
+func (e *encoder) WriteBody(p []byte, endStream bool) error {
+	if e.ended {
+		return nil
+	}
+	out := p
+	for i, f := range e.body {
+		var b *filters.Buffer
+		if e.bufs != nil && e.bufs[i] != nil {
+			e.bufs[i].Append(out)
+			b = e.bufs[i]
+		} else {
+			b = filters.NewBuffer(out)
+		}
+		switch f.OnResponseBody(e.x, b, endStream) {
+		case filters.Stop:
+			return e.replaceWithLocal()
+		case filters.StopAndBuffer:
+			if endStream {
+				out = b.Bytes()
+				break
+			}
+			if e.bufs == nil {
+				e.bufs = make([]*filters.Buffer, len(e.body))
+			}
+			if e.bufs[i] == nil {
+				e.bufs[i] = filters.NewBuffer(append([]byte(nil), b.Bytes()...))
+			}
+			if e.bufs[i].Len() > e.limit {
+				return errResponseTooLarge
+			}
+			if !e.started {
+				e.held = true
+			}
+			return nil
+		default:
+			out = b.Bytes()
+			if e.bufs != nil {
+				e.bufs[i] = nil
+			}
+		}
+	}
+	if e.held {
+		e.heldOut = append(e.heldOut, out...)
+		if len(e.heldOut) > e.limit {
+			return errResponseTooLarge
+		}
+		if !endStream {
+			return nil
+		}
+		e.flushHeaders(len(e.heldOut))
+		out = e.heldOut
+		e.held = false
+	} else if !e.started {
+		e.flushHeaders(-1)
+	}
+	if len(out) > 0 {
+		if _, err := e.w.Write(out); err != nil {
+			return err
+		}
+	}
+	if endStream {
+		e.ended = true
+	} else if len(out) > 0 {
+		// Stream as the upstream does: server-sent events and gRPC
+		// streams must not sit in a buffer.
+		_ = http.NewResponseController(e.w).Flush()
+	}
+	return nil
+}
+
+func (e *encoder) WriteTrailers(t http.Header) error {
+	if !e.started {
+		if e.held {
+			e.flushHeaders(len(e.heldOut))
+			if _, err := e.w.Write(e.heldOut); err != nil {
+				return err
+			}
+			e.held = false
+		} else {
+			e.flushHeaders(-1)
+		}
+	}
+	h := e.w.Header()
+	for k, v := range t {
+		h[http.TrailerPrefix+k] = v
+	}
+	e.ended = true
+	return nil
+}
+
+func (e *encoder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	e.started = true
+	return http.NewResponseController(e.w).Hijack()
+}
+
+// flushHeaders sends the response head. contentLength >= 0 replaces the
+// upstream's Content-Length after filters changed a buffered body.
+func (e *encoder) flushHeaders(contentLength int) {
+	if e.started {
+		return
+	}
+	e.started = true
+	x := e.x
+	h := x.Response.Header
+	if contentLength >= 0 {
+		h.Set("Content-Length", strconv.Itoa(contentLength))
+	}
+	switch e.cfg.serverTransform {
+	case hcmv3.HttpConnectionManager_OVERWRITE:
+		h.Set("Server", e.cfg.serverName)
+	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+		if h.Get("Server") == "" {
+			h.Set("Server", e.cfg.serverName)
+		}
+	}
+	if e.cfg.alwaysSetReqID && x.Request.ID != "" {
+		h.Set("X-Request-Id", x.Request.ID)
+	}
+	status := x.Response.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	e.status = status
+	// x.Response.Header is the ResponseWriter's own map (see newStream),
+	// so nothing is copied here.
+	e.w.WriteHeader(status)
+}
+
+// replaceWithLocal answers with the local reply a response filter set.
+// Once headers left, the stream can only be reset.
+func (e *encoder) replaceWithLocal() error {
+	r := e.x.LocalReply()
+	if e.started || r == nil {
+		return errAbort
+	}
+	clear(e.x.Response.Header)
+	e.started = true
+	e.status = r.Status
+	e.ended = true
+	writeLocal(e.w, r)
+	return errStopped
+}
+
+var (
+	// errAbort resets the downstream stream.
+	errAbort = errors.New("stream reset by a response filter")
+	// errStopped tells the router a response filter already answered.
+	errStopped = errors.New("response replaced by a local reply")
+)

@@ -1,0 +1,376 @@
+package hcm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/router"
+	"github.com/waygate/waygate/gateway/upstream"
+)
+
+// Handler serves the HTTP requests of every connection of a listener.
+// Each connection carries its Config (see Conn); Views returns the
+// current snapshot's view, read once per request.
+type Handler struct {
+	Views func() View
+	// Panics counts filter panics (each failed one request with a 500).
+	Panics filters.Counter
+}
+
+// stream is the per-request state of the chain.
+type stream struct {
+	x       filters.Exchange
+	enc     encoder
+	cfg     *Config
+	reqHdr  []filters.RequestHeadersFilter
+	reqBody []filters.RequestBodyFilter
+	done    []filters.DoneFilter
+	// index of each filter in the chain, for local replies that must
+	// pass only through the response filters of filters that ran.
+	order []any
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn := connFrom(r.Context())
+	if conn == nil || conn.Config == nil {
+		http.Error(w, "no filter chain for this connection", http.StatusInternalServerError)
+		return
+	}
+	cfg := conn.Config
+	view := h.Views()
+	s := &stream{cfg: cfg}
+	x := &s.x
+	x.Info.Start = time.Now()
+	x.Context = upstream.WithSet(r.Context(), view)
+	x.Downstream = conn.Info
+	if r.TLS != nil {
+		x.Downstream.TLS = r.TLS
+	}
+	if cfg.draining.Load() && r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	x.Log = cfg.log
+	x.Response.Header = w.Header()
+	s.enc = encoder{w: w, x: x, cfg: cfg, limit: cfg.bufferLimit}
+	x.Encoder = &s.enc
+
+	defer s.finish(h)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			if h.Panics != nil {
+				h.Panics.Inc()
+			}
+			cfg.log.Error("filter panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if s.enc.started {
+				panic(http.ErrAbortHandler)
+			}
+			s.local(filters.LocalReply{Status: http.StatusInternalServerError, Body: "filter panic", Details: detailsFilterPanic}, 0)
+		}
+	}()
+
+	if !s.prepare(r) {
+		return
+	}
+
+	table := cfg.Inline
+	if table == nil && view != nil {
+		table = view.RouteTable(cfg.RDSName)
+	}
+	match := func(x *filters.Exchange) filters.Route {
+		if table == nil {
+			return nil
+		}
+		if rt := table.Match(&x.Request, &x.Downstream); rt != nil {
+			return rt
+		}
+		return nil
+	}
+	x.Route = match(x)
+	x.SetRouteMatcher(match)
+	s.build()
+
+	endStream := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	var body io.ReadCloser = r.Body
+	if body == nil {
+		body = http.NoBody
+	}
+	if len(s.reqBody) > 0 && !endStream {
+		body = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit)
+	}
+	x.RequestBody = body
+
+	for i, f := range s.reqHdr {
+		switch f.OnRequestHeaders(x, endStream) {
+		case filters.Continue:
+		case filters.StopAndBuffer:
+			// The filter wants the whole body before the request goes
+			// on: read it now through the body filters.
+			b, err := readAll(x.RequestBody, cfg.bufferLimit)
+			if err != nil {
+				s.bodyFailed(err, i)
+				return
+			}
+			x.RequestBody = io.NopCloser(strings.NewReader(string(b)))
+			x.Request.ContentLength = int64(len(b))
+			if x.LocalReply() != nil {
+				s.local(*x.LocalReply(), i)
+				return
+			}
+		case filters.Stop:
+			if rep := x.LocalReply(); rep != nil {
+				s.local(*rep, i)
+				return
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// prepare normalizes the request head and fills x.Request. It answers
+// and returns false for requests that must not go on.
+func (s *stream) prepare(r *http.Request) bool {
+	x, cfg := &s.x, s.cfg
+	x.Request.Method = r.Method
+	x.Request.Protocol = r.Proto
+	x.Request.Header = r.Header
+	x.Request.Trailer = r.Trailer
+	x.Request.ContentLength = r.ContentLength
+	x.Request.Authority = r.Host
+	x.Request.Scheme = "http"
+	if r.TLS != nil || x.Downstream.TLS != nil {
+		x.Request.Scheme = "https"
+	}
+	path := r.RequestURI
+	if r.Method == http.MethodConnect {
+		path = ""
+	} else if path == "" || (path[0] != '/' && path != "*") {
+		// Absolute form (a forward-proxy request line): keep the path.
+		path = r.URL.RequestURI()
+		if r.URL.Host != "" {
+			x.Request.Authority = r.URL.Host
+		}
+	}
+	if r.Method != http.MethodConnect && path != "*" {
+		if path == "" || path[0] != '/' {
+			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, 0)
+			return false
+		}
+		np, redirect, ok := cfg.normalizePathOf(path)
+		if !ok {
+			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, 0)
+			return false
+		}
+		if redirect {
+			s.local(filters.LocalReply{Status: http.StatusMovedPermanently, Header: http.Header{"Location": {np}}, Details: "path_normalization_redirect"}, 0)
+			return false
+		}
+		path = np
+	}
+	x.Request.Path = path
+	if cfg.stripAnyHostPort {
+		x.Request.Authority = stripPort(x.Request.Authority)
+	} else if cfg.stripMatchingPort && x.Downstream.LocalAddr.IsValid() {
+		if strings.HasSuffix(x.Request.Authority, fmt.Sprintf(":%d", x.Downstream.LocalAddr.Port())) {
+			x.Request.Authority = stripPort(x.Request.Authority)
+		}
+	}
+
+	h := r.Header
+	upgrade := false
+	if up := h.Get("Upgrade"); up != "" && headerHasToken(h, "Connection", "upgrade") {
+		upgrade = cfg.upgrades[strings.ToLower(up)]
+	}
+	stripHopByHop(h, upgrade)
+	if upgrade {
+		h.Set("Upgrade", r.Header.Get("Upgrade"))
+	}
+
+	if cfg.useRemoteAddress && x.Downstream.RemoteAddr.IsValid() {
+		ip := x.Downstream.RemoteAddr.Addr().Unmap().String()
+		if !cfg.skipXFFAppend {
+			if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
+				h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
+			} else {
+				h.Set("X-Forwarded-For", ip)
+			}
+		}
+		h.Set("X-Envoy-External-Address", ip)
+		h.Set("X-Forwarded-Proto", x.Request.Scheme)
+	} else if h.Get("X-Forwarded-Proto") == "" {
+		h.Set("X-Forwarded-Proto", x.Request.Scheme)
+	}
+	if cfg.via != "" {
+		h.Add("Via", cfg.via)
+	}
+	if id := h.Get("X-Request-Id"); id != "" {
+		x.Request.ID = id
+	} else if cfg.generateRequestID {
+		x.Request.ID = newRequestID()
+		h.Set("X-Request-Id", x.Request.ID)
+	}
+	return true
+}
+
+// build instantiates the chain's filters for this stream, leaving out
+// those the route disables (or does not enable, for filters disabled by
+// default).
+func (s *stream) build() {
+	x := &s.x
+	for _, e := range s.cfg.chain {
+		var pc any
+		if x.Route != nil {
+			pc = x.Route.PerFilterConfig(e.name)
+		}
+		if _, off := pc.(filters.Disabled); off {
+			continue
+		}
+		if e.disabled && pc == nil {
+			continue
+		}
+		f := e.factory.NewFilter(x)
+		if f == nil {
+			continue
+		}
+		s.order = append(s.order, f)
+		if h, ok := f.(filters.RequestHeadersFilter); ok {
+			s.reqHdr = append(s.reqHdr, h)
+		}
+		if b, ok := f.(filters.RequestBodyFilter); ok {
+			s.reqBody = append(s.reqBody, b)
+		}
+		if d, ok := f.(filters.DoneFilter); ok {
+			s.done = append(s.done, d)
+		}
+	}
+	// Response filters run in reverse chain order.
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if h, ok := s.order[i].(filters.ResponseHeadersFilter); ok {
+			s.enc.hdr = append(s.enc.hdr, h)
+		}
+		if b, ok := s.order[i].(filters.ResponseBodyFilter); ok {
+			s.enc.body = append(s.enc.body, b)
+		}
+	}
+}
+
+// local answers with a local reply. upTo is the index (in reqHdr) of the
+// filter that answered: the response passes through the response filters
+// of the filters before it only, as in Envoy.
+func (s *stream) local(rep filters.LocalReply, upTo int) {
+	x := &s.x
+	if s.enc.started {
+		panic(http.ErrAbortHandler)
+	}
+	if x.LocalReply() == nil {
+		x.SendLocalReply(rep)
+	}
+	if len(s.order) > 0 && upTo < len(s.reqHdr) {
+		s.trimEncoder(s.reqHdr[upTo])
+	}
+	x.Response.Status = rep.Status
+	h := x.Response.Header
+	for k, v := range rep.Header {
+		h[k] = v
+	}
+	if rep.Body != "" && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain")
+	}
+	end := rep.Body == ""
+	if end {
+		h.Set("Content-Length", "0")
+	} else {
+		h.Set("Content-Length", fmt.Sprint(len(rep.Body)))
+	}
+	if err := s.enc.WriteHeaders(end); err != nil {
+		return
+	}
+	if !end {
+		_ = s.enc.WriteBody([]byte(rep.Body), true)
+	}
+}
+
+// trimEncoder drops the response filters of the filter that answered
+// and of every filter after it.
+func (s *stream) trimEncoder(stopped any) {
+	pos := -1
+	for i, f := range s.order {
+		if any(f) == stopped {
+			pos = i
+			break
+		}
+	}
+	if pos < 0 {
+		return
+	}
+	ran := map[any]bool{}
+	for _, f := range s.order[:pos] {
+		ran[f] = true
+	}
+	hdr := s.enc.hdr[:0:0]
+	for _, f := range s.enc.hdr {
+		if ran[f] {
+			hdr = append(hdr, f)
+		}
+	}
+	body := s.enc.body[:0:0]
+	for _, f := range s.enc.body {
+		if ran[f] {
+			body = append(body, f)
+		}
+	}
+	s.enc.hdr, s.enc.body = hdr, body
+}
+
+func (s *stream) bodyFailed(err error, upTo int) {
+	switch {
+	case errors.Is(err, errPayloadTooLarge):
+		s.local(filters.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: "Payload Too Large", Details: detailsBodyTooLarge}, upTo)
+	case errors.Is(err, filters.ErrLocalReply):
+		if rep := s.x.LocalReply(); rep != nil {
+			s.local(*rep, upTo)
+		}
+	default:
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// finish runs the done callbacks and access logs.
+func (s *stream) finish(h *Handler) {
+	x := &s.x
+	end := time.Now()
+	if x.Response.Status == 0 && s.enc.status != 0 {
+		x.Response.Status = s.enc.status
+	}
+	for _, d := range s.done {
+		func() {
+			defer func() { _ = recover() }()
+			d.OnDone(x)
+		}()
+	}
+	for _, l := range s.cfg.accessLogs {
+		l.Log(x, end)
+	}
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The router package's Route must satisfy the filter API's view of it.
+var _ filters.Route = (*router.Route)(nil)

@@ -1,0 +1,271 @@
+// Package listener binds the sockets of Envoy Listener resources, picks a
+// filter chain for each connection (SNI, ALPN, transport protocol,
+// addresses), terminates TLS, and hands the connection to the HTTP
+// connection manager or the TCP proxy.
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/listeners/listeners
+package listener
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/tcpproxy"
+	"github.com/waygate/waygate/gateway/tlsconfig"
+	"google.golang.org/protobuf/proto"
+)
+
+// Listener is a compiled Listener resource.
+type Listener struct {
+	Name    string
+	Address string
+	Proto   *listenerv3.Listener
+
+	chains       []*chain
+	defaultChain *chain
+	inspect      bool
+	// key identifies the listener's content: equal keys mean the config
+	// did not change and open connections keep going untouched.
+	key string
+}
+
+// chain is one compiled filter chain.
+type chain struct {
+	name  string
+	match chainMatch
+	tls   *tls.Config
+	http  *hcm.Config
+	tcp   *tcpproxy.Config
+}
+
+// Deps are what compiling a listener needs from the gateway.
+type Deps struct {
+	HCM     *hcm.Compiler
+	Secrets tlsconfig.Secrets
+	Log     *slog.Logger
+}
+
+// Compile checks and compiles a Listener. Errors name the field path.
+func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
+	out := &Listener{Name: l.GetName(), Proto: l}
+	if out.Name == "" {
+		return nil, fmt.Errorf("name: must not be empty")
+	}
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, fmt.Errorf("address.socket_address: is required")
+	}
+	if sa.GetProtocol() == corev3.SocketAddress_UDP {
+		return nil, fmt.Errorf("address.socket_address.protocol: UDP listeners are not supported yet")
+	}
+	port, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
+	if !ok || port.PortValue > 65535 {
+		return nil, fmt.Errorf("address.socket_address.port_value: a port from 0 to 65535 is required")
+	}
+	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
+	for i, lf := range l.GetListenerFilters() {
+		typeURL, _, err := hcm.Unpack(lf.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("listener_filters[%d]: %v", i, err)
+		}
+		switch typeURL {
+		case "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+			"type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector":
+			// Connections are inspected whenever a chain needs it.
+		case "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst":
+			// A gateway accepts on the address it listens on.
+		default:
+			if _, noop := filters.LookupNoop(typeURL); noop {
+				continue
+			}
+			return nil, fmt.Errorf("listener_filters[%d] %q: %s is not supported", i, lf.GetName(), typeURL)
+		}
+	}
+	for i, fc := range l.GetFilterChains() {
+		c, err := compileChain(fc, d)
+		if err != nil {
+			return nil, fmt.Errorf("filter_chains[%d]%s: %w", i, nameSuffix(fc.GetName()), err)
+		}
+		out.chains = append(out.chains, c)
+		if c.match.needsInspection() || c.tls != nil {
+			out.inspect = true
+		}
+	}
+	if dfc := l.GetDefaultFilterChain(); dfc != nil {
+		c, err := compileChain(dfc, d)
+		if err != nil {
+			return nil, fmt.Errorf("default_filter_chain: %w", err)
+		}
+		out.defaultChain = c
+		if c.tls != nil {
+			out.inspect = true
+		}
+	}
+	if len(out.chains) == 0 && out.defaultChain == nil {
+		return nil, fmt.Errorf("filter_chains: at least one filter chain is required")
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(l)
+	if err != nil {
+		return nil, err
+	}
+	out.key = string(b)
+	return out, nil
+}
+
+func nameSuffix(n string) string {
+	if n == "" {
+		return ""
+	}
+	return " " + strconv.Quote(n)
+}
+
+func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
+	c := &chain{name: fc.GetName()}
+	m := fc.GetFilterChainMatch()
+	c.match.dstPort = m.GetDestinationPort().GetValue()
+	var err error
+	if c.match.dstPrefixes, err = prefixes(m.GetPrefixRanges(), "filter_chain_match.prefix_ranges"); err != nil {
+		return nil, err
+	}
+	if c.match.direct, err = prefixes(m.GetDirectSourcePrefixRanges(), "filter_chain_match.direct_source_prefix_ranges"); err != nil {
+		return nil, err
+	}
+	if c.match.srcPrefixes, err = prefixes(m.GetSourcePrefixRanges(), "filter_chain_match.source_prefix_ranges"); err != nil {
+		return nil, err
+	}
+	c.match.serverNames = m.GetServerNames()
+	c.match.transport = m.GetTransportProtocol()
+	c.match.alpn = m.GetApplicationProtocols()
+	c.match.sourceType = m.GetSourceType()
+	c.match.srcPorts = m.GetSourcePorts()
+
+	if ts := fc.GetTransportSocket(); ts != nil {
+		typeURL, msg, err := hcm.Unpack(ts.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("transport_socket: %v", err)
+		}
+		switch t := msg.(type) {
+		case *tlsv3.DownstreamTlsContext:
+			if c.tls, err = tlsconfig.Downstream(t, d.Secrets); err != nil {
+				return nil, fmt.Errorf("transport_socket.typed_config: %w", err)
+			}
+		default:
+			if typeURL != "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" {
+				return nil, fmt.Errorf("transport_socket: %s is not supported", typeURL)
+			}
+		}
+	}
+
+	fs := fc.GetFilters()
+	for i, f := range fs {
+		path := fmt.Sprintf("filters[%d] %q", i, f.GetName())
+		typeURL, msg, err := hcm.Unpack(f.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("%s.typed_config: %v", path, err)
+		}
+		if _, noop := filters.LookupNoop(typeURL); noop {
+			continue
+		}
+		terminal := false
+		switch t := msg.(type) {
+		case *hcmv3.HttpConnectionManager:
+			if c.http, err = d.HCM.Compile(t); err != nil {
+				return nil, fmt.Errorf("%s.typed_config: %w", path, err)
+			}
+			terminal = true
+		case *tcpv3.TcpProxy:
+			if c.tcp, err = tcpproxy.Compile(t, d.Log); err != nil {
+				return nil, fmt.Errorf("%s.typed_config: %w", path, err)
+			}
+			terminal = true
+		default:
+			return nil, fmt.Errorf("%s.typed_config: network filter %s is not supported", path, typeURL)
+		}
+		if terminal && i != len(fs)-1 {
+			return nil, fmt.Errorf("%s: a terminal filter must be the last of the chain", path)
+		}
+	}
+	if c.http == nil && c.tcp == nil {
+		return nil, fmt.Errorf("filters: the chain needs an http_connection_manager or tcp_proxy filter")
+	}
+	return c, nil
+}
+
+func prefixes(rs []*corev3.CidrRange, path string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, r := range rs {
+		a, err := netip.ParseAddr(r.GetAddressPrefix())
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d].address_prefix: %v", path, i, err)
+		}
+		bits := a.BitLen()
+		if r.GetPrefixLen() != nil {
+			bits = int(r.GetPrefixLen().GetValue())
+		}
+		p, err := a.Prefix(bits)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d].prefix_len: %v", path, i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// RouteNames lists the RDS route configurations the listener's HTTP
+// chains use, sorted.
+func RouteNames(l *Listener) []string {
+	seen := map[string]bool{}
+	for _, c := range append(append([]*chain(nil), l.chains...), l.defaultChain) {
+		if c != nil && c.http != nil && c.http.RDSName != "" {
+			seen[c.http.RDSName] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// SecretNames lists the SDS secrets a listener proto refers to. It reads
+// the proto, not the compiled form, because a listener cannot compile
+// before its secrets arrive.
+func SecretNames(l *listenerv3.Listener) []string {
+	seen := map[string]bool{}
+	add := func(fc *listenerv3.FilterChain) {
+		if fc.GetTransportSocket() == nil {
+			return
+		}
+		var ctx tlsv3.DownstreamTlsContext
+		if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+			return
+		}
+		for _, n := range tlsconfig.SecretNames(ctx.GetCommonTlsContext()) {
+			seen[n] = true
+		}
+	}
+	for _, fc := range l.GetFilterChains() {
+		add(fc)
+	}
+	if l.GetDefaultFilterChain() != nil {
+		add(l.GetDefaultFilterChain())
+	}
+	return sortedKeys(seen)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,349 @@
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/hcm"
+)
+
+// Manager owns the listening sockets. Apply reconciles them with a new
+// set of compiled listeners: unchanged listeners keep their sockets and
+// connections, changed ones keep the socket and serve new connections
+// with the new config, removed ones stop accepting and drain.
+type Manager struct {
+	// Views returns the current snapshot's view.
+	Views func() hcm.View
+	// Log receives listener events.
+	Log *slog.Logger
+	// DrainTimeout bounds how long removed listeners wait for their
+	// connections (Envoy's --drain-time-s, 600s by default; Istio uses 45s).
+	DrainTimeout time.Duration
+	// InspectTimeout bounds reading the start of a connection
+	// (listener_filters_timeout, 15s by default).
+	InspectTimeout time.Duration
+	// Handler serves HTTP requests; its Views must be set.
+	Handler *hcm.Handler
+
+	mu      sync.Mutex
+	sockets map[string]*socket
+	closed  bool
+}
+
+// socket is one bound listener.
+type socket struct {
+	m     *Manager
+	name  string
+	ln    net.Listener
+	cur   atomic.Pointer[Listener]
+	srv   *http.Server
+	conns *connQueue
+	http  sync.Map // net.Conn -> *hcm.Conn
+	tcp   sync.WaitGroup
+	ctx   context.Context
+	stop  context.CancelFunc
+}
+
+// Apply makes the bound sockets match ls. New sockets are bound before
+// anything changes, so a bind failure leaves every listener as it was and
+// is returned (the update is NACKed).
+func (m *Manager) Apply(ls map[string]*Listener) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("listener manager is closed")
+	}
+	if m.sockets == nil {
+		m.sockets = map[string]*socket{}
+	}
+	names := make([]string, 0, len(ls))
+	for n := range ls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	fresh := map[string]*socket{}
+	for _, n := range names {
+		l := ls[n]
+		if old := m.sockets[n]; old != nil && old.cur.Load().Address == l.Address {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			for _, s := range fresh {
+				s.ln.Close()
+			}
+			return fmt.Errorf("listener %q: bind %s: %w", n, l.Address, err)
+		}
+		fresh[n] = m.newSocket(n, ln)
+	}
+	// Swap configs and start the fresh sockets.
+	for _, n := range names {
+		l := ls[n]
+		if s := fresh[n]; s != nil {
+			if old := m.sockets[n]; old != nil {
+				go old.drain(m.drainTimeout())
+			}
+			s.cur.Store(l)
+			m.sockets[n] = s
+			go s.serve()
+			m.log().Info("listener added", "listener", n, "address", s.ln.Addr().String())
+			continue
+		}
+		s := m.sockets[n]
+		if prev := s.cur.Load(); prev.key != l.key {
+			s.cur.Store(l)
+			prev.markDraining()
+			m.log().Info("listener updated", "listener", n)
+		}
+	}
+	for n, s := range m.sockets {
+		if _, keep := ls[n]; !keep {
+			delete(m.sockets, n)
+			m.log().Info("listener removed, draining", "listener", n)
+			go s.drain(m.drainTimeout())
+		}
+	}
+	return nil
+}
+
+// Addr returns the bound address of the named listener ("" if none):
+// the real port when the config asked for port 0.
+func (m *Manager) Addr(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.sockets[name]; s != nil {
+		return s.ln.Addr().String()
+	}
+	return ""
+}
+
+// Drain stops accepting on every listener and waits, up to ctx, for
+// connections to finish. Keep-alive connections are closed once idle.
+func (m *Manager) Drain(ctx context.Context) {
+	m.mu.Lock()
+	socks := m.sockets
+	m.sockets = nil
+	m.closed = true
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (m *Manager) drainTimeout() time.Duration {
+	if m.DrainTimeout > 0 {
+		return m.DrainTimeout
+	}
+	return 45 * time.Second
+}
+
+func (m *Manager) log() *slog.Logger {
+	if m.Log != nil {
+		return m.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (m *Manager) newSocket(name string, ln net.Listener) *socket {
+	s := &socket{m: m, name: name, ln: ln, conns: newConnQueue(ln.Addr())}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{
+		Handler:           m.Handler,
+		Protocols:         p,
+		ReadHeaderTimeout: 60 * time.Second,
+		IdleTimeout:       time.Hour,
+		MaxHeaderBytes:    60 << 10,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if v, ok := s.http.Load(c); ok {
+				return hcm.WithConn(ctx, v.(*hcm.Conn))
+			}
+			return ctx
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				s.http.Delete(c)
+			}
+		},
+	}
+	return s
+}
+
+func (s *socket) serve() {
+	go func() { _ = s.srv.Serve(s.conns) }()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		go s.handle(c)
+	}
+}
+
+// handle picks the filter chain for a new connection and hands it over.
+func (s *socket) handle(c net.Conn) {
+	l := s.cur.Load()
+	f := connFacts{dst: addrPort(c.LocalAddr()), src: addrPort(c.RemoteAddr())}
+	f.direct = f.src.Addr()
+	var conn net.Conn = c
+	if l.inspect {
+		var err error
+		timeout := s.m.InspectTimeout
+		if timeout <= 0 {
+			timeout = 15 * time.Second
+		}
+		if conn, err = inspect(c, &f, timeout); err != nil {
+			c.Close()
+			return
+		}
+	}
+	ch := selectChain(l.chains, &f)
+	if ch == nil {
+		ch = l.defaultChain
+	}
+	if ch == nil {
+		s.m.log().Debug("no filter chain matched", "listener", l.Name, "sni", f.sni, "source", f.src.String())
+		c.Close()
+		return
+	}
+	if ch.tls != nil {
+		if f.transport != "tls" {
+			c.Close()
+			return
+		}
+		conn = tls.Server(conn, ch.tls)
+	}
+	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
+	switch {
+	case ch.tcp != nil:
+		s.tcp.Add(1)
+		defer s.tcp.Done()
+		if tc, ok := conn.(*tls.Conn); ok {
+			if err := tc.HandshakeContext(s.ctx); err != nil {
+				tc.Close()
+				return
+			}
+		}
+		var view hcm.View
+		if s.m.Views != nil {
+			view = s.m.Views()
+		}
+		ch.tcp.Serve(s.ctx, conn, view)
+	case ch.http != nil:
+		s.http.Store(conn, &hcm.Conn{Config: ch.http, Info: info})
+		if !s.conns.push(conn) {
+			s.http.Delete(conn)
+			conn.Close()
+		}
+	}
+}
+
+// drain stops accepting and lets connections finish for up to timeout.
+func (s *socket) drain(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s.shutdown(ctx)
+}
+
+func (s *socket) shutdown(ctx context.Context) {
+	s.ln.Close()
+	s.conns.close()
+	_ = s.srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.tcp.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.stop()
+	_ = s.srv.Close()
+}
+
+// markDraining tells the listener's HTTP configs that newer ones replaced
+// them, so their connections close after the current request.
+func (l *Listener) markDraining() {
+	for _, c := range append(append([]*chain(nil), l.chains...), l.defaultChain) {
+		if c != nil && c.http != nil {
+			c.http.Drain()
+		}
+	}
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// connQueue is the net.Listener the HTTP server accepts from: the socket
+// pushes connections whose chain is HTTP.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) close()         { q.closed.Do(func() { close(q.done) }) }
+func (q *connQueue) Close() error   { q.close(); return nil }
+func (q *connQueue) Addr() net.Addr { return q.addr }

@@ -1,0 +1,260 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/listener"
+	"github.com/waygate/waygate/gateway/router"
+	"github.com/waygate/waygate/gateway/tlsconfig"
+	"github.com/waygate/waygate/gateway/upstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Builder turns xDS updates into snapshots. It implements the xDS
+// client's Handler: Apply is called with the complete set of one type.
+type Builder struct {
+	HCM       *hcm.Compiler
+	Upstream  *upstream.Manager
+	Listeners *listener.Manager
+	Log       *slog.Logger
+	// OnSwap, if set, is called after each new snapshot is installed.
+	OnSwap func(*Snapshot)
+
+	mu  sync.Mutex
+	cur atomic.Pointer[Snapshot]
+	// routeCache reuses compiled tables whose resource bytes did not change.
+	routeCache map[string]compiledRoute
+}
+
+type compiledRoute struct {
+	raw   []byte
+	table *router.Table
+}
+
+// Current returns the snapshot in service (never nil).
+func (b *Builder) Current() *Snapshot {
+	if s := b.cur.Load(); s != nil {
+		return s
+	}
+	return empty()
+}
+
+// View returns the current snapshot as the HTTP connection manager's view.
+func (b *Builder) View() hcm.View { return b.Current() }
+
+// Apply compiles the complete set of resources of typeURL into a new
+// snapshot. An error leaves the current snapshot in service; its text is
+// the NACK's error_detail.
+func (b *Builder) Apply(typeURL string, resources map[string]*anypb.Any) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := b.Current().clone()
+	next.Resources[typeURL] = resources
+	var err error
+	switch typeURL {
+	case resourcev3.ListenerType:
+		err = b.applyListeners(next)
+	case resourcev3.RouteType:
+		err = b.applyRoutes(next)
+	case resourcev3.ClusterType, resourcev3.EndpointType:
+		err = b.applyClusters(next)
+	case resourcev3.SecretType:
+		err = b.applySecrets(next)
+	default:
+		err = fmt.Errorf("resource type %s is not supported", typeURL)
+	}
+	if err != nil {
+		return err
+	}
+	b.cur.Store(next)
+	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.SecretType {
+		b.HCM.Sweep()
+	}
+	if b.OnSwap != nil {
+		b.OnSwap(next)
+	}
+	return nil
+}
+
+// Names returns the resource names to subscribe to for typeURL: nil
+// (wildcard) for listeners and clusters; for routes, endpoints and
+// secrets the names the accepted listeners and clusters refer to.
+func (b *Builder) Names(typeURL string) []string {
+	s := b.Current()
+	switch typeURL {
+	case resourcev3.RouteType:
+		seen := map[string]bool{}
+		for _, l := range s.Listeners {
+			for _, n := range listener.RouteNames(l) {
+				seen[n] = true
+			}
+		}
+		return keys(seen)
+	case resourcev3.EndpointType:
+		clusters, err := decodeAll[*clusterv3.Cluster](s.Resources[resourcev3.ClusterType])
+		if err != nil {
+			return nil
+		}
+		return append([]string{}, upstream.EDSNames(clusters)...)
+	case resourcev3.SecretType:
+		seen := map[string]bool{}
+		ls, _ := decodeAll[*listenerv3.Listener](s.Resources[resourcev3.ListenerType])
+		for _, l := range ls {
+			for _, n := range listener.SecretNames(l) {
+				seen[n] = true
+			}
+		}
+		return keys(seen)
+	}
+	return nil
+}
+
+func (b *Builder) applyListeners(next *Snapshot) error {
+	ls, err := decodeAll[*listenerv3.Listener](next.Resources[resourcev3.ListenerType])
+	if err != nil {
+		return err
+	}
+	b.HCM.Begin()
+	compiled := map[string]*listener.Listener{}
+	warming := map[string]string{}
+	var errs []string
+	for _, name := range sortedNames(ls) {
+		l, err := listener.Compile(ls[name], listener.Deps{HCM: b.HCM, Secrets: next, Log: b.log()})
+		switch {
+		case errors.Is(err, tlsconfig.ErrMissingSecret):
+			warming[name] = err.Error()
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("listener %q: %v", name, err))
+		default:
+			compiled[name] = l
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	if b.Listeners != nil {
+		if err := b.Listeners.Apply(compiled); err != nil {
+			return err
+		}
+	}
+	next.Listeners, next.Warming = compiled, warming
+	return nil
+}
+
+func (b *Builder) applyRoutes(next *Snapshot) error {
+	res := next.Resources[resourcev3.RouteType]
+	if b.routeCache == nil {
+		b.routeCache = map[string]compiledRoute{}
+	}
+	tables := make(map[string]*router.Table, len(res))
+	cache := make(map[string]compiledRoute, len(res))
+	var errs []string
+	for _, name := range sortedNames(res) {
+		raw := res[name].GetValue()
+		if c, ok := b.routeCache[name]; ok && string(c.raw) == string(raw) {
+			tables[name], cache[name] = c.table, c
+			continue
+		}
+		var rc routev3.RouteConfiguration
+		if err := res[name].UnmarshalTo(&rc); err != nil {
+			errs = append(errs, fmt.Sprintf("route configuration %q: %v", name, err))
+			continue
+		}
+		t, err := router.Compile(&rc)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("route configuration %q: %v", name, err))
+			continue
+		}
+		tables[name] = t
+		cache[name] = compiledRoute{raw: raw, table: t}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	b.routeCache = cache
+	next.Routes = tables
+	return nil
+}
+
+func (b *Builder) applyClusters(next *Snapshot) error {
+	cs, err := decodeAll[*clusterv3.Cluster](next.Resources[resourcev3.ClusterType])
+	if err != nil {
+		return err
+	}
+	las, err := decodeAll[*endpointv3.ClusterLoadAssignment](next.Resources[resourcev3.EndpointType])
+	if err != nil {
+		return err
+	}
+	built, err := b.Upstream.Build(cs, las)
+	if err != nil {
+		return err
+	}
+	next.Clusters = built
+	return nil
+}
+
+func (b *Builder) applySecrets(next *Snapshot) error {
+	ss, err := decodeAll[*tlsv3.Secret](next.Resources[resourcev3.SecretType])
+	if err != nil {
+		return err
+	}
+	next.Secrets = ss
+	// Listeners that use secrets compile again: warming ones may now
+	// start, and serving ones pick up rotated certificates.
+	return b.applyListeners(next)
+}
+
+func (b *Builder) log() *slog.Logger {
+	if b.Log != nil {
+		return b.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// decodeAll unpacks resources of one type, keyed by name.
+func decodeAll[T proto.Message](res map[string]*anypb.Any) (map[string]T, error) {
+	out := make(map[string]T, len(res))
+	for _, name := range sortedNames(res) {
+		m, err := res[name].UnmarshalNew()
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", name, err)
+		}
+		t, ok := m.(T)
+		if !ok {
+			return nil, fmt.Errorf("%q: unexpected type %s", name, res[name].GetTypeUrl())
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	if len(m) == 0 {
+		return []string{}
+	}
+	return sortedNames(m)
+}

@@ -10,6 +10,12 @@ import (
 )
 
 // deltaStream is one DeltaAggregatedResources stream.
+//
+// A NACK keeps the previous set, but a Delta server records what it sent,
+// not what was accepted: a resource the rejected response carried and the
+// next one leaves unchanged is not resent on this stream. Envoy has the same
+// gap; the next stream closes it, since initial_resource_versions then
+// tells the server what the client really holds.
 type deltaStream struct {
 	c        *Client
 	stream   discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient

@@ -3,20 +3,21 @@ package client
 import "time"
 
 // Status is a point-in-time copy of the client's view of the xDS
-// conversation, for the admin /config_dump and `waygate proxy-status`.
+// conversation, for the admin /config_dump and `waygate proxy-status`. The
+// JSON names are part of that admin output.
 type Status struct {
-	Address   string
-	NodeID    string
-	Delta     bool
-	Connected bool
+	Address   string `json:"address"`
+	NodeID    string `json:"node_id"`
+	Delta     bool   `json:"delta"`
+	Connected bool   `json:"connected"`
 	// Since is when the current stream opened, or when the last one ended
 	// while disconnected.
-	Since time.Time
+	Since time.Time `json:"since,omitzero"`
 	// LastError is why the last stream ended or failed to open.
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 	// Types is keyed by type URL and holds every type the client
 	// subscribes to.
-	Types map[string]TypeStatus
+	Types map[string]TypeStatus `json:"types"`
 }
 
 // TypeStatus describes one resource type.
@@ -24,21 +25,21 @@ type TypeStatus struct {
 	// Version, Nonce and Time describe the last accepted response: its
 	// version_info (system_version_info in Delta), its nonce and when it
 	// was applied.
-	Version string
-	Nonce   string
-	Time    time.Time
+	Version string    `json:"version"`
+	Nonce   string    `json:"nonce,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
 	// Resources is how many resources of this type the handler holds.
-	Resources int
+	Resources int `json:"resources"`
 	// Names is the current subscription; nil means wildcard.
-	Names []string
+	Names []string `json:"names,omitempty"`
 	// LastNACK is the most recent rejected response, nil if none was.
-	LastNACK *NACK
+	LastNACK *NACK `json:"last_nack,omitempty"`
 }
 
 // NACK records a rejected response.
 type NACK struct {
-	Version string
-	Nonce   string
-	Error   string
-	Time    time.Time
+	Version string    `json:"version"`
+	Nonce   string    `json:"nonce"`
+	Error   string    `json:"error"`
+	Time    time.Time `json:"time"`
 }

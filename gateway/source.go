@@ -212,4 +212,3 @@ func names[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
-

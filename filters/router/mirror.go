@@ -75,4 +75,3 @@ func shadowHost(a string) string {
 	}
 	return host + "-shadow" + port
 }
-

@@ -88,4 +88,3 @@ func writeHead(w *bufio.Writer, status int, h http.Header) error {
 	w.WriteString("\r\n")
 	return w.Flush()
 }
-

@@ -225,6 +225,9 @@ func (c *Client) updateNames(ts *typeState) (added, removed []string) {
 	if ts.names == nil {
 		ts.names = []string{}
 	}
+	if len(removed) > 0 {
+		c.dropUnsubscribed(ts, removed)
+	}
 	c.mu.Lock()
 	st := c.status.Types[ts.url]
 	st.Names = slices.Clone(ts.names)
@@ -232,6 +235,25 @@ func (c *Client) updateNames(ts *typeState) (added, removed []string) {
 	c.status.Types[ts.url] = st
 	c.mu.Unlock()
 	return added, removed
+}
+
+// dropUnsubscribed applies the held set less the names the handler stopped
+// wanting. No response will ever remove them (the server is told to stop
+// sending them), so without this a secret or an endpoint set would outlive
+// its last reference. Names depend on listeners and clusters only, which
+// are never dropped this way, so this Apply does not ask for Names again.
+func (c *Client) dropUnsubscribed(ts *typeState, removed []string) {
+	set, vers := ts.without(removed)
+	if set == nil {
+		return
+	}
+	if err := c.h.Apply(ts.url, set); err != nil {
+		// The handler keeps its set; so does the client, and the next
+		// response of the type filters the names out.
+		c.log.Warn("xds handler refused to drop unsubscribed resources", "type", ts.url, "names", removed, "err", err)
+		return
+	}
+	ts.held, ts.versions = set, vers
 }
 
 type nameChange struct {

@@ -28,6 +28,8 @@ type Handler interface {
 	// for wildcard (LDS, CDS); for RDS, EDS and SDS the names referenced by
 	// the accepted listeners and clusters. The client calls it after every
 	// successful Apply and updates subscriptions (new request with the
-	// changed resource_names) when the set changed.
+	// changed resource_names) when the set changed. Held resources whose
+	// names were removed are dropped at once with an Apply of the
+	// remaining set, since the server will send nothing more about them.
 	Names(typeURL string) []string
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	testresource "github.com/envoyproxy/go-control-plane/pkg/test/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -289,4 +291,41 @@ func TestRepeatedNACKIsHeld(t *testing.T) {
 		t.Fatalf("after a repeated rejection the next request is %v, want the ACK of n3", r)
 	}
 	h.waitSets(t, map[string][]string{lds: {"l1"}})
+}
+
+// TestUnsubscribedResourcesAreDropped checks that when listeners stop
+// referencing a route the handler gets its route set without it at once,
+// not at some later RDS response that may never come.
+func TestUnsubscribedResourcesAreDropped(t *testing.T) {
+	s := startScripted(t)
+	h := newTestHandler()
+	startClient(t, s.addr, false, h)
+	s.next(t, lds)
+	listeners := func(nonce string, routes ...string) *discoveryv3.DiscoveryResponse {
+		r := &discoveryv3.DiscoveryResponse{TypeUrl: lds, VersionInfo: nonce, Nonce: nonce}
+		for _, route := range routes {
+			r.Resources = append(r.Resources, mustAny(t, testresource.MakeRouteHTTPListener(testresource.Ads, "l-"+route, 80, route)))
+		}
+		return r
+	}
+	s.resps <- listeners("1", "r1", "r2")
+	if r := s.next(t, rds); !slices.Equal(r.GetResourceNames(), []string{"r1", "r2"}) {
+		t.Fatalf("RDS request = %v", r)
+	}
+	s.resps <- &discoveryv3.DiscoveryResponse{TypeUrl: rds, VersionInfo: "1", Nonce: "r1", Resources: []*anypb.Any{
+		mustAny(t, testresource.MakeRouteConfig("r1", "c")), mustAny(t, testresource.MakeRouteConfig("r2", "c")),
+	}}
+	h.waitSets(t, map[string][]string{rds: {"r1", "r2"}})
+
+	s.resps <- listeners("2", "r1")
+	h.waitSets(t, map[string][]string{lds: {"l-r1"}, rds: {"r1"}})
+	for {
+		r := s.next(t, rds)
+		if slices.Equal(r.GetResourceNames(), []string{"r1"}) {
+			if r.GetVersionInfo() != "1" {
+				t.Errorf("unsubscribing request carries version %q, want the accepted 1", r.GetVersionInfo())
+			}
+			break
+		}
+	}
 }

@@ -100,9 +100,7 @@ func (s *typeState) deltaCandidate(items []item, removed []string) (map[string]*
 }
 
 // setNames replaces the subscription of a named type and returns the names
-// added and removed. Held resources no longer subscribed are dropped from
-// the client's copy (a new map: the old one is the handler's); the handler
-// sees them gone with the next Apply of the type.
+// added and removed.
 func (s *typeState) setNames(want []string) (added, removed []string) {
 	want = slices.Clone(want)
 	slices.Sort(want)
@@ -121,16 +119,21 @@ func (s *typeState) setNames(want []string) (added, removed []string) {
 		return nil, nil
 	}
 	s.names = want
-	if len(removed) > 0 {
-		held := maps.Clone(s.held)
-		vers := maps.Clone(s.versions)
-		for _, n := range removed {
-			delete(held, n)
-			delete(vers, n)
-		}
-		s.held, s.versions = held, vers
-	}
 	return added, removed
+}
+
+// without returns the held set and versions less names, or nil when none of
+// names is held. The held maps are not modified: the handler has them.
+func (s *typeState) without(names []string) (map[string]*anypb.Any, map[string]string) {
+	if !slices.ContainsFunc(names, func(n string) bool { _, ok := s.held[n]; return ok }) {
+		return nil, nil
+	}
+	held, vers := maps.Clone(s.held), maps.Clone(s.versions)
+	for _, n := range names {
+		delete(held, n)
+		delete(vers, n)
+	}
+	return held, vers
 }
 
 // initialVersions is the Delta initial_resource_versions for a new stream.

@@ -94,20 +94,27 @@ func TestSetNames(t *testing.T) {
 	if !slices.Equal(added, []string{"a", "b"}) || removed != nil || !slices.Equal(s.names, []string{"a", "b"}) {
 		t.Fatalf("added %q removed %q names %q", added, removed, s.names)
 	}
-	handlers := map[string]*anypb.Any{"a": anyNamed("x"), "b": anyNamed("x")}
-	s.held = handlers
-	s.versions = map[string]string{"a": "1", "b": "1"}
 	if added, removed := s.setNames([]string{"a", "b"}); added != nil || removed != nil {
 		t.Fatalf("unchanged names reported a change: %q %q", added, removed)
 	}
 	added, removed = s.setNames([]string{"c", "b"})
-	if !slices.Equal(added, []string{"c"}) || !slices.Equal(removed, []string{"a"}) {
-		t.Fatalf("added %q removed %q", added, removed)
+	if !slices.Equal(added, []string{"c"}) || !slices.Equal(removed, []string{"a"}) || !slices.Equal(s.names, []string{"b", "c"}) {
+		t.Fatalf("added %q removed %q names %q", added, removed, s.names)
 	}
-	if render(s.held) != "b=x" || len(s.versions) != 1 {
-		t.Fatalf("held %s versions %v", render(s.held), s.versions)
+}
+
+func TestWithout(t *testing.T) {
+	s := newTypeState(sds)
+	handlers := map[string]*anypb.Any{"a": anyNamed("x"), "b": anyNamed("x")}
+	s.held, s.versions = handlers, map[string]string{"a": "1", "b": "1"}
+	if set, _ := s.without([]string{"z"}); set != nil {
+		t.Fatalf("dropping what is not held gave %s", render(set))
 	}
-	if len(handlers) != 2 {
-		t.Fatal("pruning modified the map the handler was given")
+	set, vers := s.without([]string{"a", "z"})
+	if render(set) != "b=x" || len(vers) != 1 || vers["b"] != "1" {
+		t.Fatalf("set %s versions %v", render(set), vers)
+	}
+	if len(handlers) != 2 || len(s.versions) != 2 {
+		t.Fatal("without modified the held maps")
 	}
 }

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/waygate/waygate/gateway/istio/translate"
+)
+
+// proxyOf reads a node's identity from its metadata the way istiod does
+// (pilot/pkg/model NodeMetadata): LABELS, a struct of strings, and
+// NAMESPACE. Missing fields take the translator's ingress gateway
+// defaults.
+func proxyOf(n *corev3.Node) translate.Proxy {
+	p := translate.Proxy{ID: n.GetId()}
+	md := n.GetMetadata().GetFields()
+	if ns := md["NAMESPACE"].GetStringValue(); ns != "" {
+		p.Namespace = ns
+	}
+	if ls := md["LABELS"].GetStructValue(); ls != nil {
+		p.Labels = map[string]string{}
+		for k, v := range ls.GetFields() {
+			p.Labels[k] = v.GetStringValue()
+		}
+	}
+	return p
+}
+
+// identity is a key for proxies that get the same resources.
+func identity(p translate.Proxy) string {
+	var b strings.Builder
+	b.WriteString(p.Namespace)
+	if p.Labels == nil {
+		b.WriteString("|default")
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
+		b.WriteString("|" + k + "=" + p.Labels[k])
+	}
+	return b.String()
+}
+
+func sameProxy(a, b translate.Proxy) bool {
+	return a.ID == b.ID && identity(a) == identity(b)
+}

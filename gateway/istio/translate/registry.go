@@ -107,7 +107,7 @@ func (t *translator) buildRegistry() *registry {
 			s.hostname = t.fqdn(ks.Name, ks.Namespace)
 		}
 		for _, p := range ks.Ports {
-			s.ports = append(s.ports, servicePort{name: p.Name, number: p.Port, protocol: p.Protocol, target: p.TargetPort})
+			s.ports = append(s.ports, servicePort{name: p.Name, number: p.Port, protocol: strings.ToUpper(p.Protocol), target: p.TargetPort})
 		}
 		for _, e := range ks.Endpoints {
 			// istiod leaves endpoints that are not ready out of EDS unless

@@ -22,6 +22,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 	var routes []*routev3.RouteConfiguration
 	var secrets []*tlsv3.Secret
 	seenSecret := map[string]bool{}
+	routeNames := map[string]bool{}
 
 	for _, ps := range gw.ports {
 		name := "0.0.0.0_" + strconv.Itoa(int(ps.port))
@@ -39,6 +40,14 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 				switch {
 				case isTLSTerminatedHTTPS(gs.server):
 					routeName := httpsRouteName(gs)
+					if routeNames[routeName] {
+						t.warn(gs.gateway, gs.field+".port.name", "route %q already exists: HTTPS servers on one port need distinct port names", routeName)
+						continue
+					}
+					if !t.claimSNI(gs, taken) {
+						continue
+					}
+					routeNames[routeName] = true
 					prefix := gs.server.Name
 					if prefix == "" {
 						prefix = statPrefix
@@ -74,6 +83,9 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 					}
 					chains = append(chains, tlsChains...)
 				default:
+					if !t.claimSNI(gs, taken) {
+						continue
+					}
 					filters := t.tcpRouteFilters(gs)
 					if len(filters) == 0 {
 						t.warn(gs.gateway, gs.field, "no VirtualService tcp route matches this server; it gets no filter chain")
@@ -145,4 +157,30 @@ func needsTLSInspector(chains []*listenerv3.FilterChain) bool {
 		}
 	}
 	return false
+}
+
+// claimSNI reserves the SNI names of a TLS server on its port. Envoy
+// rejects a listener whose filter chains match the same names, so a
+// server repeating a name already served on the port is left out, as
+// istiod drops duplicate servers. The empty name stands for the chain
+// without SNI match.
+func (t *translator) claimSNI(gs *gatewayServer, taken map[string]bool) bool {
+	names := sniHosts(gs.server)
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	for _, n := range names {
+		if taken[n] {
+			shown := n
+			if shown == "" {
+				shown = "*"
+			}
+			t.warn(gs.gateway, gs.field+".hosts", "host %q is already served on port %d; the server is left out", shown, gs.server.Port.Number)
+			return false
+		}
+	}
+	for _, n := range names {
+		taken[n] = true
+	}
+	return true
 }

@@ -17,8 +17,9 @@ import (
 // whole first segment ("/api/", "/api/v1") and path-separated prefixes are
 // keyed by that segment. Prefixes that end inside the first segment
 // ("/", "/ap") are keyed by their partial segment and looked up once per
-// distinct partial length. Everything else (regexes, case-insensitive
-// matches) is always a candidate.
+// distinct partial length. Regexes are keyed like prefixes by their
+// literal prefix. Everything else (case-insensitive matches, patterns
+// without a literal leading "/") is always a candidate.
 type routeIndex struct {
 	exact       map[string][]int32
 	seg         map[string][]int32
@@ -41,25 +42,28 @@ func buildIndex(routes []*Route) *routeIndex {
 			ix.always = append(ix.always, pos)
 			continue
 		}
+		prefix := m.value
 		switch m.kind {
 		case pathExact:
 			ix.exact[m.value] = append(ix.exact[m.value], pos)
-		case pathPrefix, pathSeparatedPrefix:
-			if !strings.HasPrefix(m.value, "/") {
-				ix.always = append(ix.always, pos)
-				continue
-			}
-			rest := m.value[1:]
-			if j := strings.IndexByte(rest, '/'); j >= 0 {
-				ix.seg[rest[:j]] = append(ix.seg[rest[:j]], pos)
-			} else if m.kind == pathSeparatedPrefix {
-				ix.seg[rest] = append(ix.seg[rest], pos)
-			} else {
-				ix.partial[rest] = append(ix.partial[rest], pos)
-				lens[len(rest)] = true
-			}
-		default:
+			continue
+		case pathRegex:
+			// A regex is anchored at the start of the path, so its
+			// literal prefix is a prefix every matching path has.
+			prefix, _ = m.re.LiteralPrefix()
+		}
+		if !strings.HasPrefix(prefix, "/") {
 			ix.always = append(ix.always, pos)
+			continue
+		}
+		rest := prefix[1:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			ix.seg[rest[:j]] = append(ix.seg[rest[:j]], pos)
+		} else if m.kind == pathSeparatedPrefix {
+			ix.seg[rest] = append(ix.seg[rest], pos)
+		} else {
+			ix.partial[rest] = append(ix.partial[rest], pos)
+			lens[len(rest)] = true
 		}
 	}
 	for n := range lens {

@@ -141,14 +141,27 @@ func isEmptyJSON(v []byte) bool {
 }
 
 // quoteTail turns dst[start:] into a JSON string, truncated to maxLen
-// bytes first when maxLen > 0.
+// bytes first when maxLen > 0. Values rarely need escaping, so the common
+// case shifts the bytes by one in place instead of copying them out.
 func quoteTail(dst []byte, start, maxLen int) []byte {
 	if maxLen > 0 && len(dst)-start > maxLen {
 		dst = dst[:start+maxLen]
 	}
-	var scratch [256]byte
-	val := append(scratch[:0], dst[start:]...)
-	return appendJSONString(dst[:start], string(val))
+	plain := true
+	for _, c := range dst[start:] {
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		dst = append(dst, 0)
+		copy(dst[start+1:], dst[start:len(dst)-1])
+		dst[start] = '"'
+		return append(dst, '"')
+	}
+	val := string(dst[start:])
+	return appendJSONString(dst[:start], val)
 }
 
 const hex = "0123456789abcdef"

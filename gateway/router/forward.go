@@ -6,6 +6,7 @@ import (
 	"net/textproto"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -27,8 +28,11 @@ type Forward struct {
 	// Weighted lists the weighted clusters in config order; see Pick.
 	Weighted []*WeightedCluster
 	// ClusterNotFoundCode is the status when the cluster does not exist:
-	// 503 (the default) or 404.
+	// 503 (the default), 404 or 500.
 	ClusterNotFoundCode int
+	// MetadataMatch selects an endpoint subset (DestinationRule subsets
+	// when the cluster uses subset load balancing); nil for all endpoints.
+	MetadataMatch *corev3.Metadata
 
 	// PrefixRewrite replaces the matched prefix (or the whole path of a
 	// path or regex route); hasPrefixRewrite tells "" from unset.
@@ -120,7 +124,7 @@ func durPtr(d *durationpb.Duration) *time.Duration {
 // compileForward compiles a RouteAction. The vhost and config levels
 // supply retry and mirror defaults.
 func compileForward(a *routev3.RouteAction, r *Route, vhRetry *RetryPolicy, vhMirrors []Mirror) (*Forward, error) {
-	f := &Forward{ClusterNotFoundCode: 503, Timeout: DefaultTimeout}
+	f := &Forward{ClusterNotFoundCode: 503, Timeout: DefaultTimeout, MetadataMatch: a.GetMetadataMatch()}
 	switch c := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
 		if c.Cluster == "" {

@@ -173,6 +173,15 @@ func TestTarget(t *testing.T) {
 	if r.Cluster() != "" {
 		t.Errorf("weighted route Cluster() = %q, want empty", r.Cluster())
 	}
+	if gr, gwc := Resolve(wcOf(r.Target(req, 0))); gr != r || gwc == nil {
+		t.Errorf("Resolve(weighted cluster) = %v, %v", gr, gwc)
+	}
+	if gr, gwc := Resolve(r); gr != r || gwc != nil {
+		t.Errorf("Resolve(route) = %v, %v", gr, gwc)
+	}
+	if gr, _ := Resolve(nil); gr != nil {
+		t.Errorf("Resolve(nil) = %v", gr)
+	}
 }
 
 func TestWeightedDistribution(t *testing.T) {
@@ -212,3 +221,5 @@ func TestWeightedClusterHostRewrite(t *testing.T) {
 		t.Errorf("authority = %q", x.Request.Authority)
 	}
 }
+
+func wcOf(_ string, wc *WeightedCluster) filters.Route { return wc }

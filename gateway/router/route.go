@@ -42,6 +42,19 @@ type Route struct {
 
 var _ filters.Route = (*Route)(nil)
 
+// Resolve returns the compiled route behind the route a filter sees
+// (Exchange.Route), and the weighted cluster when the router already
+// picked one; nil for routes of other origins.
+func Resolve(fr filters.Route) (*Route, *WeightedCluster) {
+	switch v := fr.(type) {
+	case *Route:
+		return v, nil
+	case *WeightedCluster:
+		return v.route, v
+	}
+	return nil, nil
+}
+
 // Name is the route's name, "" when the config gives none.
 func (r *Route) Name() string { return r.name }
 

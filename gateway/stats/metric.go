@@ -37,7 +37,8 @@ func (c *Counter) Value() uint64 { return c.v.Load() }
 // requests). Envoy's gauges are unsigned; a signed value here keeps a
 // stray extra Dec visible as a negative number instead of 2^64-1.
 type Gauge struct {
-	v atomic.Int64
+	v  atomic.Int64
+	fn atomic.Pointer[func() int64] // set for gauges read on demand
 	meta
 }
 
@@ -53,5 +54,16 @@ func (g *Gauge) Inc() { g.v.Add(1) }
 // Dec subtracts one.
 func (g *Gauge) Dec() { g.v.Add(-1) }
 
-// Value is the current value.
-func (g *Gauge) Value() int64 { return g.v.Load() }
+// Value is the current value: the function's result for a gauge made by
+// GaugeFunc.
+func (g *Gauge) Value() int64 {
+	if f := g.fn.Load(); f != nil {
+		return (*f)()
+	}
+	return g.v.Load()
+}
+
+// used says whether the gauge counts as used for ?usedonly: a gauge read
+// on demand always does; others once they are non-zero (Envoy tracks a
+// flag, which would cost the hot path an extra atomic).
+func (g *Gauge) used() bool { return g.fn.Load() != nil || g.v.Load() != 0 }

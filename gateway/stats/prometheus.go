@@ -4,6 +4,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -25,14 +26,13 @@ func (m *meta) promDesc() (*prometheus.Desc, []string) {
 // collector exports the store's stats. It describes nothing up front
 // (an "unchecked" collector) because stats appear at any time.
 type collector struct {
-	s      *Store
-	filter *regexp.Regexp
+	s *Store
+	q query
 }
 
 func (collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	keep := func(name string) bool { return c.filter == nil || c.filter.MatchString(name) }
 	send := func(m prometheus.Metric, err error, d *prometheus.Desc) {
 		if err != nil {
 			m = prometheus.NewInvalidMetric(d, err)
@@ -41,7 +41,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.s.counters.Range(func(_, v any) bool {
 		s := v.(*Counter)
-		if keep(s.name) {
+		if c.q.counter(s) {
 			d, lv := s.promDesc()
 			m, err := prometheus.NewConstMetric(d, prometheus.CounterValue, float64(s.Value()), lv...)
 			send(m, err, d)
@@ -50,7 +50,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	})
 	c.s.gauges.Range(func(_, v any) bool {
 		s := v.(*Gauge)
-		if keep(s.name) {
+		if c.q.gauge(s) {
 			d, lv := s.promDesc()
 			m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, float64(s.Value()), lv...)
 			send(m, err, d)
@@ -59,7 +59,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	})
 	c.s.histograms.Range(func(_, v any) bool {
 		s := v.(*Histogram)
-		if keep(s.name) {
+		if c.q.histogram(s) {
 			d, lv := s.promDesc()
 			snap := s.Snapshot()
 			buckets := make(map[float64]uint64, len(DefaultBuckets))
@@ -75,14 +75,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 // Gatherer gathers every stat of the store, plus the Go runtime and
 // process metrics, for embedding in another Prometheus handler.
-func (s *Store) Gatherer() prometheus.Gatherer { return s.gatherer(nil) }
+func (s *Store) Gatherer() prometheus.Gatherer { return s.gatherer(query{}) }
 
-func (s *Store) gatherer(filter *regexp.Regexp) prometheus.Gatherer {
+func (s *Store) gatherer(q query) prometheus.Gatherer {
 	r := prometheus.NewRegistry()
-	r.MustRegister(collector{s, filter})
+	r.MustRegister(collector{s, q})
 	runtime := prometheus.Gatherer(s.runtime)
-	if filter != nil {
-		runtime = filtered{s.runtime, filter}
+	if q.filter != nil {
+		runtime = filtered{s.runtime, q.filter}
 	}
 	return prometheus.Gatherers{runtime, r}
 }
@@ -110,8 +110,8 @@ func (f filtered) Gather() ([]*dto.MetricFamily, error) {
 // /stats/prometheus. A stat that cannot be exported (two stats mapping to
 // one metric and label set) is left out and reported in the error after
 // everything else was written.
-func (s *Store) WritePrometheus(w io.Writer, filter *regexp.Regexp) error {
-	mfs, gatherErr := s.gatherer(filter).Gather()
+func (s *Store) WritePrometheus(w io.Writer, filter *regexp.Regexp, opts ...Option) error {
+	mfs, gatherErr := s.gatherer(newQuery(filter, opts)).Gather()
 	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
@@ -133,16 +133,15 @@ func PrometheusName(name string) (string, map[string]string) {
 	return promName(m.extracted), labels
 }
 
-// sortedNames returns the keys of m whose name matches filter, sorted.
-func sortedNames(m interface{ Range(func(k, v any) bool) }, filter *regexp.Regexp) []string {
-	var names []string
-	m.Range(func(k, _ any) bool {
-		n := k.(string)
-		if filter == nil || filter.MatchString(n) {
-			names = append(names, n)
+// collect returns the stats of m that keep accepts, sorted by name.
+func collect[T interface{ Name() string }](m *sync.Map, keep func(T) bool) []T {
+	var out []T
+	m.Range(func(_, v any) bool {
+		if t := v.(T); keep(t) {
+			out = append(out, t)
 		}
 		return true
 	})
-	sort.Strings(names)
-	return names
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
 }

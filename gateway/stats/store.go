@@ -52,6 +52,9 @@ func (s *Store) Counter(name string) *Counter { return s.root.Counter(name) }
 // Gauge returns the gauge with the full name name, creating it.
 func (s *Store) Gauge(name string) *Gauge { return s.root.Gauge(name) }
 
+// GaugeFunc makes the gauge with the full name name read f.
+func (s *Store) GaugeFunc(name string, f func() int64) *Gauge { return s.root.GaugeFunc(name, f) }
+
 // Histogram returns the histogram with the full name name, creating it.
 func (s *Store) Histogram(name string) *Histogram { return s.root.Histogram(name) }
 
@@ -107,6 +110,15 @@ func (s *Scope) Counter(name string) *Counter {
 // Gauge returns the gauge named prefix+name, creating it.
 func (s *Scope) Gauge(name string) *Gauge {
 	return lookup(s, &s.store.gauges, name, func(m meta) *Gauge { return &Gauge{meta: m} })
+}
+
+// GaugeFunc returns the gauge named prefix+name, whose value is now f's
+// result, read when stats are exported: for values the gateway already
+// holds elsewhere (server.state, server.uptime, a pool's size).
+func (s *Scope) GaugeFunc(name string, f func() int64) *Gauge {
+	g := s.Gauge(name)
+	g.fn.Store(&f)
+	return g
 }
 
 // Histogram returns the histogram named prefix+name, creating it.

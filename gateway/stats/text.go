@@ -20,15 +20,13 @@ type textLine struct {
 
 // scalars returns the counters and gauges matching filter, sorted by name
 // as Envoy's /stats lists them together.
-func (s *Store) scalars(filter *regexp.Regexp) []textLine {
+func (s *Store) scalars(q query) []textLine {
 	var lines []textLine
-	for _, n := range sortedNames(&s.counters, filter) {
-		v, _ := s.counters.Load(n)
-		lines = append(lines, textLine{n, strconv.FormatUint(v.(*Counter).Value(), 10)})
+	for _, c := range collect(&s.counters, q.counter) {
+		lines = append(lines, textLine{c.name, strconv.FormatUint(c.Value(), 10)})
 	}
-	for _, n := range sortedNames(&s.gauges, filter) {
-		v, _ := s.gauges.Load(n)
-		lines = append(lines, textLine{n, strconv.FormatInt(v.(*Gauge).Value(), 10)})
+	for _, g := range collect(&s.gauges, q.gauge) {
+		lines = append(lines, textLine{g.name, strconv.FormatInt(g.Value(), 10)})
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].name < lines[j].name })
 	return lines
@@ -43,18 +41,18 @@ func (s *Store) scalars(filter *regexp.Regexp) []textLine {
 // Envoy shows interval and cumulative values; Waygate keeps cumulative
 // ones only, so the interval is always "nan". A histogram with no values
 // reads "No recorded values", as in Envoy.
-func (s *Store) WriteText(w io.Writer, filter *regexp.Regexp) error {
+func (s *Store) WriteText(w io.Writer, filter *regexp.Regexp, opts ...Option) error {
+	q := newQuery(filter, opts)
 	bw := bufio.NewWriter(w)
-	for _, l := range s.scalars(filter) {
+	for _, l := range s.scalars(q) {
 		bw.WriteString(l.name)
 		bw.WriteString(": ")
 		bw.WriteString(l.value)
 		bw.WriteByte('\n')
 	}
-	for _, n := range sortedNames(&s.histograms, filter) {
-		v, _ := s.histograms.Load(n)
-		snap := v.(*Histogram).Snapshot()
-		bw.WriteString(n)
+	for _, h := range collect(&s.histograms, q.histogram) {
+		snap := h.Snapshot()
+		bw.WriteString(h.name)
 		bw.WriteString(": ")
 		if snap.Count == 0 {
 			bw.WriteString("No recorded values\n")
@@ -77,7 +75,8 @@ func (s *Store) WriteText(w io.Writer, filter *regexp.Regexp) error {
 
 // WriteJSON writes the stats matching filter as Envoy's /stats?format=json:
 // {"stats":[{"name":..,"value":..},...,{"histograms":{...}}]}.
-func (s *Store) WriteJSON(w io.Writer, filter *regexp.Regexp) error {
+func (s *Store) WriteJSON(w io.Writer, filter *regexp.Regexp, opts ...Option) error {
+	q := newQuery(filter, opts)
 	type value struct {
 		Name  string          `json:"name"`
 		Value json.RawMessage `json:"value"`
@@ -98,15 +97,14 @@ func (s *Store) WriteJSON(w io.Writer, filter *regexp.Regexp) error {
 		Stats []any `json:"stats"`
 	}
 	out.Stats = []any{}
-	for _, l := range s.scalars(filter) {
+	for _, l := range s.scalars(q) {
 		out.Stats = append(out.Stats, value{l.name, json.RawMessage(l.value)})
 	}
-	if names := sortedNames(&s.histograms, filter); len(names) > 0 {
+	if hs := collect(&s.histograms, q.histogram); len(hs) > 0 {
 		h := histograms{Supported: Quantiles}
-		for _, n := range names {
-			v, _ := s.histograms.Load(n)
-			snap := v.(*Histogram).Snapshot()
-			c := computed{Name: n}
+		for _, hist := range hs {
+			snap := hist.Snapshot()
+			c := computed{Name: hist.name}
 			for _, q := range Quantiles {
 				var qv quantileValue
 				if x := snap.Quantile(q / 100); !math.IsNaN(x) {

@@ -12,12 +12,12 @@ import (
 )
 
 // queryMatcher is a compiled QueryParameterMatcher: the parameter must be
-// present and, with a string matcher, its first value must match.
+// present and, with a string matcher, its first value must match. As in
+// Envoy, present_match is a presence check whatever its value.
 type queryMatcher struct {
-	name    string
-	str     stringMatcher
-	hasStr  bool
-	present bool
+	name   string
+	str    stringMatcher
+	hasStr bool
 }
 
 func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error) {
@@ -25,18 +25,12 @@ func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error)
 		return queryMatcher{}, errors.New("name: must not be empty")
 	}
 	m := queryMatcher{name: q.GetName()}
-	switch s := q.GetQueryParameterMatchSpecifier().(type) {
-	case *routev3.QueryParameterMatcher_StringMatch:
+	if s, ok := q.GetQueryParameterMatchSpecifier().(*routev3.QueryParameterMatcher_StringMatch); ok {
 		sm, err := compileStringMatcher(s.StringMatch)
 		if err != nil {
 			return m, fmt.Errorf("string_match.%w", err)
 		}
 		m.str, m.hasStr = sm, true
-	case *routev3.QueryParameterMatcher_PresentMatch:
-		m.present = s.PresentMatch
-	default:
-		// Envoy treats a matcher without a specifier as a presence check.
-		m.present = true
 	}
 	return m, nil
 }
@@ -44,10 +38,10 @@ func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error)
 // match follows Envoy's ConfigUtility::QueryParameterMatcher.
 func (m *queryMatcher) match(query string) bool {
 	v, ok := queryValue(query, m.name)
-	if !m.hasStr {
-		return ok == m.present
+	if !ok {
+		return false
 	}
-	return ok && m.str.match(v)
+	return !m.hasStr || m.str.match(v)
 }
 
 // queryValue returns the first value of the parameter named name in the

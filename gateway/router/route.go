@@ -220,7 +220,7 @@ func (r *Route) FinalizeRequest(x *filters.Exchange, wc *WeightedCluster, origin
 	if h, ok := r.RewriteHost(x); ok {
 		x.Request.Authority, changed = h, true
 	}
-	if changed && r.Forward.AppendXForwardedHost && orig != "" {
+	if changed && r.Forward != nil && r.Forward.AppendXForwardedHost && orig != "" {
 		x.Request.Header.Add("X-Forwarded-Host", orig)
 	}
 	if p, ok := r.RewritePath(x.Request.Path); ok {

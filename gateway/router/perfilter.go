@@ -4,10 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
+	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
+	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/waygate/waygate/filters"
 )
@@ -69,6 +75,13 @@ func compileFilterEntry(a *anypb.Any) (v any, ok bool, err error) {
 		a, optional = fc.GetConfig(), fc.GetIsOptional()
 	}
 	typeURL := "type.googleapis.com/" + string(a.MessageName())
+	var ts *typedStruct
+	if typeURL == xdsTypedStruct || typeURL == udpaTypedStruct {
+		if ts, err = unpackTypedStruct(a); err != nil {
+			return nil, false, err
+		}
+		typeURL = ts.typeURL
+	}
 	build, found := filters.LookupRouteConfig(typeURL)
 	if !found {
 		if optional {
@@ -76,13 +89,72 @@ func compileFilterEntry(a *anypb.Any) (v any, ok bool, err error) {
 		}
 		return nil, false, fmt.Errorf("%w %s: no filter takes it as per-route config (wrap it in a FilterConfig with is_optional: true to skip it)", filters.ErrUnknown, typeURL)
 	}
-	msg, err := a.UnmarshalNew()
+	var msg proto.Message
+	if ts != nil {
+		msg, err = ts.message()
+	} else {
+		msg, err = a.UnmarshalNew()
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", typeURL, err)
 	}
-	v, err = build(proto.Message(msg))
+	v, err = build(msg)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", typeURL, err)
 	}
 	return v, true, nil
+}
+
+const (
+	xdsTypedStruct  = "type.googleapis.com/xds.type.v3.TypedStruct"
+	udpaTypedStruct = "type.googleapis.com/udpa.type.v1.TypedStruct"
+)
+
+// typedStruct is a config sent as a TypedStruct (a type URL and a JSON-like
+// Struct), as Istio EnvoyFilters often write per-route config.
+type typedStruct struct {
+	typeURL string
+	value   *structpb.Struct
+}
+
+func unpackTypedStruct(a *anypb.Any) (*typedStruct, error) {
+	var ts typedStruct
+	if string(a.MessageName()) == "xds.type.v3.TypedStruct" {
+		var m xdstypev3.TypedStruct
+		if err := a.UnmarshalTo(&m); err != nil {
+			return nil, fmt.Errorf("TypedStruct: %w", err)
+		}
+		ts = typedStruct{typeURL: m.GetTypeUrl(), value: m.GetValue()}
+	} else {
+		var m udpatypev1.TypedStruct
+		if err := a.UnmarshalTo(&m); err != nil {
+			return nil, fmt.Errorf("TypedStruct: %w", err)
+		}
+		ts = typedStruct{typeURL: m.GetTypeUrl(), value: m.GetValue()}
+	}
+	if ts.typeURL == "" {
+		return nil, errors.New("TypedStruct.type_url: must not be empty")
+	}
+	if i := strings.LastIndexByte(ts.typeURL, '/'); i >= 0 {
+		ts.typeURL = "type.googleapis.com/" + ts.typeURL[i+1:]
+	}
+	return &ts, nil
+}
+
+// message converts the Struct into the proto its type URL names, through
+// the proto's JSON mapping.
+func (ts *typedStruct) message() (proto.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByURL(ts.typeURL)
+	if err != nil {
+		return nil, err
+	}
+	js, err := protojson.Marshal(ts.value)
+	if err != nil {
+		return nil, err
+	}
+	m := mt.New().Interface()
+	if err := protojson.Unmarshal(js, m); err != nil {
+		return nil, fmt.Errorf("TypedStruct.value: %w", err)
+	}
+	return m, nil
 }

@@ -114,11 +114,13 @@ virtual_hosts:
       turned-off: %s
       optional-unknown: %s
       fault: %s
+      typed-struct: {"@type": "type.googleapis.com/xds.type.v3.TypedStruct", type_url: %q, value: {abort: {http_status: 429}}}
+      udpa-struct: {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", type_url: %q, value: {abort: {http_status: 430}}}
 `, filterConfig(fault(418), false, false), fault(500),
 		filterConfig(fault(410), false, false),
 		filterConfig("", false, true),
 		filterConfig(cors, true, false),
-		filterConfig(cors, true, false)))
+		filterConfig(cors, true, false), faultType, faultType))
 	r := tbl.Match(newReq("GET", "h", "/"), testConn)
 	for name, want := range map[string]any{
 		"wrapped":          "fault:410",
@@ -128,6 +130,9 @@ virtual_hosts:
 		// virtual host's entry applies.
 		"fault": "fault:500",
 		"cors":  "fault:418",
+		// TypedStruct carries the config as JSON under its type URL.
+		"typed-struct": "fault:429",
+		"udpa-struct":  "fault:430",
 	} {
 		if got := r.PerFilterConfig(name); got != want {
 			t.Errorf("%s: got %v, want %v", name, got, want)

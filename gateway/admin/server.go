@@ -38,8 +38,9 @@ type Source interface {
 	ServerInfo() *adminv3.ServerInfo
 }
 
-// Options configure a Server. Source and Stats are required; the
-// callbacks may be nil, and their endpoints then answer 501.
+// Options configure a Server. Source is required; without Stats the
+// server keeps its own store. The callbacks may be nil, and their
+// endpoints then answer 501.
 type Options struct {
 	Source Source
 	Stats  *stats.Store
@@ -50,6 +51,8 @@ type Options struct {
 	// DrainListeners stops the listeners, gracefully (let connections
 	// finish within the drain period) or at once.
 	DrainListeners func(graceful bool)
+	// LogLevel, when set, is the level /logging reads and changes.
+	LogLevel *slog.LevelVar
 	// HealthCheckFail switches the gateway's health-check answers (the
 	// health_check filter, and /ready) to failing and back.
 	HealthCheckFail func(failing bool)
@@ -76,6 +79,9 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Stats == nil {
+		opts.Stats = stats.NewStore()
+	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.endpoints = []endpoint{
 		{"/", "Admin home page", false, s.help},
@@ -93,6 +99,7 @@ func New(opts Options) *Server {
 		{"/drain_listeners", "drain listeners", true, s.drainListeners},
 		{"/healthcheck/fail", "cause the server to fail health checks", true, s.healthcheck(true)},
 		{"/healthcheck/ok", "cause the server to pass health checks", true, s.healthcheck(false)},
+		{"/logging", "query/change logging levels", true, s.logging},
 	}
 	for _, e := range s.endpoints {
 		h := e.h
@@ -112,6 +119,15 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Envoy's server state stats, which probes and dashboards read
+	// (pilot-agent's readiness check greps server.state).
+	opts.Stats.GaugeFunc("server.state", func() int64 { return int64(s.state()) })
+	opts.Stats.GaugeFunc("server.live", func() int64 {
+		if s.hcFailing.Load() || s.draining.Load() {
+			return 0
+		}
+		return 1
+	})
 	return s
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -480,5 +482,56 @@ func TestListenAndServeStopsWithContext(t *testing.T) {
 	}
 	if err := New(Options{}).ListenAndServe(context.Background(), "256.0.0.1:1"); err == nil {
 		t.Fatal("ListenAndServe on a bad address succeeded")
+	}
+}
+
+func TestServerStateStats(t *testing.T) {
+	h := start(t)
+	const q = `/stats?usedonly&filter=^server\.(state|live)$`
+	for _, st := range []struct {
+		ready      bool
+		post, want string
+	}{
+		{false, "", "server.live: 1\nserver.state: 2\n"},
+		{true, "", "server.live: 1\nserver.state: 0\n"},
+		{true, "/healthcheck/fail", "server.live: 0\nserver.state: 1\n"},
+	} {
+		h.src.ready.Store(st.ready)
+		if st.post != "" {
+			h.do(t, "POST", st.post)
+		}
+		if _, body, _ := h.do(t, "GET", q); body != st.want {
+			t.Errorf("ready=%v after %q: %s = %q, want %q", st.ready, st.post, q, body, st.want)
+		}
+	}
+}
+
+func TestLogging(t *testing.T) {
+	h := start(t)
+	if code, _, _ := h.do(t, "POST", "/logging"); code != http.StatusNotImplemented {
+		t.Errorf("/logging without a level var = %d, want 501", code)
+	}
+
+	lv := new(slog.LevelVar)
+	srv := New(Options{Source: &testSource{t: t}, LogLevel: lv})
+	tests := []struct {
+		query    string
+		wantCode int
+		wantBody string
+		want     slog.Level
+	}{
+		{"", 200, "active loggers:\n  waygate: info\n", slog.LevelInfo},
+		{"?level=debug", 200, "active loggers:\n  waygate: debug\n", slog.LevelDebug},
+		{"?waygate=trace", 200, "active loggers:\n  waygate: trace\n", slog.LevelDebug - 4},
+		{"?paths=waygate:warning", 200, "active loggers:\n  waygate: warning\n", slog.LevelWarn},
+		{"?level=loud", 404, "error: unknown level loud\n", slog.LevelWarn},
+		{"?http=debug", 404, "error: unknown logger name http\n", slog.LevelWarn},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest("POST", "/logging"+tt.query, nil))
+		if rec.Code != tt.wantCode || !strings.HasPrefix(rec.Body.String(), tt.wantBody) || lv.Level() != tt.want {
+			t.Errorf("POST /logging%s = %d %q level %v, want %d %q level %v", tt.query, rec.Code, rec.Body.String(), lv.Level(), tt.wantCode, tt.wantBody, tt.want)
+		}
 	}
 }

@@ -1,12 +1,38 @@
-package backend
+// Package examples_test loads the bundled examples through Waygate's own
+// loader and validator. It is apart from package backend so that the
+// backend's tests do not depend on the state of gateway/istio.
+package examples_test
 
 import (
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/waygate/waygate/gateway/istio"
 )
+
+const (
+	exampleDir   = "../../../deploy/examples/bookinfo"
+	scenariosDir = "../../../deploy/examples/bookinfo-scenarios"
+)
+
+func yamlFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no YAML under %s: %v", dir, err)
+	}
+	sort.Strings(files)
+	return files
+}
 
 // loaderGaps lists scenario files that Istio accepts but Waygate's
 // loader does not yet, with the finding expected. The files stay as

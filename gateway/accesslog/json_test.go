@@ -27,7 +27,7 @@ var istioJSON = map[string]string{
 	"request_id":                        "%REQ(X-REQUEST-ID)%",
 	"authority":                         "%REQ(:AUTHORITY)%",
 	"upstream_host":                     "%UPSTREAM_HOST%",
-	"upstream_cluster":                  "%UPSTREAM_CLUSTER%",
+	"upstream_cluster":                  "%UPSTREAM_CLUSTER_RAW%",
 	"upstream_local_address":            "%UPSTREAM_LOCAL_ADDRESS%",
 	"downstream_local_address":          "%DOWNSTREAM_LOCAL_ADDRESS%",
 	"downstream_remote_address":         "%DOWNSTREAM_REMOTE_ADDRESS%",

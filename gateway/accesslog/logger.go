@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -30,8 +31,9 @@ type Logger struct {
 // Write call under the lock, so entries of concurrent streams never
 // interleave.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	failed atomic.Uint64
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -53,13 +55,20 @@ func (l *Logger) Log(x *filters.Exchange, end time.Time) {
 	bp := bufPool.Get().(*[]byte)
 	b := l.format.Append((*bp)[:0], x, end)
 	l.out.mu.Lock()
-	l.out.w.Write(b)
+	if _, err := l.out.w.Write(b); err != nil {
+		l.out.failed.Add(1)
+	}
 	l.out.mu.Unlock()
 	if cap(b) <= 64<<10 {
 		*bp = b
 		bufPool.Put(bp)
 	}
 }
+
+// WriteFailures counts the entries lost to write errors (a full disk, a
+// closed pipe), for the gateway to export as Envoy's
+// filesystem.write_failed; a logger never blocks or fails a request.
+func (l *Logger) WriteFailures() uint64 { return l.out.failed.Load() }
 
 // Close closes the file the logger opened; loggers on the standard
 // streams close nothing.

@@ -198,4 +198,11 @@ func TestNewLogger(t *testing.T) {
 	if len(ids) != 2 || ids[0] != "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" || ids[1] != nil {
 		t.Errorf("ids = %v", ids)
 	}
+	// The reader is gone: entries are counted as lost, never an error to
+	// the request.
+	r.Close()
+	l.Log(exchange(), end)
+	if n := l.WriteFailures(); n != 1 {
+		t.Errorf("WriteFailures = %d, want 1", n)
+	}
 }

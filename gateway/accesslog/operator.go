@@ -69,16 +69,19 @@ type operator struct {
 
 // simple maps the operators that take no argument to their kind.
 var simple = map[string]opKind{
-	"PROTOCOL":                               opProtocol,
-	"RESPONSE_CODE":                          opResponseCode,
-	"RESPONSE_CODE_DETAILS":                  opResponseCodeDetails,
-	"RESPONSE_FLAGS":                         opResponseFlags,
-	"BYTES_RECEIVED":                         opBytesReceived,
-	"BYTES_SENT":                             opBytesSent,
-	"DURATION":                               opDuration,
-	"UPSTREAM_REQUEST_ATTEMPT_COUNT":         opAttemptCount,
-	"UPSTREAM_HOST":                          opUpstreamHost,
-	"UPSTREAM_CLUSTER":                       opUpstreamCluster,
+	"PROTOCOL":                       opProtocol,
+	"RESPONSE_CODE":                  opResponseCode,
+	"RESPONSE_CODE_DETAILS":          opResponseCodeDetails,
+	"RESPONSE_FLAGS":                 opResponseFlags,
+	"BYTES_RECEIVED":                 opBytesReceived,
+	"BYTES_SENT":                     opBytesSent,
+	"DURATION":                       opDuration,
+	"UPSTREAM_REQUEST_ATTEMPT_COUNT": opAttemptCount,
+	"UPSTREAM_HOST":                  opUpstreamHost,
+	"UPSTREAM_CLUSTER":               opUpstreamCluster,
+	// The same name: StreamInfo keeps the cluster's name, not its
+	// alt_stat_name.
+	"UPSTREAM_CLUSTER_RAW":                   opUpstreamCluster,
 	"DOWNSTREAM_LOCAL_ADDRESS":               opDownstreamLocalAddress,
 	"DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT":  opDownstreamLocalAddressNoPort,
 	"DOWNSTREAM_LOCAL_PORT":                  opDownstreamLocalPort,

@@ -163,6 +163,17 @@ func (t *Table) Match(req *filters.Request, conn *filters.Connection) *Route {
 	return t.MatchRandom(req, conn, random)
 }
 
+// MatchExchange matches the exchange's request and connection. It
+// returns an untyped nil when no route matches, so that x.Route == nil
+// holds, and has the shape Exchange.SetRouteMatcher takes for re-matching
+// after ClearRouteCache.
+func (t *Table) MatchExchange(x *filters.Exchange) filters.Route {
+	if r := t.Match(&x.Request, &x.Downstream); r != nil {
+		return r
+	}
+	return nil
+}
+
 // MatchRandom is Match with the request's random value given, so that
 // runtime_fraction matches are deterministic in tests and one random value
 // serves a whole request, as in Envoy.

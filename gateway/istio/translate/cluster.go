@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -39,8 +40,10 @@ func (t *translator) buildClusters() ([]*clusterv3.Cluster, []*endpointv3.Cluste
 		seen[svc.hostname] = true
 		dr := t.rules.forHost(svc.hostname, t.proxy.Namespace, svc.namespace)
 		var rulePolicy *v1alpha3.TrafficPolicy
+		var subsets []*v1alpha3.Subset
 		if dr != nil {
 			rulePolicy = dr.spec.TrafficPolicy
+			subsets = t.validSubsets(dr)
 		}
 		for _, port := range svc.ports {
 			c, l := t.buildCluster(svc, port, nil, policyForPort(rulePolicy, nil, port.number), dr)
@@ -48,10 +51,7 @@ func (t *translator) buildClusters() ([]*clusterv3.Cluster, []*endpointv3.Cluste
 			if l != nil {
 				cla = append(cla, l)
 			}
-			if dr == nil {
-				continue
-			}
-			for _, ss := range dr.spec.Subsets {
+			for _, ss := range subsets {
 				c, l := t.buildCluster(svc, port, ss, policyForPort(rulePolicy, ss.TrafficPolicy, port.number), dr)
 				clusters = append(clusters, c)
 				if l != nil {
@@ -61,6 +61,22 @@ func (t *translator) buildClusters() ([]*clusterv3.Cluster, []*endpointv3.Cluste
 		}
 	}
 	return clusters, cla
+}
+
+// validSubsets returns the subsets of dr with a name not seen before:
+// each becomes a cluster named after it, and names must be unique.
+func (t *translator) validSubsets(dr *destinationRule) []*v1alpha3.Subset {
+	var out []*v1alpha3.Subset
+	seen := map[string]bool{}
+	for i, ss := range dr.spec.Subsets {
+		if ss.Name == "" || seen[ss.Name] {
+			t.warn(dr.key, fmt.Sprintf("spec.subsets[%d].name", i), "subset name %q is empty or repeated; the subset is left out", ss.Name)
+			continue
+		}
+		seen[ss.Name] = true
+		out = append(out, ss)
+	}
+	return out
 }
 
 // buildCluster builds the cluster of one service port and optional

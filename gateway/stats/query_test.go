@@ -42,3 +42,20 @@ func TestUsedOnlyAndGaugeFunc(t *testing.T) {
 		t.Errorf("prometheus usedonly:\n%s", out)
 	}
 }
+
+// Two Envoy names that sanitize to one Prometheus series cannot both be
+// exported; the rest of the exposition must still be written.
+func TestPrometheusClash(t *testing.T) {
+	s := NewStore()
+	s.Counter("wasm.a.b").Inc()
+	s.Counter("wasm.a_b").Inc()
+	s.Counter("cluster_manager.cds.update_success").Inc()
+	var b bytes.Buffer
+	err := s.WritePrometheus(&b, nil)
+	if err == nil {
+		t.Error("clash not reported")
+	}
+	if !strings.Contains(b.String(), "envoy_cluster_manager_cds_update_success 1") || !strings.Contains(b.String(), "go_goroutines") {
+		t.Errorf("exposition incomplete after a clash:\n%s", b.String())
+	}
+}

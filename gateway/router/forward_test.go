@@ -223,3 +223,15 @@ func TestWeightedClusterHostRewrite(t *testing.T) {
 }
 
 func wcOf(_ string, wc *WeightedCluster) filters.Route { return wc }
+
+func TestHostRewriteFormat(t *testing.T) {
+	r := oneAction(t, `{prefix: /}`, `{cluster: c, host_rewrite: "%REQ(x-tenant)%.internal"}`)
+	x := &filters.Exchange{Request: *newReq("GET", "h", "/", "x-tenant", "acme")}
+	if h, ok := r.RewriteHost(x); !ok || h != "acme.internal" {
+		t.Errorf("RewriteHost = %q, %v", h, ok)
+	}
+	r = oneAction(t, `{prefix: /}`, `{cluster: c, auto_host_rewrite: true}`)
+	if _, ok := r.RewriteHost(x); ok || !r.Forward.AutoHostRewrite {
+		t.Error("auto_host_rewrite is the router's to apply")
+	}
+}

@@ -194,16 +194,3 @@ virtual_hosts:
 		t.Errorf("response x-code = %q", got)
 	}
 }
-
-func TestCompileFormatErrors(t *testing.T) {
-	for _, s := range []string{"%", "50%", "%REQ%", "%REQ()%", "%PROTOCOL(x)%", "%REQ(x", "%REQ(x):0%", "%START_TIME(%Q)%", "%lower%", "%UNKNOWN_THING%"} {
-		if _, err := compileFormat(s); err == nil {
-			t.Errorf("compileFormat(%q) succeeded, want an error", s)
-		}
-	}
-	for _, s := range []string{"", "plain", "%%", "a%%b", "%REQ(x-a?x-b):10%", "%START_TIME(%s.%3f)%"} {
-		if _, err := compileFormat(s); err != nil {
-			t.Errorf("compileFormat(%q): %v", s, err)
-		}
-	}
-}

@@ -112,7 +112,7 @@ func (r *Route) Target(req *filters.Request, random uint64) (cluster string, wc 
 	return wc.ClusterFor(req), wc
 }
 
-// fmtCtx is the operator context for the request phase.
+// requestCtx is the command-operator context of the request phase.
 func requestCtx(x *filters.Exchange) fmtContext {
 	return fmtContext{req: &x.Request, conn: &x.Downstream, info: &x.Info}
 }

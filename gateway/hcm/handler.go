@@ -126,6 +126,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case filters.Stop:
+			if s.enc.started {
+				// The filter answered through the encoder itself (the
+				// router's redirects and direct responses do).
+				return
+			}
 			if rep := x.LocalReply(); rep != nil {
 				s.local(*rep, i)
 				return

@@ -22,7 +22,7 @@ func (t *translator) tcpRouteFilters(gs *gatewayServer) []*listenerv3.Filter {
 			continue
 		}
 		for i, rule := range vs.spec.Tcp {
-			if !l4Matches(rule.Match, gs) || len(rule.Route) == 0 {
+			if !l4Matches(rule.Match, gs, vs.key.Namespace) || len(rule.Route) == 0 {
 				continue
 			}
 			return []*listenerv3.Filter{t.tcpProxy(vs, fmt.Sprintf("spec.tcp[%d]", i), rule.Route, gs.server.Port.Number)}
@@ -74,12 +74,15 @@ func (t *translator) tlsRouteChains(gs *gatewayServer, taken map[string]bool) []
 	return out
 }
 
-func l4Matches(ms []*v1alpha3.L4MatchAttributes, gs *gatewayServer) bool {
+// l4Matches reports whether any of a tcp rule's matches applies to the
+// server (a rule without matches applies everywhere); gateway names are
+// short names in the VirtualService's namespace.
+func l4Matches(ms []*v1alpha3.L4MatchAttributes, gs *gatewayServer, vsNamespace string) bool {
 	if len(ms) == 0 {
 		return true
 	}
 	for _, m := range ms {
-		if l4SingleMatch(m.Port, m.Gateways, gs, gs.gateway.Namespace) {
+		if l4SingleMatch(m.Port, m.Gateways, gs, vsNamespace) {
 			return true
 		}
 	}

@@ -30,7 +30,7 @@ func (d *domainIndex) add(domain string, vh *VirtualHost) error {
 	if domain == "" {
 		return fmt.Errorf("must not be empty")
 	}
-	key := strings.ToLower(domain)
+	key := lowerASCII(domain)
 	if d.seen == nil {
 		d.seen = make(map[string]*VirtualHost)
 		d.exact = make(map[string]*VirtualHost)
@@ -123,4 +123,16 @@ func stripPort(host string) string {
 		return host
 	}
 	return host[:i]
+}
+
+// lowerASCII lower-cases ASCII letters only, the way lookup lower-cases
+// the authority.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -135,7 +135,7 @@ func (m *routeMatch) matchPath(path string) bool {
 		return strings.HasPrefix(path, m.value)
 	case pathExact:
 		if m.ignoreCase {
-			return strings.EqualFold(path, m.value)
+			return equalFoldASCII(path, m.value)
 		}
 		return path == m.value
 	case pathRegex:

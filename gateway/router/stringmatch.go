@@ -62,7 +62,7 @@ func (m *stringMatcher) match(v string) bool {
 	switch m.kind {
 	case strExact:
 		if m.ignoreCase {
-			return strings.EqualFold(v, m.value)
+			return equalFoldASCII(v, m.value)
 		}
 		return v == m.value
 	case strPrefix:
@@ -72,7 +72,7 @@ func (m *stringMatcher) match(v string) bool {
 		return strings.HasPrefix(v, m.value)
 	case strSuffix:
 		if m.ignoreCase {
-			return len(v) >= len(m.value) && strings.EqualFold(v[len(v)-len(m.value):], m.value)
+			return len(v) >= len(m.value) && equalFoldASCII(v[len(v)-len(m.value):], m.value)
 		}
 		return strings.HasSuffix(v, m.value)
 	case strContains:
@@ -97,7 +97,7 @@ func compileFullRegex(m *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
 }
 
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	return len(s) >= len(prefix) && equalFoldASCII(s[:len(prefix)], prefix)
 }
 
 // containsFold reports whether sub is within s, ignoring ASCII case,
@@ -107,9 +107,33 @@ func containsFold(s, sub string) bool {
 		return true
 	}
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		if equalFoldASCII(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
 	return false
+}
+
+// equalFoldASCII compares ignoring ASCII case only, as Envoy's
+// absl::EqualsIgnoreCase does: non-ASCII bytes must be identical.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -15,10 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/accesslog"
 	"github.com/waygate/waygate/gateway/admin"
 	"github.com/waygate/waygate/gateway/hcm"
 	"github.com/waygate/waygate/gateway/listener"
@@ -68,6 +71,32 @@ type Gateway struct {
 	readyOnce sync.Once
 	quit      chan struct{}
 	quitOnce  sync.Once
+
+	logMu   sync.Mutex
+	loggers map[string]*accesslog.Logger
+}
+
+// accessLogger compiles an access log config, sharing one logger (and
+// its file) between every listener that configures the same one.
+func (g *Gateway) accessLogger(cfg *accesslogv3.AccessLog) (hcm.AccessLogger, error) {
+	key, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.logMu.Lock()
+	defer g.logMu.Unlock()
+	if l, ok := g.loggers[string(key)]; ok {
+		return l, nil
+	}
+	l, err := accesslog.FromProto(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if g.loggers == nil {
+		g.loggers = map[string]*accesslog.Logger{}
+	}
+	g.loggers[string(key)] = l
+	return l, nil
 }
 
 // New builds a gateway; nothing listens until Run.
@@ -79,8 +108,10 @@ func New(opts Options) *Gateway {
 	g := &Gateway{opts: opts, log: log, Stats: stats.NewStore(), started: time.Now(),
 		ready: make(chan struct{}), quit: make(chan struct{})}
 	env := filters.Env{Log: log, Node: opts.Node, Stats: g.Stats.Filters(), Upstream: clusterCaller{g}}
-	compiler := &hcm.Compiler{Env: env}
-	g.Builder = &snapshot.Builder{HCM: compiler, Upstream: upstream.NewManager(), Log: log}
+	compiler := &hcm.Compiler{Env: env, Stats: g.Stats, AccessLog: g.accessLogger}
+	um := upstream.NewManager()
+	um.Stats = g.Stats
+	g.Builder = &snapshot.Builder{HCM: compiler, Upstream: um, Log: log}
 	handler := &hcm.Handler{Views: g.Builder.View, Panics: g.Stats.Counter("http.filter_panics")}
 	g.Listeners = &listener.Manager{Views: g.Builder.View, Log: log, DrainTimeout: opts.DrainTimeout, Handler: handler}
 	g.Builder.Listeners = g.Listeners

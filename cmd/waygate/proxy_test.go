@@ -196,6 +196,30 @@ func TestProxyRouting(t *testing.T) {
 			}
 		})
 	}
+	checkStats(t, p.admin)
+}
+
+// The admin server reports what the requests did, in Envoy's names.
+func checkStats(t *testing.T, admin string) {
+	t.Helper()
+	resp, body := get(t, http.DefaultClient, "http://"+admin+"/stats/prometheus", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/stats/prometheus: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`envoy_cluster_upstream_rq_total{envoy_cluster_name="a"}`,
+		`envoy_cluster_upstream_rq_timeout{envoy_cluster_name="a"}`,
+		`envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="test"}`,
+		`envoy_cluster_upstream_rq{envoy_cluster_name="a",envoy_response_code="503"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/stats/prometheus lacks %s", want)
+		}
+	}
+	resp, body = get(t, http.DefaultClient, "http://"+admin+"/config_dump", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "type.googleapis.com/envoy.admin.v3.ListenersConfigDump") || !strings.Contains(string(body), "http.test") {
+		t.Errorf("/config_dump: %d %.300s", resp.StatusCode, body)
+	}
 }
 
 // A push that changes routing takes effect while a request loop runs,

@@ -132,6 +132,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			h.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
 		}
 		req := newUpstreamRequest(ctx, x, ep.Address, endStream)
+		cl.Stats.Count(upstream.RqTotal)
+		if attempt > 1 {
+			cl.Stats.Count(upstream.RqRetry)
+		}
+		tryStart := time.Now()
 		resp, err := cl.RoundTrip(req, x.Request.Protocol == "HTTP/2.0")
 		last := attempt >= maxAttempts
 		if err != nil {
@@ -144,10 +149,14 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 				panic(http.ErrAbortHandler)
 			}
 			if ctx.Err() != nil {
+				cl.Stats.Count(upstream.RqTimeout)
 				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
 				return
 			}
 			connectFail := isConnectFailure(err)
+			if connectFail {
+				cl.Stats.Count(upstream.CxConnectFail)
+			}
 			if !last && retry != nil && retriableError(retry, connectFail) {
 				backoff(ctx, retry, attempt)
 				continue
@@ -159,11 +168,15 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			}
 			return
 		}
+		cl.Stats.Response(resp.StatusCode, time.Since(tryStart))
 		if !last && retry != nil && retriableStatus(retry, resp) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			backoff(ctx, retry, attempt)
 			continue
+		}
+		if attempt > 1 {
+			cl.Stats.Count(upstream.RqRetrySuccess)
 		}
 		x.Info.UpstreamServiceTime = time.Since(start)
 		f.respond(ctx, x, rt, wc, resp)

@@ -8,6 +8,9 @@ package hcm
 
 import (
 	"fmt"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	"github.com/waygate/waygate/gateway/stats"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -60,6 +63,7 @@ type Config struct {
 
 	accessLogs []AccessLogger
 	log        *slog.Logger
+	stats      *httpStats
 	draining   atomic.Bool
 }
 
@@ -89,7 +93,10 @@ type Compiler struct {
 	Env filters.Env
 	// AccessLog compiles an access_log entry; nil means access logs in
 	// the config are rejected.
-	AccessLog func(cfg any) (AccessLogger, error)
+	AccessLog func(cfg *accesslogv3.AccessLog) (AccessLogger, error)
+	// Stats is where the HCM's and its filters' stats live, under
+	// http.<stat_prefix>. as Envoy names them; nil keeps none.
+	Stats *stats.Store
 	// BufferLimit is the most a filter may buffer of a body (Envoy's
 	// per_connection_buffer_limit_bytes, 1 MiB by default).
 	BufferLimit int
@@ -128,6 +135,7 @@ func (c *Compiler) Compile(m *hcmv3.HttpConnectionManager) (*Config, error) {
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.stats = newHTTPStats(c.Stats, cfg.StatPrefix)
 	if cfg.bufferLimit <= 0 {
 		cfg.bufferLimit = 1 << 20
 	}
@@ -171,7 +179,11 @@ func (c *Compiler) Compile(m *hcmv3.HttpConnectionManager) (*Config, error) {
 		return nil, fmt.Errorf("route_specifier: one of rds or route_config is required")
 	}
 
-	if err := c.compileFilters(cfg, m); err != nil {
+	env := c.Env
+	if c.Stats != nil {
+		env.Stats = cfg.stats.scope.Filters()
+	}
+	if err := c.compileFilters(cfg, m, env); err != nil {
 		return nil, err
 	}
 	if c.AccessLog != nil {

@@ -16,7 +16,7 @@ const RouterTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.
 // compileFilters builds the chain's factories in order. An unknown filter
 // marked is_optional is skipped with a warning; an unknown required one
 // fails the listener, as Envoy does.
-func (c *Compiler) compileFilters(cfg *Config, m *hcmv3.HttpConnectionManager) error {
+func (c *Compiler) compileFilters(cfg *Config, m *hcmv3.HttpConnectionManager, base filters.Env) error {
 	hf := m.GetHttpFilters()
 	if len(hf) == 0 {
 		return fmt.Errorf("http_filters: the chain must end with %s", RouterTypeURL)
@@ -53,8 +53,8 @@ func (c *Compiler) compileFilters(cfg *Config, m *hcmv3.HttpConnectionManager) e
 			}
 			return fmt.Errorf("%s.typed_config: %w %s (an unknown filter can be skipped by marking it is_optional)", path, filters.ErrUnknown, typeURL)
 		}
-		fac, err := c.factories.get(typeURL, msg, func() (filters.Factory, error) {
-			env := c.Env
+		fac, err := c.factories.get(cfg.StatPrefix+"\x00"+typeURL, msg, func() (filters.Factory, error) {
+			env := base
 			if env.Log != nil {
 				env.Log = env.Log.With("filter", f.GetName())
 			}

@@ -60,6 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.enc = encoder{w: w, x: x, cfg: cfg, limit: cfg.bufferLimit}
 	x.Encoder = &s.enc
 
+	cfg.stats.begin()
 	defer s.finish(h)
 	defer func() {
 		if v := recover(); v != nil {
@@ -361,6 +362,7 @@ func (s *stream) finish(h *Handler) {
 			d.OnDone(x)
 		}()
 	}
+	s.cfg.stats.end(x.Response.Status, end.Sub(x.Info.Start))
 	for _, l := range s.cfg.accessLogs {
 		l.Log(x, end)
 	}

@@ -28,6 +28,8 @@ type Cluster struct {
 	// EDSName is the ClusterLoadAssignment name an EDS cluster waits for,
 	// "" for clusters with inline endpoints.
 	EDSName string
+	// Stats are the cluster's stats; nil when the gateway keeps none.
+	Stats *ClusterStats
 
 	endpoints []*Endpoint
 	healthy   []*Endpoint

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/waygate/waygate/gateway/stats"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 )
@@ -12,8 +14,12 @@ import (
 // Manager compiles clusters and keeps their connection pools alive
 // across snapshots.
 type Manager struct {
+	// Stats, when set, keeps each cluster's stats.
+	Stats *stats.Store
+
 	mu    sync.Mutex
 	pools map[string]*pool
+	stats map[string]*ClusterStats
 }
 
 // NewManager returns an empty manager.
@@ -59,6 +65,13 @@ func (m *Manager) Build(clusters map[string]*clusterv3.Cluster, assignments map[
 		}
 		c.pool = p
 		next[name] = p
+		if m.stats == nil {
+			m.stats = map[string]*ClusterStats{}
+		}
+		if m.stats[name] == nil {
+			m.stats[name] = newClusterStats(m.Stats, name)
+		}
+		c.Stats = m.stats[name]
 	}
 	for name, p := range m.pools {
 		if next[name] != p {

@@ -73,9 +73,12 @@ type Service struct {
 
 // ServicePort is one port of a Service.
 type ServicePort struct {
-	Name     string
-	Port     uint32
-	Protocol string // Istio protocol: HTTP, HTTP2, GRPC, TCP, TLS, ...
+	Name string
+	Port uint32
+	// Protocol is Istio's protocol name: HTTP, HTTP2, GRPC, TCP, TLS,
+	// ...; "" when the Service does not declare it (Istio then detects
+	// it from the traffic).
+	Protocol string
 	// TargetPort is the port endpoints listen on, when it differs.
 	TargetPort uint32
 }

@@ -1,8 +1,10 @@
 package translate
 
 import (
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -43,7 +45,18 @@ func httpFilters() []*hcmv3.HttpFilter {
 // client certificate details are sanitized and set, websockets may
 // upgrade, paths are normalized and escaped slashes kept, no stream idle
 // timeout. Access logs and tracing are left out until configured.
-func connectionManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
+func (t *translator) connectionManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
+	m := baseConnectionManager(statPrefix, routeName)
+	if f := t.proxy.AccessLogFile; f != "" {
+		m.AccessLog = []*accesslogv3.AccessLog{{
+			Name:       "envoy.access_loggers.file",
+			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&filev3.FileAccessLog{Path: f})},
+		}}
+	}
+	return m
+}
+
+func baseConnectionManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
 	return &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{

@@ -31,7 +31,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 		if ps.http {
 			routeName := "http." + strconv.Itoa(int(ps.port))
 			chains = append(chains, &listenerv3.FilterChain{
-				Filters: []*listenerv3.Filter{hcmNetworkFilter(connectionManager(statPrefix, routeName))},
+				Filters: []*listenerv3.Filter{hcmNetworkFilter(t.connectionManager(statPrefix, routeName))},
 			})
 			routes = append(routes, t.buildRouteConfig(routeName, ps.servers))
 		} else {
@@ -61,7 +61,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 					}
 					chains = append(chains, &listenerv3.FilterChain{
 						FilterChainMatch: sniMatch(gs),
-						Filters:          []*listenerv3.Filter{hcmNetworkFilter(connectionManager(prefix, routeName))},
+						Filters:          []*listenerv3.Filter{hcmNetworkFilter(t.connectionManager(prefix, routeName))},
 						TransportSocket:  downstreamSocket(ctx),
 					})
 					routes = append(routes, t.buildRouteConfig(routeName, []*gatewayServer{gs}))

@@ -35,6 +35,10 @@ type Proxy struct {
 	Labels map[string]string
 	// DomainSuffix completes short service names; "cluster.local" when empty.
 	DomainSuffix string
+	// AccessLogFile, when set, gives every HTTP connection manager a
+	// file access log in Envoy's default format, as Istio's meshConfig
+	// accessLogFile does ("/dev/stdout" for the console).
+	AccessLogFile string
 }
 
 // Resources are the xDS resources of one proxy, each list sorted by name.

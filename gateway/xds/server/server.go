@@ -35,6 +35,10 @@ import (
 // Server is an xDS server whose resources come from an Istio
 // configuration. Its zero value is not usable; call New.
 type Server struct {
+	// AccessLogFile is the mesh-wide access log setting handed to the
+	// translator (Istio's meshConfig.accessLogFile); set it before Serve.
+	AccessLogFile string
+
 	log   *slog.Logger
 	cache cachev3.SnapshotCache
 	xds   serverv3.Server

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"github.com/waygate/waygate/gateway/istio"
 )
@@ -42,6 +43,13 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	findings = append(findings, istio.Validate(cfg)...)
+	// In file and line order, the order a reader fixes them in.
+	sort.SliceStable(findings, func(i, j int) bool {
+		if findings[i].File != findings[j].File {
+			return findings[i].File < findings[j].File
+		}
+		return findings[i].Line < findings[j].Line
+	})
 	var errors, warnings int
 	for _, f := range findings {
 		switch f.Severity {

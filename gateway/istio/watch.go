@@ -121,6 +121,12 @@ func relevant(root, name string) bool {
 		return true
 	}
 	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "..data" {
+			// A Kubernetes ConfigMap or Secret volume: its files are
+			// symlinks through ..data, which the kubelet swaps by rename
+			// on every update; no event names the files themselves.
+			return true
+		}
 		if strings.HasPrefix(part, ".") && part != "." {
 			return false
 		}

@@ -205,3 +205,35 @@ func formatFindings(findings []Finding) []string {
 	}
 	return out
 }
+
+// TestWatchDirConfigMapVolume updates a directory the way the kubelet
+// updates a mounted ConfigMap: new files in a fresh hidden directory, and
+// the ..data symlink swapped to it by rename.
+func TestWatchDirConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "..2026_01", "routes.yaml"), vsYAML("a", "a"))
+	if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "routes.yaml"), filepath.Join(dir, "routes.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	updates := startWatch(t, dir, 50*time.Millisecond)
+	if u := next(t, updates, 5*time.Second); u.names() != "VirtualService/a" {
+		t.Fatalf("initial = %q (%v)", u.names(), u.findings)
+	}
+
+	write(t, filepath.Join(dir, "..2026_02", "routes.yaml"), vsYAML("b", "b"))
+	if err := os.Symlink("..2026_02", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "..2026_01")); err != nil {
+		t.Fatal(err)
+	}
+	if u := next(t, updates, 5*time.Second); u.names() != "VirtualService/b" {
+		t.Fatalf("after the swap = %q", u.names())
+	}
+}

@@ -2,6 +2,7 @@ package istio
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -67,6 +68,14 @@ func (p *parser) report(f Finding) {
 	p.findings = append(p.findings, f)
 }
 
+// metadataFields are the fields of Kubernetes ObjectMeta, by JSON name.
+var metadataFields = map[string]bool{
+	"name": true, "namespace": true, "labels": true, "annotations": true,
+	"generateName": true, "uid": true, "resourceVersion": true, "generation": true,
+	"creationTimestamp": true, "deletionTimestamp": true, "deletionGracePeriodSeconds": true,
+	"ownerReferences": true, "finalizers": true, "managedFields": true, "selfLink": true,
+}
+
 // topLevelFields are the fields a Kubernetes object may have.
 var topLevelFields = []string{"apiVersion", "kind", "metadata", "spec", "status"}
 
@@ -83,7 +92,10 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 	b := &valueBuilder{lineOffset: offset, lines: map[string]int{}}
 	v, err := b.value(n, "", 0)
 	if err != nil {
-		pe := err.(*pathError)
+		var pe *pathError
+		if !errors.As(err, &pe) {
+			pe = &pathError{line: line, msg: err.Error()}
+		}
 		p.report(Finding{Severity: Error, Line: pe.line, Path: joinPath(at, pe.path), Message: pe.msg})
 		return
 	}
@@ -151,6 +163,17 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 			invalid = true
 			p.report(Finding{Severity: Error, Line: f.Line + offset, Resource: key, Path: fieldPath("", f.Value),
 				Message: fmt.Sprintf("unknown field %q; valid fields are %s", f.Value, strings.Join(topLevelFields, ", "))})
+		}
+	}
+	if mn := mappingValue(n, "metadata"); mn != nil {
+		mn = resolve(mn)
+		for i := 0; i+1 < len(mn.Content); i += 2 {
+			f := resolve(mn.Content[i])
+			if !metadataFields[f.Value] {
+				invalid = true
+				p.report(Finding{Severity: Error, Line: f.Line + offset, Resource: key, Path: fieldPath("metadata", f.Value),
+					Message: fmt.Sprintf("unknown field %q in metadata%s", f.Value, suggestName(f.Value, sortedKeys(metadataFields)))})
+			}
 		}
 	}
 	spec, add := k.build(meta)

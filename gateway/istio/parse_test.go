@@ -145,6 +145,17 @@ metadata:
 			want: []string{"error: t.yaml:11: invalid YAML: mapping values are not allowed in this context"},
 		},
 		{
+			name: "unknown metadata field",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: r
+  lables: {app: r}
+spec: {host: r}
+`,
+			want: []string{`error: t.yaml:5: DestinationRule default/r: metadata.lables: unknown field "lables" in metadata (did you mean "labels"?)`},
+		},
+		{
 			name: "a key set twice",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: DestinationRule

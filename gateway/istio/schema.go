@@ -265,10 +265,18 @@ func oneofNames(o protoreflect.OneofDescriptor) string {
 // else lists the valid fields.
 func suggestField(key string, fields protoreflect.FieldDescriptors) string {
 	names := make([]string, 0, fields.Len())
-	best, bestDist := "", 3
 	for i := 0; i < fields.Len(); i++ {
-		name := fields.Get(i).JSONName()
-		names = append(names, name)
+		names = append(names, fields.Get(i).JSONName())
+	}
+	sort.Strings(names)
+	return suggestName(key, names)
+}
+
+// suggestName is " (did you mean X?)" for the name of names within two
+// edits of key, else "; valid fields are ..." listing names.
+func suggestName(key string, names []string) string {
+	best, bestDist := "", 3
+	for _, name := range names {
 		if d := editDistance(strings.ToLower(key), strings.ToLower(name)); d < bestDist {
 			best, bestDist = name, d
 		}
@@ -276,7 +284,6 @@ func suggestField(key string, fields protoreflect.FieldDescriptors) string {
 	if best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	sort.Strings(names)
 	return "; valid fields are " + strings.Join(names, ", ")
 }
 

@@ -125,6 +125,29 @@ spec:
 			},
 		},
 		{
+			name: "subsets of a wildcard destination rule",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: all}
+spec:
+  host: "*.example.com"
+  subsets: [{name: blue, labels: {color: blue}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [api.example.com]
+  http:
+  - route:
+    - destination: {host: api.example.com, subset: blue}
+      weight: 50
+    - destination: {host: api.example.com, subset: green}
+      weight: 50
+`,
+			want: []string{`error: t.yaml:17: VirtualService default/r: spec.http[0].route[1].destination.subset: subset "green" is not defined by DestinationRule default/all; defined subsets are blue`},
+		},
+		{
 			name: "two gateways serve the same port and host",
 			yaml: gatewayYAML + `apiVersion: networking.istio.io/v1
 kind: Gateway

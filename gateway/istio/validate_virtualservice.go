@@ -161,7 +161,7 @@ func (v *validator) destination(key Key, p string, d *v1alpha3.Destination) {
 // without one, Envoy would get a route to a cluster that does not exist
 // and answer 503 for every request.
 func (v *validator) subset(key Key, p, host, subset string) {
-	rules := v.subsets[host]
+	rules := v.rulesFor(host)
 	if len(rules) == 0 {
 		v.errorf(key, p, "subset %q is not defined: no DestinationRule for host %s", subset, host)
 		return
@@ -177,6 +177,25 @@ func (v *validator) subset(key Key, p, host, subset string) {
 	}
 	v.errorf(key, p, "subset %q is not defined by DestinationRule %s/%s; defined subsets are %s",
 		subset, rules[0].key.Namespace, rules[0].key.Name, strings.Join(defined, ", "))
+}
+
+// rulesFor finds the DestinationRules for host: those naming it exactly,
+// else those of the most specific wildcard host covering it
+// (*.example.com covers api.example.com), as Istio chooses.
+func (v *validator) rulesFor(host string) []ruleSubsets {
+	if rules := v.subsets[host]; len(rules) > 0 {
+		return rules
+	}
+	best := ""
+	for h := range v.subsets {
+		if strings.HasPrefix(h, "*") && strings.HasSuffix(host, h[1:]) && len(h) > len(best) {
+			best = h
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	return v.subsets[best]
 }
 
 // gatewayRefs checks that each referenced Gateway exists. "mesh" is the

@@ -53,6 +53,10 @@ func reviewsObjects() []runtime.Object {
 			ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "default"},
 			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080, TargetPort: intstr.FromInt32(9080)}}},
 		},
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "ratings", Namespace: "default"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}},
+		},
 		slice,
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "reviews-v1-x", Namespace: "default", Labels: map[string]string{"app": "reviews", "version": "v1"}}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "reviews-v2-y", Namespace: "default", Labels: map[string]string{"app": "reviews", "version": "v2"}}},
@@ -141,10 +145,10 @@ func TestWatchKubernetes(t *testing.T) {
 	if got := u.cfg.VirtualServices[0].APIVersion; got != "networking.istio.io/v1" {
 		t.Errorf("apiVersion = %q", got)
 	}
-	if len(u.cfg.Services) != 1 {
+	if len(u.cfg.Services) != 2 || u.cfg.Services[0].Name != "ratings" || len(u.cfg.Services[0].Endpoints) != 0 {
 		t.Fatalf("services = %+v", u.cfg.Services)
 	}
-	svc := u.cfg.Services[0]
+	svc := u.cfg.Services[1]
 	if svc.Hostname != "reviews.default.svc.cluster.local" || len(svc.Ports) != 1 || svc.Ports[0] != (ServicePort{Name: "http", Port: 9080, Protocol: "HTTP", TargetPort: 9080}) {
 		t.Errorf("service = %+v", svc)
 	}
@@ -196,7 +200,7 @@ func TestWatchKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	u = next(t, s.updates, 5*time.Second)
-	if got := u.cfg.Services[0].Endpoints[1].Labels["version"]; got != "v3" {
+	if got := u.cfg.Services[1].Endpoints[1].Labels["version"]; got != "v3" {
 		t.Errorf("relabeled endpoint version = %q", got)
 	}
 

@@ -61,6 +61,10 @@ type validator struct {
 	// subsets maps a host FQDN to the DestinationRules defining it and
 	// their subset names.
 	subsets map[string][]ruleSubsets
+	// registry holds the hosts of Services and ServiceEntries; nil when
+	// the source has no service registry (a directory), where a
+	// destination cannot be checked.
+	registry map[string]bool
 	// claimed remembers the first resource claiming a unique thing (a
 	// gateway port and host, a DestinationRule host, a mesh-wide policy),
 	// to name it when a second one claims it too.
@@ -83,6 +87,17 @@ func (v *validator) index() {
 	v.claimed = map[string]claim{}
 	for _, r := range v.cfg.Gateways {
 		v.gateways[keyOf("Gateway", r)] = true
+	}
+	if len(v.cfg.Services) > 0 {
+		v.registry = map[string]bool{}
+		for _, s := range v.cfg.Services {
+			v.registry[s.Hostname] = true
+		}
+		for _, r := range v.cfg.ServiceEntries {
+			for _, h := range r.Spec.GetHosts() {
+				v.registry[FQDN(h, keyOf("ServiceEntry", r).Namespace)] = true
+			}
+		}
 	}
 	for _, r := range v.cfg.DestinationRules {
 		k := keyOf("DestinationRule", r)

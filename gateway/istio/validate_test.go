@@ -410,3 +410,40 @@ spec:
 		t.Errorf("the cleaned config has findings: %v", f)
 	}
 }
+
+// TestValidateRegistry checks destinations against the service registry,
+// which only a Kubernetes source fills.
+func TestValidateRegistry(t *testing.T) {
+	cfg, findings := ParseDocuments("t.yaml", []byte(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: ["*.example.com"]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+  - route:
+    - destination: {host: api.example.com}
+  - route:
+    - destination: {host: ratings}
+`))
+	if len(findings) != 0 {
+		t.Fatal(findings)
+	}
+	if f := Validate(cfg); len(f) != 0 {
+		t.Errorf("without a registry: %v", f)
+	}
+	cfg.Services = []*Service{{Hostname: "reviews.default.svc.cluster.local", Namespace: "default", Name: "reviews"}}
+	want := "warning: t.yaml:20: VirtualService default/r: spec.http[2].route[0].destination.host: host ratings.default.svc.cluster.local is neither a Service nor a ServiceEntry host; requests routed to it will fail with 503"
+	if got := strings.Join(formatFindings(Validate(cfg)), "\n"); got != want {
+		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -152,6 +152,9 @@ func (v *validator) destination(key Key, p string, d *v1alpha3.Destination) {
 	if pt := d.GetPort(); pt != nil {
 		v.optionalPort(key, p+".port.number", pt.GetNumber())
 	}
+	if host := FQDN(d.GetHost(), key.Namespace); v.registry != nil && !v.known(host) {
+		v.warnf(key, p+".host", "host %s is neither a Service nor a ServiceEntry host; requests routed to it will fail with 503", host)
+	}
 	if d.GetSubset() != "" {
 		v.subset(key, p+".subset", FQDN(d.GetHost(), key.Namespace), d.GetSubset())
 	}
@@ -177,6 +180,20 @@ func (v *validator) subset(key Key, p, host, subset string) {
 	}
 	v.errorf(key, p, "subset %q is not defined by DestinationRule %s/%s; defined subsets are %s",
 		subset, rules[0].key.Namespace, rules[0].key.Name, strings.Join(defined, ", "))
+}
+
+// known reports whether host is in the registry, directly or under a
+// wildcard ServiceEntry host.
+func (v *validator) known(host string) bool {
+	if v.registry[host] {
+		return true
+	}
+	for h := range v.registry {
+		if strings.HasPrefix(h, "*") && strings.HasSuffix(host, h[1:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // rulesFor finds the DestinationRules for host: those naming it exactly,

@@ -5,6 +5,19 @@
 // Resources are held as the official client-go types
 // (istio.io/client-go/pkg/apis/...). Resources written as v1alpha3 or
 // v1beta1 are converted to v1 on load: their specs are the same protos.
+//
+// The pieces, in the order configuration flows through them:
+//
+//   - ParseDocuments decodes one file; LoadDir and LoadPaths decode a tree
+//     of files and report resources defined twice.
+//   - Validate makes the semantic checks of istioctl analyze.
+//   - Accept drops what is invalid, keeping the last valid version of a
+//     resource being edited, so the control plane serves the rest.
+//   - WatchDir and WatchKubernetes are the two sources: they call back
+//     with an accepted Config after every (debounced) change.
+//
+// Every problem is a Finding naming the file and line, the resource
+// (kind namespace/name) and the field path, as `waygate validate` prints.
 package istio
 
 import (

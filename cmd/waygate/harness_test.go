@@ -86,6 +86,14 @@ func startXDS(t testing.TB) *xdsServer {
 			}
 			return nil
 		},
+		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+			if r.GetErrorDetail() != nil {
+				s.mu.Lock()
+				s.nacks = append(s.nacks, r.GetErrorDetail().GetMessage())
+				s.mu.Unlock()
+			}
+			return nil
+		},
 	}
 	srv := serverv3.NewServer(context.Background(), s.cache, cb)
 	g := grpc.NewServer()

@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"os/exec"
+	"syscall"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,8 +63,8 @@ func baseRoutes() []*routev3.Route {
 		{
 			Match: prefix("/rewrite/"),
 			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "a"},
-				PrefixRewrite:    "/v2/",
+				ClusterSpecifier:     &routev3.RouteAction_Cluster{Cluster: "a"},
+				PrefixRewrite:        "/v2/",
 				HostRewriteSpecifier: &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: "rewritten.internal"},
 			}},
 		},
@@ -226,11 +229,21 @@ func checkStats(t *testing.T, admin string) {
 // and no request fails; a push with a bad regex is NACKed and traffic
 // keeps flowing on the previous config.
 func TestProxyConfigPushes(t *testing.T) {
+	for _, mode := range []string{"sotw", "delta"} {
+		t.Run(mode, func(t *testing.T) { testConfigPushes(t, mode == "delta") })
+	}
+}
+
+func testConfigPushes(t *testing.T, delta bool) {
 	a, b, c := startBackend(t, "a", "v1"), startBackend(t, "b", "v1"), startBackend(t, "c", "v1")
 	fx := routingFixture{port: freePort(t), a: a.Addr(), b: b.Addr(), c: c.Addr()}
 	xds := startXDS(t)
 	xds.push(t, "node-2", "1", fx.resources([]*routev3.Route{{Match: prefix("/"), Action: toCluster("a")}}))
-	p := startProxy(t, xds.addr, "node-2")
+	var extra []string
+	if delta {
+		extra = append(extra, "--delta")
+	}
+	p := startProxy(t, xds.addr, "node-2", extra...)
 	p.waitReady(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/loop", fx.port)
 
@@ -284,6 +297,68 @@ func TestProxyConfigPushes(t *testing.T) {
 		t.Errorf("%d of %d requests failed across pushes", n, total.Load())
 	}
 	t.Logf("%d requests, none failed, across two pushes and a NACK", total.Load())
+}
+
+// SIGTERM drains: a request in flight when the signal arrives completes,
+// new connections are refused, and the process exits.
+func TestProxyDrainsOnSIGTERM(t *testing.T) {
+	a := startBackend(t, "a", "v1")
+	fx := routingFixture{port: freePort(t), a: a.Addr(), b: a.Addr(), c: a.Addr()}
+	xds := startXDS(t)
+	xds.push(t, "node-3", "1", fx.resources([]*routev3.Route{{Match: prefix("/"), Action: toCluster("a")}}))
+	cmd := exec.Command(binary, "proxy", "--xds", xds.addr, "--node-id", "node-3", "--admin", "", "--drain-time", "5s")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", fx.port)
+	waitFor(t, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	type result struct {
+		status int
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("x-echo-delay", "700ms")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		res <- result{status: resp.StatusCode}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil || r.status != 200 {
+		t.Errorf("in-flight request: %d %v", r.status, r.err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("did not exit after SIGTERM:\n%s", out.String())
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fx.port), time.Second); err == nil {
+		t.Error("the listener still accepts after shutdown")
+	}
 }
 
 func waitFor(t testing.TB, cond func() bool) {

@@ -5,10 +5,10 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"syscall"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 

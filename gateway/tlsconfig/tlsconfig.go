@@ -253,8 +253,14 @@ func validation(common *tlsv3.CommonTlsContext, secrets Secrets) (*validator, er
 }
 
 // verifySAN accepts a verified chain whose leaf has a SAN (DNS, URI,
-// email or IP) matching any matcher.
-func (v *validator) verifySAN(_ [][]byte, chains [][]*x509.Certificate) error {
+// email or IP) matching any matcher. crypto/tls calls it even when the
+// client sent no certificate; whether one is required is ClientAuth's
+// decision, so no certificate passes here, as in Envoy, where SAN
+// matching applies to presented certificates only.
+func (v *validator) verifySAN(raw [][]byte, chains [][]*x509.Certificate) error {
+	if len(raw) == 0 {
+		return nil
+	}
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return fmt.Errorf("no verified peer certificate")
 	}

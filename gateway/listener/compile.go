@@ -39,6 +39,10 @@ type Listener struct {
 	// key identifies the listener's content: equal keys mean the config
 	// did not change and open connections keep going untouched.
 	key string
+	// secretsKey identifies the SDS secrets the listener was compiled
+	// with. A rotated secret changes it but not key: new handshakes
+	// must use the new certificate, and open connections need not drain.
+	secretsKey string
 }
 
 // chain is one compiled filter chain.
@@ -121,6 +125,17 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 		return nil, err
 	}
 	out.key = string(b)
+	if d.Secrets != nil {
+		var sk []byte
+		for _, n := range SecretNames(l) {
+			sb, err := proto.MarshalOptions{Deterministic: true}.Marshal(d.Secrets.Secret(n))
+			if err != nil {
+				return nil, err
+			}
+			sk = append(append(append(sk, n...), 0), sb...)
+		}
+		out.secretsKey = string(sk)
+	}
 	return out, nil
 }
 

@@ -104,10 +104,14 @@ func (m *Manager) Apply(ls map[string]*Listener) error {
 			continue
 		}
 		s := m.sockets[n]
-		if prev := s.cur.Load(); prev.key != l.key {
+		switch prev := s.cur.Load(); {
+		case prev.key != l.key:
 			s.cur.Store(l)
 			prev.markDraining()
 			m.log().Info("listener updated", "listener", n)
+		case prev.secretsKey != l.secretsKey:
+			s.cur.Store(l)
+			m.log().Info("listener secrets rotated", "listener", n)
 		}
 	}
 	for n, s := range m.sockets {

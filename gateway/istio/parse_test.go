@@ -327,3 +327,17 @@ func FuzzParseDocuments(f *testing.F) {
 		Validate(cfg)
 	})
 }
+
+// TestParseDocumentsAliasBomb: aliases that expand a small document into
+// millions of nodes are cut off with a finding instead of eating memory.
+func TestParseDocumentsAliasBomb(t *testing.T) {
+	doc := "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n"
+	for i := 1; i <= 7; i++ {
+		prev := "*x" + string(rune('0'+i-1))
+		doc += "x" + string(rune('0'+i)) + ": &x" + string(rune('0'+i)) + " [" + strings.Repeat(prev+", ", 9) + prev + "]\n"
+	}
+	cfg, findings := ParseDocuments("bomb.yaml", []byte(doc))
+	if len(cfg.Origins) != 0 || len(findings) != 1 || !strings.Contains(findings[0].Message, "too large") {
+		t.Errorf("resources %v, findings %v; want one 'too large' finding", cfg.Keys(), findings)
+	}
+}

@@ -11,8 +11,9 @@ import (
 
 // Limits that keep a hostile document (alias bombs, deep nesting) from
 // exhausting memory or the stack.
+// A real resource has a few thousand nodes at most.
 const (
-	maxNodes = 1 << 20
+	maxNodes = 200_000
 	maxDepth = 256
 )
 
@@ -25,6 +26,9 @@ type valueBuilder struct {
 	lineOffset int
 	lines      map[string]int
 	nodes      int
+	// inAlias counts the aliases being expanded: the nodes under one are
+	// the anchor's, whose lines are already recorded.
+	inAlias int
 }
 
 func (b *valueBuilder) line(n *yaml.Node) int { return n.Line + b.lineOffset }
@@ -43,7 +47,7 @@ func (b *valueBuilder) value(n *yaml.Node, path string, depth int) (any, error) 
 	if b.nodes > maxNodes || depth > maxDepth {
 		return nil, &pathError{path, b.line(n), "document too large or too deeply nested"}
 	}
-	if b.lines != nil {
+	if b.lines != nil && b.inAlias == 0 {
 		if _, seen := b.lines[path]; !seen {
 			b.lines[path] = b.line(n)
 		}
@@ -58,6 +62,8 @@ func (b *valueBuilder) value(n *yaml.Node, path string, depth int) (any, error) 
 		if n.Alias == nil {
 			return nil, &pathError{path, b.line(n), "unknown alias"}
 		}
+		b.inAlias++
+		defer func() { b.inAlias-- }()
 		return b.value(n.Alias, path, depth+1)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
@@ -110,7 +116,7 @@ func (b *valueBuilder) mapping(n *yaml.Node, path string, depth int, out map[str
 			return &pathError{path, b.line(k), "mapping keys must be scalars"}
 		}
 		p := fieldPath(path, k.Value)
-		if b.lines != nil {
+		if b.lines != nil && b.inAlias == 0 {
 			b.lines[p] = b.line(k)
 		}
 		val, err := b.value(v, p, depth+1)

@@ -1,0 +1,138 @@
+package listener_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/waygate/waygate/conformance/backend"
+	"google.golang.org/protobuf/proto"
+)
+
+// startTCPEchoes starts tcp-echo servers answering with their prefix and
+// installs each as cluster "tcp-<prefix>".
+func startTCPEchoes(t *testing.T, g *gateway, prefixes ...string) {
+	t.Helper()
+	var clusters []proto.Message
+	for _, p := range prefixes {
+		s, err := backend.StartTCPEcho(backend.Options{Prefix: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		clusters = append(clusters, staticCluster("tcp-"+p, s.Addr()))
+	}
+	g.mustApply(resourcev3.ClusterType, clusters...)
+}
+
+// echoOnce sends one line on a new connection and returns the reply.
+func echoOnce(addr, line string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+func TestTCPProxyWeightedClusters(t *testing.T) {
+	g := newGateway(t)
+	startTCPEchoes(t, g, "one", "two")
+	g.mustApply(resourcev3.ListenerType, newListener("tcp", "127.0.0.1:0", &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{tcpFilter(t, "tcp-one", 80, "tcp-two", 20)},
+	}))
+	addr := g.addr("tcp")
+	const total = 1000
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				reply, err := echoOnce(addr, "hi")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				counts[strings.Fields(reply)[0]]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < total; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if counts["one"]+counts["two"] != total {
+		t.Fatalf("replies %v, want %d from one and two", counts, total)
+	}
+	// 80% of 1000 has a standard deviation of about 13; 74-86% is
+	// more than four of them either side.
+	if n := counts["one"]; n < 740 || n > 860 {
+		t.Errorf("%d of %d connections went to the 80%% cluster, want 740-860", n, total)
+	}
+}
+
+func TestTCPProxySingleClusterAndHalfClose(t *testing.T) {
+	g := newGateway(t)
+	startTCPEchoes(t, g, "one")
+	g.mustApply(resourcev3.ListenerType, newListener("tcp", "127.0.0.1:0", &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{tcpFilter(t, "tcp-one")},
+	}))
+	addr := g.addr("tcp")
+	if reply, err := echoOnce(addr, "hello"); err != nil || reply != "one hello\n" {
+		t.Fatalf("reply %q %v, want \"one hello\\n\"", reply, err)
+	}
+
+	// Half-close: the client ends its side without a newline and still
+	// reads the reply the backend sends on seeing the end.
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "first\nlast words")
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read after half-close: %v (got %q)", err, got)
+	}
+	if want := "one first\none last words"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestTCPProxyUnknownCluster(t *testing.T) {
+	g := newGateway(t)
+	g.mustApply(resourcev3.ListenerType, newListener("tcp", "127.0.0.1:0", &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{tcpFilter(t, "missing")},
+	}))
+	c, err := net.DialTimeout("tcp", g.addr("tcp"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "anyone?\n")
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Errorf("got %q %v, want the connection closed", b, err)
+	}
+}

@@ -3,6 +3,7 @@ package hcm
 import (
 	"errors"
 	"io"
+	"net/http"
 
 	"github.com/waygate/waygate/filters"
 )
@@ -24,6 +25,12 @@ type bodyPipe struct {
 	out     []byte
 	eof     bool
 	err     error
+	// in and sent count the bytes read from the downstream and those
+	// handed to the router, so prime can tell whether the filters kept
+	// the body's length.
+	in, sent int64
+	// stopped is the filter that ended the exchange, if one did.
+	stopped filters.RequestBodyFilter
 }
 
 func newBodyPipe(src io.ReadCloser, x *filters.Exchange, fs []filters.RequestBodyFilter, limit int) *bodyPipe {
@@ -38,31 +45,66 @@ func (p *bodyPipe) Read(b []byte) (int, error) {
 		if p.eof {
 			return 0, io.EOF
 		}
-		if p.chunk == nil {
-			p.chunk = make([]byte, 32<<10)
-		}
-		n, err := p.src.Read(p.chunk)
-		end := false
-		if err == io.EOF {
-			end = true
-		} else if err != nil {
-			p.err = err
-			return 0, err
-		}
-		if n == 0 && !end {
-			continue
-		}
-		if err := p.run(p.chunk[:n], end); err != nil {
-			p.err = err
-			return 0, err
-		}
-		if end {
-			p.eof = true
-		}
+		p.step()
 	}
 	n := copy(b, p.out)
 	p.out = p.out[n:]
+	p.sent += int64(n)
 	return n, nil
+}
+
+// step reads one downstream chunk and runs it through the filters.
+func (p *bodyPipe) step() {
+	if p.chunk == nil {
+		p.chunk = make([]byte, 32<<10)
+	}
+	n, err := p.src.Read(p.chunk)
+	p.in += int64(n)
+	end := false
+	if err == io.EOF {
+		end = true
+	} else if err != nil {
+		p.err = err
+		return
+	}
+	if n == 0 && !end {
+		return
+	}
+	if err := p.run(p.chunk[:n], end); err != nil {
+		if errors.Is(err, errPayloadTooLarge) && p.x.LocalReply() == nil {
+			// The router may be reading this body already; a local
+			// reply is how it learns to answer 413.
+			p.x.SendLocalReply(filters.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: "Payload Too Large", Details: detailsBodyTooLarge})
+		}
+		p.err = filters.ErrLocalReply
+		return
+	}
+	if end {
+		p.eof = true
+	}
+}
+
+// prime runs the body filters before the router starts, until the first
+// bytes are ready for the upstream or the body ended, and returns the
+// Content-Length the upstream request should declare. A filter that
+// buffers the whole body (StopAndBuffer until endStream) may rewrite it,
+// so its length is only known at the end: sending the downstream's
+// length with a rewritten body would corrupt the upstream exchange. When
+// the filters stream and have kept the length so far, the downstream's
+// length stands; otherwise the body goes chunked (-1).
+func (p *bodyPipe) prime(declared int64) (int64, error) {
+	for len(p.out) == 0 && !p.eof && p.err == nil {
+		p.step()
+	}
+	switch {
+	case p.err != nil:
+		return 0, p.err
+	case p.eof:
+		return int64(len(p.out)), nil
+	case declared >= 0 && p.in == int64(len(p.out)):
+		return declared, nil
+	}
+	return -1, nil
 }
 
 // run passes one chunk down the filters. What comes out of the last one
@@ -78,6 +120,7 @@ func (p *bodyPipe) run(data []byte, end bool) error {
 		}
 		switch f.OnRequestBody(p.x, b, end) {
 		case filters.Stop:
+			p.stopped = f
 			return filters.ErrLocalReply
 		case filters.StopAndBuffer:
 			if end {
@@ -90,6 +133,7 @@ func (p *bodyPipe) run(data []byte, end bool) error {
 				p.held[i] = filters.NewBuffer(append([]byte(nil), b.Bytes()...))
 			}
 			if p.held[i].Len() > p.limit {
+				p.stopped = f
 				return errPayloadTooLarge
 			}
 			return nil

@@ -1,11 +1,14 @@
 package hcm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,7 +77,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if s.enc.started {
 				panic(http.ErrAbortHandler)
 			}
-			s.local(filters.LocalReply{Status: http.StatusInternalServerError, Body: "filter panic", Details: detailsFilterPanic}, 0)
+			s.local(filters.LocalReply{Status: http.StatusInternalServerError, Body: "filter panic", Details: detailsFilterPanic}, nil)
 		}
 	}()
 
@@ -104,12 +107,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if body == nil {
 		body = http.NoBody
 	}
+	var pipe *bodyPipe
 	if len(s.reqBody) > 0 && !endStream {
-		body = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit)
+		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit)
+		body = pipe
 	}
 	x.RequestBody = body
 
 	for i, f := range s.reqHdr {
+		if pipe != nil && i == len(s.reqHdr)-1 {
+			// The terminal filter is next: let the body filters see
+			// the start of the body (all of it, if one buffers) so the
+			// upstream request declares the length they produce.
+			n, err := pipe.prime(x.Request.ContentLength)
+			if err != nil {
+				s.bodyFailed(err, pipe.stopped)
+				return
+			}
+			x.Request.ContentLength = n
+			pipe = nil
+		}
 		switch f.OnRequestHeaders(x, endStream) {
 		case filters.Continue:
 		case filters.StopAndBuffer:
@@ -117,15 +134,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// on: read it now through the body filters.
 			b, err := readAll(x.RequestBody, cfg.bufferLimit)
 			if err != nil {
-				s.bodyFailed(err, i)
+				stopped := any(f)
+				if pipe != nil && pipe.stopped != nil {
+					stopped = pipe.stopped
+				}
+				s.bodyFailed(err, stopped)
 				return
 			}
-			x.RequestBody = io.NopCloser(strings.NewReader(string(b)))
+			x.RequestBody = io.NopCloser(bytes.NewReader(b))
 			x.Request.ContentLength = int64(len(b))
-			if x.LocalReply() != nil {
-				s.local(*x.LocalReply(), i)
-				return
-			}
+			pipe = nil
 		case filters.Stop:
 			if s.enc.started {
 				// The filter answered through the encoder itself (the
@@ -133,7 +151,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if rep := x.LocalReply(); rep != nil {
-				s.local(*rep, i)
+				s.local(*rep, f)
 				return
 			}
 			panic(http.ErrAbortHandler)
@@ -165,18 +183,23 @@ func (s *stream) prepare(r *http.Request) bool {
 			x.Request.Authority = r.URL.Host
 		}
 	}
+	if path == "*" && r.Method != http.MethodOptions {
+		// The asterisk form is for OPTIONS only (RFC 9112 section 3.2.4).
+		s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, nil)
+		return false
+	}
 	if r.Method != http.MethodConnect && path != "*" {
 		if path == "" || path[0] != '/' {
-			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, 0)
+			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, nil)
 			return false
 		}
 		np, redirect, ok := cfg.normalizePathOf(path)
 		if !ok {
-			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, 0)
+			s.local(filters.LocalReply{Status: http.StatusBadRequest, Body: "Bad Request", Details: detailsInvalidPath}, nil)
 			return false
 		}
 		if redirect {
-			s.local(filters.LocalReply{Status: http.StatusMovedPermanently, Header: http.Header{"Location": {np}}, Details: "path_normalization_redirect"}, 0)
+			s.local(filters.LocalReply{Status: http.StatusMovedPermanently, Header: http.Header{"Location": {np}}, Details: "path_normalization_redirect"}, nil)
 			return false
 		}
 		path = np
@@ -268,10 +291,11 @@ func (s *stream) build() {
 	}
 }
 
-// local answers with a local reply. upTo is the index (in reqHdr) of the
-// filter that answered: the response passes through the response filters
-// of the filters before it only, as in Envoy.
-func (s *stream) local(rep filters.LocalReply, upTo int) {
+// local answers with a local reply. stopped is the filter that answered:
+// the response passes through the response filters of the filters before
+// it only, as in Envoy. A nil stopped (the request never reached a filter,
+// or one panicked) runs none of them.
+func (s *stream) local(rep filters.LocalReply, stopped any) {
 	x := &s.x
 	if s.enc.started {
 		panic(http.ErrAbortHandler)
@@ -279,9 +303,7 @@ func (s *stream) local(rep filters.LocalReply, upTo int) {
 	if x.LocalReply() == nil {
 		x.SendLocalReply(rep)
 	}
-	if len(s.order) > 0 && upTo < len(s.reqHdr) {
-		s.trimEncoder(s.reqHdr[upTo])
-	}
+	s.trimEncoder(stopped)
 	x.Response.Status = rep.Status
 	h := x.Response.Header
 	for k, v := range rep.Header {
@@ -294,7 +316,7 @@ func (s *stream) local(rep filters.LocalReply, upTo int) {
 	if end {
 		h.Set("Content-Length", "0")
 	} else {
-		h.Set("Content-Length", fmt.Sprint(len(rep.Body)))
+		h.Set("Content-Length", strconv.Itoa(len(rep.Body)))
 	}
 	if err := s.enc.WriteHeaders(end); err != nil {
 		return
@@ -304,46 +326,48 @@ func (s *stream) local(rep filters.LocalReply, upTo int) {
 	}
 }
 
-// trimEncoder drops the response filters of the filter that answered
-// and of every filter after it.
+// trimEncoder keeps the response filters of the filters that ran before
+// stopped, dropping those of stopped and every filter after it.
 func (s *stream) trimEncoder(stopped any) {
-	pos := -1
-	for i, f := range s.order {
-		if any(f) == stopped {
-			pos = i
-			break
+	pos := 0
+	if stopped != nil {
+		pos = -1
+		for i, f := range s.order {
+			if f == stopped {
+				pos = i
+				break
+			}
+		}
+		if pos < 0 {
+			return
 		}
 	}
-	if pos < 0 {
-		return
-	}
-	ran := map[any]bool{}
-	for _, f := range s.order[:pos] {
-		ran[f] = true
-	}
+	ran := s.order[:pos]
 	hdr := s.enc.hdr[:0:0]
 	for _, f := range s.enc.hdr {
-		if ran[f] {
+		if slices.Contains(ran, any(f)) {
 			hdr = append(hdr, f)
 		}
 	}
 	body := s.enc.body[:0:0]
 	for _, f := range s.enc.body {
-		if ran[f] {
+		if slices.Contains(ran, any(f)) {
 			body = append(body, f)
 		}
 	}
 	s.enc.hdr, s.enc.body = hdr, body
 }
 
-func (s *stream) bodyFailed(err error, upTo int) {
+func (s *stream) bodyFailed(err error, stopped any) {
 	switch {
 	case errors.Is(err, errPayloadTooLarge):
-		s.local(filters.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: "Payload Too Large", Details: detailsBodyTooLarge}, upTo)
+		s.local(filters.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: "Payload Too Large", Details: detailsBodyTooLarge}, stopped)
 	case errors.Is(err, filters.ErrLocalReply):
 		if rep := s.x.LocalReply(); rep != nil {
-			s.local(*rep, upTo)
+			s.local(*rep, stopped)
+			return
 		}
+		panic(http.ErrAbortHandler)
 	default:
 		panic(http.ErrAbortHandler)
 	}

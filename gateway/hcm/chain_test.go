@@ -1,0 +1,265 @@
+package hcm_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+	"github.com/waygate/waygate/gateway/stats"
+)
+
+// withPerFilter returns r with typed_per_filter_config set.
+func withPerFilter(r *routev3.Route, cfg map[string]*anypb.Any) *routev3.Route {
+	r.TypedPerFilterConfig = cfg
+	return r
+}
+
+func TestFilterChain(t *testing.T) {
+	echo := startEcho(t, "echo")
+	bodies := startBodyEcho(t)
+	clusters := []*clusterSpec{{"echo", echo.Addr()}, {"bodies", bodies}}
+
+	tests := []struct {
+		name    string
+		filters func(t *testing.T) []*hcmv3.HttpFilter
+		routes  []*routev3.Route
+		limit   int
+		method  string
+		path    string
+		body    string
+		check   func(t *testing.T, r result, reached int64)
+	}{{
+		name: "request filters run in chain order, response filters in reverse",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{tag(t, "a", ""), tag(t, "b", ""), tag(t, "c", "")}
+		},
+		path: "/",
+		check: func(t *testing.T, r result, reached int64) {
+			if got := r.echo(t).Headers["x-order"]; got != "a, b, c" {
+				t.Errorf("upstream x-order = %q, want a, b, c", got)
+			}
+			if got := strings.Join(r.header.Values("X-Resp-Order"), ","); got != "c,b,a" {
+				t.Errorf("x-resp-order = %q, want c,b,a", got)
+			}
+		},
+	}, {
+		name: "a local reply skips later filters and the router and passes only earlier response filters",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{tag(t, "a", ""), tag(t, "b", "reply=401"), tag(t, "c", "")}
+		},
+		path: "/",
+		check: func(t *testing.T, r result, reached int64) {
+			if r.status != 401 || r.body != "denied by b" {
+				t.Errorf("got %d %q, want 401 %q", r.status, r.body, "denied by b")
+			}
+			if got := strings.Join(r.header.Values("X-Resp-Order"), ","); got != "a" {
+				t.Errorf("x-resp-order = %q, want only a", got)
+			}
+			if r.header.Get("Content-Length") != strconv.Itoa(len("denied by b")) {
+				t.Errorf("content-length = %q", r.header.Get("Content-Length"))
+			}
+		},
+	}, {
+		name: "a buffering body filter gets the whole body and rewrites it",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{tag(t, "a", "rewrite-req=rewritten!")}
+		},
+		method: "POST",
+		path:   "/bodies",
+		body:   strings.Repeat("x", 100<<10),
+		check: func(t *testing.T, r result, reached int64) {
+			if want := "cl=10 body=rewritten!"; r.body != want {
+				t.Errorf("backend saw %.80q, want %q", r.body, want)
+			}
+		},
+	}, {
+		name: "StopAndBuffer from request headers completes the body before the router",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{tag(t, "a", "buffer-hdr,buffer-req,see-body")}
+		},
+		method: "POST",
+		path:   "/",
+		body:   strings.Repeat("0123456789", 1000),
+		check: func(t *testing.T, r result, reached int64) {
+			e := r.echo(t)
+			if e.Headers["x-body-seen"] != strings.Repeat("0123456789", 1000) {
+				t.Errorf("x-body-seen has %d bytes, want the whole 10000-byte body", len(e.Headers["x-body-seen"]))
+			}
+			if e.BodyBytes != 10000 {
+				t.Errorf("backend got %d body bytes, want 10000", e.BodyBytes)
+			}
+		},
+	}, {
+		name:    "a body over the buffer limit is refused with 413",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter { return []*hcmv3.HttpFilter{tag(t, "a", "buffer-req")} },
+		limit:   1024,
+		method:  "POST",
+		path:    "/",
+		body:    strings.Repeat("x", 4096),
+		check: func(t *testing.T, r result, reached int64) {
+			if r.status != 413 {
+				t.Errorf("status = %d, want 413", r.status)
+			}
+			if reached != 0 {
+				t.Errorf("backend got %d requests, want none", reached)
+			}
+		},
+	}, {
+		name:    "a buffering response body filter rewrites the body with a matching Content-Length",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter { return []*hcmv3.HttpFilter{tag(t, "a", "rewrite-resp=new")} },
+		method:  "POST",
+		path:    "/bodies",
+		body:    "hello",
+		check: func(t *testing.T, r result, reached int64) {
+			if want := "NEW:CL=5 BODY=HELLO"; r.body != want {
+				t.Errorf("body = %q, want %q", r.body, want)
+			}
+			if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(r.body)) {
+				t.Errorf("content-length = %q for a %d-byte body", got, len(r.body))
+			}
+		},
+	}, {
+		name:    "a route disabling a filter skips it on that route only",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter { return []*hcmv3.HttpFilter{tag(t, "a", ""), tag(t, "b", "")} },
+		routes: []*routev3.Route{withPerFilter(hcmtest.Prefix("/off", "echo"), map[string]*anypb.Any{
+			"a": hcmtest.Any(t, &routev3.FilterConfig{Disabled: true}),
+		})},
+		path: "/off",
+		check: func(t *testing.T, r result, reached int64) {
+			if got := r.echo(t).Headers["x-order"]; got != "b" {
+				t.Errorf("x-order = %q, want b alone", got)
+			}
+		},
+	}, {
+		name:    "the same chain runs the filter on other routes",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter { return []*hcmv3.HttpFilter{tag(t, "a", ""), tag(t, "b", "")} },
+		routes: []*routev3.Route{withPerFilter(hcmtest.Prefix("/off", "echo"), map[string]*anypb.Any{
+			"a": hcmtest.Any(t, &routev3.FilterConfig{Disabled: true}),
+		})},
+		path: "/on",
+		check: func(t *testing.T, r result, reached int64) {
+			if got := r.echo(t).Headers["x-order"]; got != "a, b" {
+				t.Errorf("x-order = %q, want a, b", got)
+			}
+		},
+	}, {
+		name: "a filter disabled in the chain runs where a route configures it",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{disabled(tag(t, "a", "")), tag(t, "b", "")}
+		},
+		routes: []*routev3.Route{withPerFilter(hcmtest.Prefix("/on", "echo"), map[string]*anypb.Any{
+			"a": hcmtest.Any(t, wrapperspb.String("per-route")),
+		})},
+		path: "/on",
+		check: func(t *testing.T, r result, reached int64) {
+			e := r.echo(t)
+			if got := e.Headers["x-order"]; got != "a, b" {
+				t.Errorf("x-order = %q, want a, b", got)
+			}
+			if got := e.Headers["x-route-config-a"]; got != "per-route" {
+				t.Errorf("per-route config = %q, want per-route", got)
+			}
+		},
+	}, {
+		name: "a filter disabled in the chain stays off elsewhere",
+		filters: func(t *testing.T) []*hcmv3.HttpFilter {
+			return []*hcmv3.HttpFilter{disabled(tag(t, "a", "")), tag(t, "b", "")}
+		},
+		routes: []*routev3.Route{withPerFilter(hcmtest.Prefix("/on", "echo"), map[string]*anypb.Any{
+			"a": hcmtest.Any(t, wrapperspb.String("per-route")),
+		})},
+		path: "/elsewhere",
+		check: func(t *testing.T, r result, reached int64) {
+			if got := r.echo(t).Headers["x-order"]; got != "b" {
+				t.Errorf("x-order = %q, want b alone", got)
+			}
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := echo.Requests()
+			routes := append(tt.routes, hcmtest.Prefix("/bodies", "bodies"), hcmtest.Prefix("/", "echo"))
+			gw := hcmtest.Start(t, hcmtest.Options{
+				HCM:         hcmtest.HCM(t, hcmtest.Routes(routes...), tt.filters(t)...),
+				Clusters:    staticClusters(clusters),
+				BufferLimit: tt.limit,
+			})
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			r := do(t, hcmtest.Client(), method, gw.URL+tt.path, tt.body)
+			tt.check(t, r, echo.Requests()-before)
+		})
+	}
+}
+
+func TestFilterPanicFailsOneRequest(t *testing.T) {
+	echo := startEcho(t, "echo")
+	panics := &stats.Counter{}
+	gw := hcmtest.Start(t, hcmtest.Options{
+		HCM: hcmtest.HCM(t, hcmtest.Routes(
+			withPerFilter(hcmtest.Prefix("/safe", "echo"), map[string]*anypb.Any{"p": hcmtest.Any(t, &routev3.FilterConfig{Disabled: true})}),
+			hcmtest.Prefix("/", "echo"),
+		), tag(t, "a", ""), tag(t, "p", "panic")),
+		Clusters: staticClusters([]*clusterSpec{{"echo", echo.Addr()}}),
+		Panics:   panics,
+	})
+	c := hcmtest.Client()
+	r := do(t, c, "GET", gw.URL+"/boom", "")
+	if r.status != 500 || r.body != "filter panic" {
+		t.Errorf("panicking filter: got %d %q, want 500 %q", r.status, r.body, "filter panic")
+	}
+	if r := do(t, c, "GET", gw.URL+"/safe", ""); r.status != 200 {
+		t.Errorf("next request: status %d, want 200", r.status)
+	}
+	if panics.Value() != 1 {
+		t.Errorf("panic counter = %d, want 1", panics.Value())
+	}
+}
+
+func TestCompileChain(t *testing.T) {
+	unknown := hcmtest.Filter(t, "unknown", wrapperspb.Int64(1))
+	optional := hcmtest.Filter(t, "unknown", wrapperspb.Int64(1))
+	optional.IsOptional = true
+	tests := []struct {
+		name    string
+		filters []*hcmv3.HttpFilter
+		wantErr string // "" for success
+	}{
+		{"router alone", []*hcmv3.HttpFilter{hcmtest.RouterFilter(t)}, ""},
+		{"an unknown optional filter is skipped", []*hcmv3.HttpFilter{optional, hcmtest.RouterFilter(t)}, ""},
+		{"an unknown required filter fails naming its index", []*hcmv3.HttpFilter{tag(t, "a", ""), unknown, hcmtest.RouterFilter(t)}, `http_filters[1] "unknown"`},
+		{"the router must be last", []*hcmv3.HttpFilter{hcmtest.RouterFilter(t), tag(t, "a", "")}, "router must be the last filter"},
+		{"the chain must end with the router", []*hcmv3.HttpFilter{tag(t, "a", "")}, "the last filter must be the router"},
+		{"an empty chain fails", nil, "http_filters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := hcmtest.HCM(t, hcmtest.Routes(), tt.filters...)
+			m.HttpFilters = tt.filters
+			c := &hcm.Compiler{}
+			_, err := c.Compile(m)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Compile: %v", err)
+			case tt.wantErr != "" && err == nil:
+				t.Fatalf("Compile succeeded, want an error with %q", tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Fatalf("Compile error %q, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func disabled(f *hcmv3.HttpFilter) *hcmv3.HttpFilter {
+	f.Disabled = true
+	return f
+}

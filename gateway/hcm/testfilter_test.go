@@ -1,0 +1,135 @@
+package hcm_test
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+)
+
+// tagTypeURL is the config type of the test filter: a StringValue whose
+// value lists what the filter does, such as "name=a,reply=401".
+const tagTypeURL = "type.googleapis.com/google.protobuf.StringValue"
+
+func init() {
+	filters.Register(tagTypeURL, buildTag)
+	filters.RegisterRouteConfig(tagTypeURL, func(m proto.Message) (any, error) {
+		return m.(*wrapperspb.StringValue).GetValue(), nil
+	})
+}
+
+// tagSpec is a compiled test filter config.
+type tagSpec struct {
+	name        string
+	reply       int    // answer locally with this status
+	panics      bool   // panic in the request headers phase
+	bufferHdr   bool   // StopAndBuffer from the request headers phase
+	bufferReq   bool   // buffer the request body until its end
+	rewriteReq  string // replace the whole request body ("" keeps it)
+	rewriteResp string // replace the whole response body ("" keeps it)
+	seeBody     bool   // put the request body it saw in x-body-seen
+}
+
+func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
+	var s tagSpec
+	for _, kv := range strings.Split(m.(*wrapperspb.StringValue).GetValue(), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "name":
+			s.name = v
+		case "reply":
+			s.reply, _ = strconv.Atoi(v)
+		case "panic":
+			s.panics = true
+		case "buffer-hdr":
+			s.bufferHdr = true
+		case "buffer-req":
+			s.bufferReq = true
+		case "rewrite-req":
+			s.rewriteReq, s.bufferReq = v, true
+		case "rewrite-resp":
+			s.rewriteResp = v
+		case "see-body":
+			s.seeBody = true
+		}
+	}
+	return filters.FactoryFunc(func(*filters.Exchange) any {
+		t := &tagFilter{spec: &s}
+		if s.bufferReq || s.rewriteResp != "" || s.seeBody {
+			return &bodyTagFilter{t}
+		}
+		return t
+	}), nil
+}
+
+// tagFilter records the order of the phases it sees in the x-order
+// request header and the x-resp-order response header.
+type tagFilter struct{ spec *tagSpec }
+
+func (f *tagFilter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	x.Request.Header.Add("X-Order", f.spec.name)
+	if v, ok := x.Route.PerFilterConfig(f.spec.name).(string); ok {
+		x.Request.Header.Set("X-Route-Config-"+f.spec.name, v)
+	}
+	if f.spec.panics {
+		panic("test filter " + f.spec.name)
+	}
+	if f.spec.reply != 0 {
+		x.SendLocalReply(filters.LocalReply{Status: f.spec.reply, Body: "denied by " + f.spec.name})
+		return filters.Stop
+	}
+	if f.spec.bufferHdr {
+		return filters.StopAndBuffer
+	}
+	return filters.Continue
+}
+
+func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	x.Response.Header.Add("X-Resp-Order", f.spec.name)
+	if f.spec.rewriteResp != "" && !endStream {
+		return filters.StopAndBuffer
+	}
+	return filters.Continue
+}
+
+// bodyTagFilter is a tagFilter that also sees bodies.
+type bodyTagFilter struct{ *tagFilter }
+
+func (f *bodyTagFilter) OnRequestBody(x *filters.Exchange, b *filters.Buffer, endStream bool) filters.Status {
+	if f.spec.bufferReq && !endStream {
+		return filters.StopAndBuffer
+	}
+	if f.spec.seeBody && endStream {
+		x.Request.Header.Set("X-Body-Seen", string(b.Bytes()))
+	}
+	if f.spec.rewriteReq != "" && endStream {
+		b.Set([]byte(f.spec.rewriteReq))
+	}
+	return filters.Continue
+}
+
+func (f *bodyTagFilter) OnResponseBody(x *filters.Exchange, b *filters.Buffer, endStream bool) filters.Status {
+	if f.spec.rewriteResp == "" {
+		return filters.Continue
+	}
+	if !endStream {
+		return filters.StopAndBuffer
+	}
+	b.Set(bytes.ToUpper(append([]byte(f.spec.rewriteResp+":"), b.Bytes()...)))
+	return filters.Continue
+}
+
+// tag is an HttpFilter running the test filter with spec.
+func tag(t testing.TB, name, spec string) *hcmv3.HttpFilter {
+	return hcmtest.Filter(t, name, wrapperspb.String("name="+name+","+spec))
+}
+
+var _ = http.StatusOK

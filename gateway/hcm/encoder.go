@@ -164,17 +164,7 @@ func (e *encoder) flushHeaders(contentLength int) {
 	if contentLength >= 0 {
 		h.Set("Content-Length", strconv.Itoa(contentLength))
 	}
-	switch e.cfg.serverTransform {
-	case hcmv3.HttpConnectionManager_OVERWRITE:
-		h.Set("Server", e.cfg.serverName)
-	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
-		if h.Get("Server") == "" {
-			h.Set("Server", e.cfg.serverName)
-		}
-	}
-	if e.cfg.alwaysSetReqID && x.Request.ID != "" {
-		h.Set("X-Request-Id", x.Request.ID)
-	}
+	e.mutateHeaders(h)
 	status := x.Response.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -183,6 +173,26 @@ func (e *encoder) flushHeaders(contentLength int) {
 	// x.Response.Header is the ResponseWriter's own map (see newStream),
 	// so nothing is copied here.
 	e.w.WriteHeader(status)
+}
+
+// mutateHeaders applies the connection manager's own response headers,
+// to upstream responses and local replies alike, as Envoy's
+// ConnectionManagerUtility::mutateResponseHeaders does.
+func (e *encoder) mutateHeaders(h http.Header) {
+	switch e.cfg.serverTransform {
+	case hcmv3.HttpConnectionManager_OVERWRITE:
+		h.Set("Server", e.cfg.serverName)
+	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+		if h.Get("Server") == "" {
+			h.Set("Server", e.cfg.serverName)
+		}
+	}
+	if e.cfg.via != "" {
+		h.Add("Via", e.cfg.via)
+	}
+	if e.cfg.alwaysSetReqID && e.x.Request.ID != "" {
+		h.Set("X-Request-Id", e.x.Request.ID)
+	}
 }
 
 // replaceWithLocal answers with the local reply a response filter set.
@@ -196,6 +206,7 @@ func (e *encoder) replaceWithLocal() error {
 	e.started = true
 	e.status = r.Status
 	e.ended = true
+	e.mutateHeaders(e.x.Response.Header)
 	writeLocal(e.w, r)
 	return errStopped
 }

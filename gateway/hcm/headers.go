@@ -118,21 +118,24 @@ func unescapeSlashes(p string) string {
 }
 
 // removeDotSegments is RFC 3986 section 5.2.4, keeping a trailing slash.
-// Envoy's normalize_path also turns backslashes into slashes.
+// Envoy's normalize_path also turns backslashes into slashes and, as the
+// URL canonicalizer it uses, takes percent-encoded dots ("%2e%2E") for
+// dots: otherwise "/public/%2e%2e/admin" would reach a route or an RBAC
+// rule written for "/admin" under another name.
 func removeDotSegments(p string) string {
-	if !strings.Contains(p, ".") && !strings.Contains(p, "\\") {
+	if !strings.Contains(p, ".") && !strings.Contains(p, "\\") && !hasEncodedDot(p) {
 		return p
 	}
 	p = strings.ReplaceAll(p, "\\", "/")
 	segs := strings.Split(p, "/")
 	out := make([]string, 0, len(segs))
 	for i, s := range segs {
-		switch s {
-		case ".":
+		switch dots(s) {
+		case 1:
 			if i == len(segs)-1 {
 				out = append(out, "")
 			}
-		case "..":
+		case 2:
 			if len(out) > 1 {
 				out = out[:len(out)-1]
 			}
@@ -148,6 +151,35 @@ func removeDotSegments(p string) string {
 		r = "/" + r
 	}
 	return r
+}
+
+// dots returns 1 for a "." segment, 2 for "..", each dot possibly
+// percent-encoded, and 0 for any other segment.
+func dots(seg string) int {
+	n := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E'):
+			seg = seg[3:]
+		default:
+			return 0
+		}
+		if n++; n > 2 {
+			return 0
+		}
+	}
+	return n
+}
+
+func hasEncodedDot(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] == '%' && p[i+1] == '2' && (p[i+2] == 'e' || p[i+2] == 'E') {
+			return true
+		}
+	}
+	return false
 }
 
 func mergeSlashes(p string) string {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/waygate/waygate/filters"
@@ -179,6 +180,12 @@ func (e *encoder) flushHeaders(contentLength int) {
 // to upstream responses and local replies alike, as Envoy's
 // ConnectionManagerUtility::mutateResponseHeaders does.
 func (e *encoder) mutateHeaders(h http.Header) {
+	// HTTP/1 connections of a replaced config close after this response
+	// so clients reconnect onto the new one. It is set here, after the
+	// filters, because the router drops the upstream's Connection header.
+	if e.cfg.draining.Load() && strings.HasPrefix(e.x.Request.Protocol, "HTTP/1") {
+		h.Set("Connection", "close")
+	}
 	switch e.cfg.serverTransform {
 	case hcmv3.HttpConnectionManager_OVERWRITE:
 		h.Set("Server", e.cfg.serverName)

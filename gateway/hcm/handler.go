@@ -55,9 +55,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		x.Downstream.TLS = r.TLS
 	}
-	if cfg.draining.Load() && r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
-	}
 	x.Log = cfg.log
 	x.Response.Header = w.Header()
 	s.enc = encoder{w: w, x: x, cfg: cfg, limit: cfg.bufferLimit}

@@ -127,6 +127,13 @@ func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 		return
 	}
 	defer up.Close()
+	// The listener cancels ctx when its drain time is over: the
+	// connection ends then, as Envoy closes what outlives a drain.
+	stop := context.AfterFunc(ctx, func() {
+		down.Close()
+		up.Close()
+	})
+	defer stop()
 	pipe(down, up, c.idleTimeout)
 }
 

@@ -112,10 +112,20 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 
 	retry := fwd.Retry
 	maxAttempts := 1
-	if retry != nil && endStream {
+	if retry != nil && endStream && retry.RetriableRequest(&x.Request) {
 		// Without a body a request can be sent again as is; requests
 		// with a body are not retried until bodies are buffered for it.
 		maxAttempts += int(retry.NumRetries)
+	}
+	perTry := time.Duration(0)
+	if retry != nil {
+		perTry = retry.PerTryTimeout
+	}
+	if v := h.Get("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms"); v != "" {
+		if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
+			perTry = time.Duration(ms) * time.Millisecond
+		}
+		h.Del("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms")
 	}
 	var tried []string
 	start := time.Now()
@@ -131,7 +141,13 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		if vh.IncludeRequestAttemptCount {
 			h.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
 		}
-		req := newUpstreamRequest(ctx, x, ep.Address, endStream)
+		// Each try has its own deadline under the route's; it covers the
+		// response body too, as the route timeout does.
+		tryCtx, cancelTry := ctx, context.CancelFunc(nil)
+		if perTry > 0 {
+			tryCtx, cancelTry = context.WithTimeout(ctx, perTry)
+		}
+		req := newUpstreamRequest(tryCtx, x, ep.Address, endStream)
 		cl.Stats.Count(upstream.RqTotal)
 		if attempt > 1 {
 			cl.Stats.Count(upstream.RqRetry)
@@ -140,6 +156,10 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		resp, err := cl.RoundTrip(req, x.Request.Protocol == "HTTP/2.0")
 		last := attempt >= maxAttempts
 		if err != nil {
+			tryTimedOut := tryCtx.Err() != nil
+			if cancelTry != nil {
+				cancelTry()
+			}
 			if errors.Is(err, filters.ErrLocalReply) && x.LocalReply() != nil {
 				f.local(x, rt, *x.LocalReply())
 				return
@@ -148,8 +168,12 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 				// The downstream went away; nobody is left to answer.
 				panic(http.ErrAbortHandler)
 			}
-			if ctx.Err() != nil {
+			if tryTimedOut {
 				cl.Stats.Count(upstream.RqTimeout)
+				if ctx.Err() == nil && !last && retry != nil && retriableTimeout(retry) {
+					backoff(ctx, retry, attempt)
+					continue
+				}
 				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
 				return
 			}
@@ -172,6 +196,9 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		if !last && retry != nil && retriableStatus(retry, resp) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
+			if cancelTry != nil {
+				cancelTry()
+			}
 			backoff(ctx, retry, attempt)
 			continue
 		}
@@ -179,7 +206,10 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			cl.Stats.Count(upstream.RqRetrySuccess)
 		}
 		x.Info.UpstreamServiceTime = time.Since(start)
-		f.respond(ctx, x, rt, wc, resp)
+		f.respond(tryCtx, x, rt, wc, resp)
+		if cancelTry != nil {
+			cancelTry()
+		}
 		return
 	}
 }
@@ -311,6 +341,9 @@ func (f *filter) local(x *filters.Exchange, rt *routes.Route, r filters.LocalRep
 	}
 	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
 	if rt != nil {
+		if rt.VHost().IncludeAttemptCountInResponse && x.Info.Attempts > 0 {
+			h.Set("X-Envoy-Attempt-Count", strconv.Itoa(x.Info.Attempts))
+		}
 		rt.ApplyResponseHeaders(x, nil)
 	}
 	end := r.Body == ""

@@ -54,6 +54,13 @@ func retriableError(p *routes.RetryPolicy, connectFailure bool) bool {
 	return p.On&(routes.RetryReset|routes.Retry5xx|routes.RetryGatewayError|routes.RetryResetBeforeRequest) != 0
 }
 
+// retriableTimeout says whether a try that hit its per-try timeout may
+// be retried: Envoy counts a try that never answered as a 5xx, a gateway
+// error and a reset.
+func retriableTimeout(p *routes.RetryPolicy) bool {
+	return p.On&(routes.RetryReset|routes.Retry5xx|routes.RetryGatewayError) != 0
+}
+
 // retriableStatus says whether a response asks for another attempt.
 func retriableStatus(p *routes.RetryPolicy, resp *http.Response) bool {
 	c := resp.StatusCode

@@ -67,9 +67,17 @@ func Compile(p *tcpv3.TcpProxy, log *slog.Logger) (*Config, error) {
 		c.total += w.weight
 	}
 	if it := p.GetIdleTimeout(); it != nil {
+		if err := it.CheckValid(); err != nil || it.AsDuration() < 0 {
+			return nil, fmt.Errorf("idle_timeout: a duration of 0 (disabled) or more is required")
+		}
 		c.idleTimeout = it.AsDuration() // 0 disables
 	}
 	if m := p.GetMaxConnectAttempts(); m != nil {
+		// Envoy's validation requires at least one attempt; with none,
+		// Serve would have no upstream connection to pipe to.
+		if m.GetValue() < 1 {
+			return nil, errors.New("max_connect_attempts: must be at least 1")
+		}
 		c.attempts = int(m.GetValue())
 	}
 	return c, nil

@@ -2,6 +2,7 @@ package cors
 
 import (
 	"fmt"
+	"github.com/waygate/waygate/filters/matcher"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
@@ -10,7 +11,7 @@ import (
 // Policy is a compiled CorsPolicy, the value the filter finds with
 // Route.PerFilterConfig(FilterName). It is immutable.
 type Policy struct {
-	origins       []stringMatch
+	origins       []matcher.String
 	allowMethods  string
 	allowHeaders  string
 	exposeHeaders string
@@ -43,7 +44,7 @@ func Compile(pb *corsv3.CorsPolicy) (*Policy, error) {
 		p.forwardNotMatching = f.GetValue()
 	}
 	for i, m := range pb.GetAllowOriginStringMatch() {
-		sm, err := compileStringMatch(m)
+		sm, err := matcher.CompileString(m)
 		if err != nil {
 			return nil, fmt.Errorf("allow_origin_string_match[%d].%w", i, err)
 		}
@@ -90,7 +91,7 @@ func FromRoute(pb *routev3.CorsPolicy) (*Policy, error) {
 // every origin.
 func (p *Policy) allowed(origin string) bool {
 	for i := range p.origins {
-		if p.origins[i].match("*") || p.origins[i].match(origin) {
+		if p.origins[i].Match("*") || p.origins[i].Match(origin) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package fault
 
 import (
 	"fmt"
+	"github.com/waygate/waygate/filters/matcher"
 	"time"
 
 	commonfaultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
@@ -17,7 +18,7 @@ type Config struct {
 	rateLimit *rateLimitConfig
 
 	upstreamCluster string
-	headers         []headerMatch
+	headers         []matcher.Header
 	downstreamNodes map[string]struct{}
 	// maxActive is max_active_faults, or -1 for no limit.
 	maxActive int64

@@ -439,7 +439,7 @@ func TestCompileErrors(t *testing.T) {
 		{"delay without type", &faultv3.HTTPFault{Delay: &commonfaultv3.FaultDelay{Percentage: all()}}, "delay.fault_delay_secifier: one of fixed_delay or header_delay is required"},
 		{"zero delay", &faultv3.HTTPFault{Delay: fixedDelay(0, all())}, "delay.fixed_delay: 0s must be greater than 0"},
 		{"bad denominator", &faultv3.HTTPFault{Abort: httpAbort(503, pct(1, 7))}, "abort.percentage.denominator: 7 is not one of HUNDRED, TEN_THOUSAND, MILLION"},
-		{"bad header regex", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: regex("(")}}}}, "headers[0].string_match.safe_regex: regex \"(\""},
+		{"bad header regex", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: regex("(")}}}}, "headers[0].safe_regex_match: regex \"(\""},
 		{"rate limit zero", &faultv3.HTTPFault{ResponseRateLimit: &commonfaultv3.FaultRateLimit{LimitType: &commonfaultv3.FaultRateLimit_FixedLimit_{FixedLimit: &commonfaultv3.FaultRateLimit_FixedLimit{}}}}, "response_rate_limit.fixed_limit.limit_kbps: must be at least 1"},
 		{"header name empty", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{}}}, "headers[0].name: must not be empty"},
 	}

@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"github.com/waygate/waygate/filters/matcher"
 	"strconv"
 	"time"
 
@@ -84,7 +85,7 @@ func (fl *filter) matches(x *filters.Exchange, c *Config) bool {
 			return false
 		}
 	}
-	return matchHeaders(c.headers, &x.Request)
+	return matcher.MatchAll(c.headers, &x.Request)
 }
 
 // activate charges the stream one active fault, however many it gets.

@@ -66,7 +66,7 @@ func TestHeaderMatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := m.match(req); got != tt.want {
+			if got := m.Match(req); got != tt.want {
 				t.Errorf("match = %v, want %v", got, tt.want)
 			}
 		})

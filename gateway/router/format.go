@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 // fmtOp is one Envoy command operator usable in header values
@@ -60,8 +61,8 @@ var operators = map[string]struct {
 type fmtSeg struct {
 	op     fmtOp
 	text   string // literal text, or the START_TIME format
-	key    headerKey
-	alt    headerKey
+	key    matcher.HeaderKey
+	alt    matcher.HeaderKey
 	hasAlt bool
 	maxLen int
 	tf     []timeSpec
@@ -179,9 +180,9 @@ func parseOperator(s string) (fmtSeg, int, error) {
 			return fmtSeg{}, 0, fmt.Errorf("%s needs a header name, as in %%%s(x-foo)%%", name, name)
 		}
 		main, alt, hasAlt := strings.Cut(arg, "?")
-		seg.key = newHeaderKey(main)
+		seg.key = matcher.NewHeaderKey(main)
 		if hasAlt {
-			seg.alt, seg.hasAlt = newHeaderKey(alt), true
+			seg.alt, seg.hasAlt = matcher.NewHeaderKey(alt), true
 		}
 	case hasArg:
 		return fmtSeg{}, 0, fmt.Errorf("%s takes no argument", name)
@@ -236,14 +237,14 @@ func (s *fmtSeg) render(c *fmtContext) string {
 	case opReq:
 		if c.req != nil {
 			var ok bool
-			if v, ok = s.key.first(c.req); !ok && s.hasAlt {
-				v, _ = s.alt.first(c.req)
+			if v, ok = s.key.First(c.req); !ok && s.hasAlt {
+				v, _ = s.alt.First(c.req)
 			}
 		}
 	case opResp:
 		if c.resp != nil {
-			if v = c.resp.Header.Get(s.key.canon); v == "" && s.hasAlt {
-				v = c.resp.Header.Get(s.alt.canon)
+			if v = c.resp.Header.Get(s.key.Canonical()); v == "" && s.hasAlt {
+				v = c.resp.Header.Get(s.alt.Canonical())
 			}
 		}
 	case opProtocol:

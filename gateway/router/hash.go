@@ -12,6 +12,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 type hashKind uint8
@@ -27,9 +28,9 @@ const (
 // hashPolicy is one compiled RouteAction.HashPolicy.
 type hashPolicy struct {
 	kind     hashKind
-	key      headerKey // header
-	rewrite  *Rewrite  // header regex_rewrite
-	name     string    // cookie, query parameter or filter state key
+	key      matcher.HeaderKey // header
+	rewrite  *Rewrite          // header regex_rewrite
+	name     string            // cookie, query parameter or filter state key
 	ttl      time.Duration
 	hasTTL   bool
 	path     string
@@ -44,7 +45,7 @@ func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 		if s.Header.GetHeaderName() == "" {
 			return hp, errors.New("header.header_name: must not be empty")
 		}
-		hp.kind, hp.key = hashHeader, newHeaderKey(s.Header.GetHeaderName())
+		hp.kind, hp.key = hashHeader, matcher.NewHeaderKey(s.Header.GetHeaderName())
 		if s.Header.GetRegexRewrite() != nil {
 			rw, err := compileRewrite(s.Header.GetRegexRewrite())
 			if err != nil {
@@ -133,16 +134,7 @@ func (p *hashPolicy) evaluate(in HashInput) (uint64, bool, string) {
 		if req == nil {
 			return 0, false, ""
 		}
-		var vals []string
-		if p.key.pseudo != notPseudo {
-			v, ok := p.key.get(req)
-			if !ok {
-				return 0, false, ""
-			}
-			vals = []string{v}
-		} else {
-			vals = req.Header[p.key.canon]
-		}
+		vals := p.key.Values(req)
 		if len(vals) == 0 {
 			return 0, false, ""
 		}

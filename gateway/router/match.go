@@ -11,6 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 // pathKind is how a route matches the path.
@@ -51,7 +52,7 @@ type routeMatch struct {
 	ignoreCase bool
 	re         *regexp.Regexp
 
-	headers   []headerMatcher
+	headers   []matcher.Header
 	query     []queryMatcher
 	cookies   []cookieMatcher
 	grpc      bool
@@ -72,7 +73,7 @@ func compileRouteMatch(m *routev3.RouteMatch) (routeMatch, error) {
 	case *routev3.RouteMatch_Path:
 		rm.kind, rm.value = pathExact, p.Path
 	case *routev3.RouteMatch_SafeRegex:
-		re, err := compileFullRegex(p.SafeRegex)
+		re, err := matcher.CompileRegex(p.SafeRegex)
 		if err != nil {
 			return rm, fmt.Errorf("match.safe_regex: %w", err)
 		}
@@ -91,7 +92,7 @@ func compileRouteMatch(m *routev3.RouteMatch) (routeMatch, error) {
 		return rm, errors.New("match: one of prefix, path, path_separated_prefix or safe_regex is required")
 	}
 	var err error
-	if rm.headers, err = compileHeaderMatchers(m.GetHeaders(), "match.headers"); err != nil {
+	if rm.headers, err = matcher.CompileHeaders(m.GetHeaders(), "match.headers"); err != nil {
 		return rm, err
 	}
 	for i, q := range m.GetQueryParameters() {
@@ -130,12 +131,12 @@ func (m *routeMatch) matchPath(path string) bool {
 	switch m.kind {
 	case pathPrefix:
 		if m.ignoreCase {
-			return hasPrefixFold(path, m.value)
+			return matcher.HasPrefixFold(path, m.value)
 		}
 		return strings.HasPrefix(path, m.value)
 	case pathExact:
 		if m.ignoreCase {
-			return equalFoldASCII(path, m.value)
+			return matcher.EqualFoldASCII(path, m.value)
 		}
 		return path == m.value
 	case pathRegex:
@@ -143,7 +144,7 @@ func (m *routeMatch) matchPath(path string) bool {
 	case pathSeparatedPrefix:
 		var ok bool
 		if m.ignoreCase {
-			ok = hasPrefixFold(path, m.value)
+			ok = matcher.HasPrefixFold(path, m.value)
 		} else {
 			ok = strings.HasPrefix(path, m.value)
 		}
@@ -154,7 +155,7 @@ func (m *routeMatch) matchPath(path string) bool {
 
 // matchRest checks every condition except the path, in Envoy's order.
 func (m *routeMatch) matchRest(req *filters.Request, conn *filters.Connection, query string, random uint64) bool {
-	if !matchHeaders(m.headers, req) {
+	if !matcher.MatchAll(m.headers, req) {
 		return false
 	}
 	for i := range m.query {
@@ -194,7 +195,7 @@ func isGrpc(req *filters.Request) bool {
 	}
 	ct := vs[0]
 	const g = "application/grpc"
-	if !hasPrefixFold(ct, g) {
+	if !matcher.HasPrefixFold(ct, g) {
 		return false
 	}
 	return len(ct) == len(g) || ct[len(g)] == '+' || ct[len(g)] == ';'

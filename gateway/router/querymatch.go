@@ -9,6 +9,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 // queryMatcher is a compiled QueryParameterMatcher: the parameter must be
@@ -16,7 +17,7 @@ import (
 // Envoy, present_match is a presence check whatever its value.
 type queryMatcher struct {
 	name   string
-	str    stringMatcher
+	str    matcher.String
 	hasStr bool
 }
 
@@ -26,7 +27,7 @@ func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error)
 	}
 	m := queryMatcher{name: q.GetName()}
 	if s, ok := q.GetQueryParameterMatchSpecifier().(*routev3.QueryParameterMatcher_StringMatch); ok {
-		sm, err := compileStringMatcher(s.StringMatch)
+		sm, err := matcher.CompileString(s.StringMatch)
 		if err != nil {
 			return m, fmt.Errorf("string_match.%w", err)
 		}
@@ -41,7 +42,7 @@ func (m *queryMatcher) match(query string) bool {
 	if !ok {
 		return false
 	}
-	return !m.hasStr || m.str.match(v)
+	return !m.hasStr || m.str.Match(v)
 }
 
 // queryValue returns the first value of the parameter named name in the
@@ -98,7 +99,7 @@ func splitPath(p string) (path, query string) {
 // cookieMatcher is a compiled RouteMatch.cookies entry.
 type cookieMatcher struct {
 	name   string
-	str    stringMatcher
+	str    matcher.String
 	invert bool
 }
 
@@ -106,7 +107,7 @@ func compileCookieMatcher(c *routev3.CookieMatcher) (cookieMatcher, error) {
 	if c.GetName() == "" {
 		return cookieMatcher{}, errors.New("name: must not be empty")
 	}
-	sm, err := compileStringMatcher(c.GetStringMatch())
+	sm, err := matcher.CompileString(c.GetStringMatch())
 	if err != nil {
 		return cookieMatcher{}, fmt.Errorf("string_match.%w", err)
 	}
@@ -120,7 +121,7 @@ func (m *cookieMatcher) match(req *filters.Request) bool {
 	if !ok {
 		return false
 	}
-	return m.str.match(v) != m.invert
+	return m.str.Match(v) != m.invert
 }
 
 // cookieValue finds a cookie in the request's Cookie headers without

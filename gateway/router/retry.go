@@ -9,6 +9,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 // RetryOn is the set of conditions a retry policy retries on, Envoy's
@@ -97,8 +98,8 @@ type RetryPolicy struct {
 	HostSelectionMaxAttempts int64
 	// PriorityName is the retry_priority extension, if any.
 	PriorityName            string
-	retriableHeaders        []headerMatcher
-	retriableRequestHeaders []headerMatcher
+	retriableHeaders        []matcher.Header
+	retriableRequestHeaders []matcher.Header
 }
 
 // RetriableStatus reports whether a response status is retriable under
@@ -157,10 +158,10 @@ func compileRetryPolicy(p *routev3.RetryPolicy) (*RetryPolicy, error) {
 		rp.HostPredicates = append(rp.HostPredicates, h.GetName())
 	}
 	rp.PriorityName = p.GetRetryPriority().GetName()
-	if rp.retriableHeaders, err = compileHeaderMatchers(p.GetRetriableHeaders(), "retriable_headers"); err != nil {
+	if rp.retriableHeaders, err = matcher.CompileHeaders(p.GetRetriableHeaders(), "retriable_headers"); err != nil {
 		return nil, err
 	}
-	if rp.retriableRequestHeaders, err = compileHeaderMatchers(p.GetRetriableRequestHeaders(), "retriable_request_headers"); err != nil {
+	if rp.retriableRequestHeaders, err = matcher.CompileHeaders(p.GetRetriableRequestHeaders(), "retriable_request_headers"); err != nil {
 		return nil, err
 	}
 	return rp, nil
@@ -173,7 +174,7 @@ func (p *RetryPolicy) RetriableRequest(req *filters.Request) bool {
 		return true
 	}
 	for i := range p.retriableRequestHeaders {
-		if p.retriableRequestHeaders[i].match(req) {
+		if p.retriableRequestHeaders[i].Match(req) {
 			return true
 		}
 	}
@@ -188,7 +189,7 @@ func (p *RetryPolicy) RetriableResponse(h http.Header) bool {
 	}
 	view := filters.Request{Header: h}
 	for i := range p.retriableHeaders {
-		if p.retriableHeaders[i].match(&view) {
+		if p.retriableHeaders[i].Match(&view) {
 			return true
 		}
 	}

@@ -14,6 +14,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/waygate/waygate/filters/matcher"
 )
 
 // ErrMissingSecret is wrapped by errors about SDS secrets that have not
@@ -189,7 +191,7 @@ var opensslToGo = map[string]string{
 // validator checks peer certificates against a validation context.
 type validator struct {
 	roots *x509.CertPool
-	sans  []func(string) bool
+	sans  []matcher.String
 }
 
 func validation(common *tlsv3.CommonTlsContext, secrets Secrets) (*validator, error) {
@@ -236,14 +238,14 @@ func validation(common *tlsv3.CommonTlsContext, secrets Secrets) (*validator, er
 	}
 	v := &validator{roots: pool}
 	for i, m := range vc.GetMatchSubjectAltNames() {
-		f, err := stringMatch(m)
+		f, err := matcher.CompileString(m)
 		if err != nil {
 			return nil, fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}
 		v.sans = append(v.sans, f)
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
-		f, err := stringMatch(m.GetMatcher())
+		f, err := matcher.CompileString(m.GetMatcher())
 		if err != nil {
 			return nil, fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
 		}
@@ -275,8 +277,8 @@ func (v *validator) verifySAN(raw [][]byte, chains [][]*x509.Certificate) error 
 		names = append(names, ip.String())
 	}
 	for _, n := range names {
-		for _, m := range v.sans {
-			if m(n) {
+		for i := range v.sans {
+			if v.sans[i].Match(n) {
 				return nil
 			}
 		}

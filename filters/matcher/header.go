@@ -1,4 +1,4 @@
-package router
+package matcher
 
 import (
 	"errors"
@@ -24,32 +24,32 @@ const (
 	pseudoScheme
 )
 
-// headerKey is a header name resolved once at compile time to where the
+// HeaderKey is a header name resolved once at compile time to where the
 // value lives in a filters.Request.
-type headerKey struct {
+type HeaderKey struct {
 	canon  string // net/http canonical key, for Header lookups
 	pseudo pseudo
 }
 
-// newHeaderKey resolves an Envoy (lower-case) header name. Host is the
+// NewHeaderKey resolves an Envoy (lower-case) header name. Host is the
 // :authority in Envoy and lives in Request.Authority here.
-func newHeaderKey(name string) headerKey {
+func NewHeaderKey(name string) HeaderKey {
 	switch strings.ToLower(name) {
 	case ":method":
-		return headerKey{pseudo: pseudoMethod}
+		return HeaderKey{pseudo: pseudoMethod}
 	case ":authority", "host":
-		return headerKey{pseudo: pseudoAuthority}
+		return HeaderKey{pseudo: pseudoAuthority}
 	case ":path":
-		return headerKey{pseudo: pseudoPath}
+		return HeaderKey{pseudo: pseudoPath}
 	case ":scheme":
-		return headerKey{pseudo: pseudoScheme}
+		return HeaderKey{pseudo: pseudoScheme}
 	}
-	return headerKey{canon: textproto.CanonicalMIMEHeaderKey(name)}
+	return HeaderKey{canon: textproto.CanonicalMIMEHeaderKey(name)}
 }
 
-// get returns the header's value, the values of a repeated header joined
+// Get returns the header's value, the values of a repeated header joined
 // with "," as Envoy matches them, and whether it is present.
-func (k headerKey) get(req *filters.Request) (string, bool) {
+func (k HeaderKey) Get(req *filters.Request) (string, bool) {
 	switch k.pseudo {
 	case pseudoMethod:
 		return req.Method, req.Method != ""
@@ -70,10 +70,10 @@ func (k headerKey) get(req *filters.Request) (string, bool) {
 	return strings.Join(vs, ","), true
 }
 
-// first returns the first value of the header, as Envoy's %REQ()% does.
-func (k headerKey) first(req *filters.Request) (string, bool) {
+// First returns the first value of the header, as Envoy's %REQ()% does.
+func (k HeaderKey) First(req *filters.Request) (string, bool) {
 	if k.pseudo != notPseudo {
-		return k.get(req)
+		return k.Get(req)
 	}
 	vs := req.Header[k.canon]
 	if len(vs) == 0 {
@@ -91,24 +91,25 @@ const (
 	hmPresent                        // present_match, or no specifier at all
 )
 
-// headerMatcher is a compiled envoy.config.route.v3.HeaderMatcher.
-type headerMatcher struct {
-	key            headerKey
+// Header is a compiled envoy.config.route.v3.HeaderMatcher.
+type Header struct {
+	key            HeaderKey
 	kind           headerMatchKind
 	exact          string
-	str            stringMatcher
+	str            String
 	start, end     int64
 	present        bool
 	invert         bool
 	missingAsEmpty bool
 }
 
-func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
+// CompileHeader compiles one HeaderMatcher; errors name the field.
+func CompileHeader(h *routev3.HeaderMatcher) (Header, error) {
 	if h.GetName() == "" {
-		return headerMatcher{}, errors.New("name: must not be empty")
+		return Header{}, errors.New("name: must not be empty")
 	}
-	m := headerMatcher{
-		key:            newHeaderKey(h.GetName()),
+	m := Header{
+		key:            NewHeaderKey(h.GetName()),
 		invert:         h.GetInvertMatch(),
 		missingAsEmpty: h.GetTreatMissingHeaderAsEmpty(),
 	}
@@ -119,7 +120,7 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		m.kind = hmString
 		m.str.kind = strRegex
-		if m.str.re, err = compileFullRegex(s.SafeRegexMatch); err != nil {
+		if m.str.re, err = CompileRegex(s.SafeRegexMatch); err != nil {
 			return m, fmt.Errorf("safe_regex_match: %w", err)
 		}
 	case *routev3.HeaderMatcher_RangeMatch:
@@ -130,14 +131,14 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	case *routev3.HeaderMatcher_PresentMatch:
 		m.kind, m.present = hmPresent, s.PresentMatch
 	case *routev3.HeaderMatcher_PrefixMatch:
-		m.kind, m.str = hmString, stringMatcher{kind: strPrefix, value: s.PrefixMatch}
+		m.kind, m.str = hmString, String{kind: strPrefix, value: s.PrefixMatch}
 	case *routev3.HeaderMatcher_SuffixMatch:
-		m.kind, m.str = hmString, stringMatcher{kind: strSuffix, value: s.SuffixMatch}
+		m.kind, m.str = hmString, String{kind: strSuffix, value: s.SuffixMatch}
 	case *routev3.HeaderMatcher_ContainsMatch:
-		m.kind, m.str = hmString, stringMatcher{kind: strContains, value: s.ContainsMatch}
+		m.kind, m.str = hmString, String{kind: strContains, value: s.ContainsMatch}
 	case *routev3.HeaderMatcher_StringMatch:
 		m.kind = hmString
-		if m.str, err = compileStringMatcher(s.StringMatch); err != nil {
+		if m.str, err = CompileString(s.StringMatch); err != nil {
 			return m, fmt.Errorf("string_match.%w", err)
 		}
 	case nil:
@@ -147,11 +148,11 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	return m, nil
 }
 
-// match follows Envoy's HeaderUtility::matchHeaders: a missing header only
+// Match follows Envoy's HeaderUtility::matchHeaders: a missing header only
 // satisfies present_match=false (or its inversion), unless
 // treat_missing_header_as_empty makes it the empty string.
-func (m *headerMatcher) match(req *filters.Request) bool {
-	v, ok := m.key.get(req)
+func (m *Header) Match(req *filters.Request) bool {
+	v, ok := m.key.Get(req)
 	if !ok && !m.missingAsEmpty {
 		if m.invert {
 			return m.kind == hmPresent && m.present
@@ -163,7 +164,7 @@ func (m *headerMatcher) match(req *filters.Request) bool {
 	case hmExact:
 		r = m.exact == "" || v == m.exact
 	case hmString:
-		r = m.str.match(v)
+		r = m.str.Match(v)
 	case hmRange:
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		r = err == nil && n >= m.start && n < m.end
@@ -173,26 +174,43 @@ func (m *headerMatcher) match(req *filters.Request) bool {
 	return r != m.invert
 }
 
-func matchHeaders(ms []headerMatcher, req *filters.Request) bool {
+// MatchAll reports whether every matcher matches (true for none).
+func MatchAll(ms []Header, req *filters.Request) bool {
 	for i := range ms {
-		if !ms[i].match(req) {
+		if !ms[i].Match(req) {
 			return false
 		}
 	}
 	return true
 }
 
-func compileHeaderMatchers(hs []*routev3.HeaderMatcher, field string) ([]headerMatcher, error) {
+// CompileHeaders compiles a list; errors start with field[i].
+func CompileHeaders(hs []*routev3.HeaderMatcher, field string) ([]Header, error) {
 	if len(hs) == 0 {
 		return nil, nil
 	}
-	out := make([]headerMatcher, len(hs))
+	out := make([]Header, len(hs))
 	for i, h := range hs {
-		m, err := compileHeaderMatcher(h)
+		m, err := CompileHeader(h)
 		if err != nil {
 			return nil, fmt.Errorf("%s[%d].%w", field, i, err)
 		}
 		out[i] = m
 	}
 	return out, nil
+}
+
+// Canonical is the net/http canonical form of the name, "" for
+// pseudo-headers.
+func (k HeaderKey) Canonical() string { return k.canon }
+
+// Values returns every value of the header (one for pseudo-headers).
+func (k HeaderKey) Values(req *filters.Request) []string {
+	if k.pseudo != notPseudo {
+		if v, ok := k.Get(req); ok {
+			return []string{v}
+		}
+		return nil
+	}
+	return req.Header[k.canon]
 }

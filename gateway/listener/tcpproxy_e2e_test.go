@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,9 +11,11 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/conformance/backend"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // startTCPEchoes starts tcp-echo servers answering with their prefix and
@@ -135,4 +138,79 @@ func TestTCPProxyUnknownCluster(t *testing.T) {
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Errorf("got %q %v, want the connection closed", b, err)
 	}
+}
+
+// startSink accepts connections, reads each to its end, then answers
+// with the number of bytes it read: an upstream that stays silent while
+// the client sends.
+func startSink(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				n, _ := io.Copy(io.Discard, c)
+				fmt.Fprintf(c, "got %d\n", n)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestTCPProxyIdleTimeout(t *testing.T) {
+	g := newGateway(t)
+	startTCPEchoes(t, g, "one")
+	g.mustApply(resourcev3.ClusterType, staticCluster("tcp-one", startSink(t)))
+	p := &tcpv3.TcpProxy{
+		StatPrefix:       "tcp",
+		ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "tcp-one"},
+		IdleTimeout:      durationpb.New(300 * time.Millisecond),
+	}
+	g.mustApply(resourcev3.ListenerType, newListener("tcp", "127.0.0.1:0", &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{{Name: "tcp", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, p)}}},
+	}))
+
+	t.Run("traffic one way keeps the connection", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", g.addr("tcp"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		for i := 0; i < 15; i++ {
+			if _, err := c.Write([]byte{'x'}); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			time.Sleep(60 * time.Millisecond)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		if b, err := io.ReadAll(c); err != nil || string(b) != "got 15\n" {
+			t.Errorf("got %q %v, want \"got 15\\n\"", b, err)
+		}
+	})
+
+	t.Run("silence both ways closes it", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", g.addr("tcp"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("read: %v, want the connection closed by the idle timeout", err)
+		}
+		// The sink answers the end of the stream it saw.
+		if string(b) != "" && string(b) != "got 0\n" {
+			t.Errorf("got %q", b)
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -146,24 +147,44 @@ func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 }
 
 // pipe copies both ways, half-closing each direction as it ends, and
-// tears both down after idle time without traffic.
+// tears both down after idle time without traffic. Idle time counts
+// traffic either way, as Envoy's idle_timeout does: a long upload with
+// a silent upstream is not idle.
 func pipe(a, b net.Conn, idle time.Duration) {
 	var wg sync.WaitGroup
 	wg.Add(2)
+	var last atomic.Int64 // unix nanoseconds of the last read either way
+	last.Store(time.Now().UnixNano())
 	cp := func(dst, src net.Conn) {
 		defer wg.Done()
 		buf := make([]byte, 32<<10)
+		if idle > 0 {
+			_ = src.SetReadDeadline(time.Now().Add(idle))
+		}
 		for {
-			if idle > 0 {
-				_ = src.SetReadDeadline(time.Now().Add(idle))
-			}
 			n, err := src.Read(buf)
 			if n > 0 {
+				now := time.Now()
+				last.Store(now.UnixNano())
+				if idle > 0 {
+					_ = src.SetReadDeadline(now.Add(idle))
+				}
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
 				}
 			}
 			if err != nil {
+				var ne net.Error
+				if idle > 0 && errors.As(err, &ne) && ne.Timeout() {
+					// This way was quiet; the other may not have been.
+					if at := time.Unix(0, last.Load()).Add(idle); time.Now().Before(at) {
+						_ = src.SetReadDeadline(at)
+						continue
+					}
+					// Idle both ways: end the whole connection.
+					a.Close()
+					b.Close()
+				}
 				break
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+
+	"github.com/waygate/waygate/gateway/upstream"
 )
 
 // clusterCaller lets filters call clusters of the current snapshot
@@ -15,7 +17,7 @@ func (c clusterCaller) RoundTrip(ctx context.Context, cluster string, req *http.
 	if cl == nil {
 		return nil, fmt.Errorf("cluster %q not found", cluster)
 	}
-	ep, err := cl.Pick()
+	ep, err := cl.Pick(upstream.PickContext{})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", cluster, err)
 	}
@@ -25,5 +27,9 @@ func (c clusterCaller) RoundTrip(ctx context.Context, cluster string, req *http.
 	if r.Host == "" {
 		r.Host = req.URL.Host
 	}
-	return cl.RoundTrip(r, false)
+	resp, err := cl.RoundTrip(ep, r, false)
+	if err == nil {
+		cl.Report(ep, resp.StatusCode, nil)
+	}
+	return resp, err
 }

@@ -24,6 +24,7 @@ const (
 	bodyTimeout       = "upstream request timeout"
 	bodyConnectFailed = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset         = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	bodyOverflow      = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 )
 
 func (f *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
@@ -105,8 +106,15 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 
 	f.mirror(x, fwd, endStream)
 
+	// Ring hash and Maglev pick by the route's hash policies.
+	var pc upstream.PickContext
+	var setCookie string
+	if cl.Hashing() {
+		pc.Hash, pc.HasHash, setCookie = fwd.Hash(routes.HashInput{Request: &x.Request, Conn: &x.Downstream})
+	}
+
 	if isUpgrade(h) {
-		f.upgrade(ctx, x, rt, cl)
+		f.upgrade(ctx, x, rt, cl, pc)
 		return
 	}
 
@@ -128,10 +136,18 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		h.Del("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms")
 	}
 	var tried []string
+	// retrying holds one of the cluster's max_retries while a retried
+	// attempt runs.
+	retrying := false
+	defer func() {
+		if retrying {
+			cl.EndRetry()
+		}
+	}()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		x.Info.Attempts = attempt
-		ep, err := pickAvoiding(cl, tried, retry)
+		ep, err := pickAvoiding(cl, pc, tried, retry)
 		if err != nil {
 			f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyNoHealthy, Details: "no_healthy_upstream", Flag: "UH"})
 			return
@@ -153,8 +169,21 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			cl.Stats.Count(upstream.RqRetry)
 		}
 		tryStart := time.Now()
-		resp, err := cl.RoundTrip(req, x.Request.Protocol == "HTTP/2.0")
+		resp, err := cl.RoundTrip(ep, req, x.Request.Protocol == "HTTP/2.0")
 		last := attempt >= maxAttempts
+		if retrying {
+			cl.EndRetry()
+			retrying = false
+		}
+		if errors.Is(err, upstream.ErrOverflow) {
+			// A circuit breaker refused the attempt; Envoy does not
+			// retry an overflow.
+			if cancelTry != nil {
+				cancelTry()
+			}
+			f.overflow(x, rt)
+			return
+		}
 		if err != nil {
 			tryTimedOut := tryCtx.Err() != nil
 			if cancelTry != nil {
@@ -170,7 +199,8 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			}
 			if tryTimedOut {
 				cl.Stats.Count(upstream.RqTimeout)
-				if ctx.Err() == nil && !last && retry != nil && retriableTimeout(retry) {
+				cl.Report(ep, http.StatusGatewayTimeout, err)
+				if ctx.Err() == nil && !last && retry != nil && retriableTimeout(retry) && startRetry(cl, &retrying) {
 					backoff(ctx, retry, attempt)
 					continue
 				}
@@ -181,7 +211,8 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			if connectFail {
 				cl.Stats.Count(upstream.CxConnectFail)
 			}
-			if !last && retry != nil && retriableError(retry, connectFail) {
+			cl.Report(ep, 0, err)
+			if !last && retry != nil && retriableError(retry, connectFail) && startRetry(cl, &retrying) {
 				backoff(ctx, retry, attempt)
 				continue
 			}
@@ -193,7 +224,8 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			return
 		}
 		cl.Stats.Response(resp.StatusCode, time.Since(tryStart))
-		if !last && retry != nil && retriableStatus(retry, resp) {
+		cl.Report(ep, resp.StatusCode, nil)
+		if !last && retry != nil && retriableStatus(retry, resp) && startRetry(cl, &retrying) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			if cancelTry != nil {
@@ -206,12 +238,27 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			cl.Stats.Count(upstream.RqRetrySuccess)
 		}
 		x.Info.UpstreamServiceTime = time.Since(start)
+		if setCookie != "" {
+			resp.Header.Add("Set-Cookie", setCookie)
+		}
 		f.respond(tryCtx, x, rt, wc, resp)
 		if cancelTry != nil {
 			cancelTry()
 		}
 		return
 	}
+}
+
+// overflow answers a request a circuit breaker refused: 503 with
+// x-envoy-overloaded, flag UO.
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/router_filter#x-envoy-overloaded
+func (f *filter) overflow(x *filters.Exchange, rt *routes.Route) {
+	var h http.Header
+	if !f.cfg.suppressEnvoyHeaders {
+		h = http.Header{"X-Envoy-Overloaded": {"true"}}
+	}
+	f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyOverflow, Header: h, Details: "upstream_reset_before_response_started{overflow}", Flag: "UO"})
 }
 
 // newUpstreamRequest builds the request for one attempt. The path is

@@ -35,7 +35,7 @@ func (f *filter) mirror(x *filters.Exchange, fwd *routes.Forward, endStream bool
 		if cl == nil {
 			continue
 		}
-		ep, err := cl.Pick()
+		ep, err := cl.Pick(upstream.PickContext{})
 		if err != nil {
 			continue
 		}
@@ -52,8 +52,9 @@ func (f *filter) mirror(x *filters.Exchange, fwd *routes.Forward, endStream bool
 		downstreamH2 := x.Request.Protocol == "HTTP/2.0"
 		go func() {
 			defer cancel()
-			resp, err := cl.RoundTrip(req, downstreamH2)
+			resp, err := cl.RoundTrip(ep, req, downstreamH2)
 			if err == nil {
+				cl.Report(ep, resp.StatusCode, nil)
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}

@@ -12,18 +12,33 @@ import (
 
 // pickAvoiding picks an endpoint; with the previous_hosts retry predicate
 // it draws again (up to host_selection_retry_max_attempts) while the pick
-// is one already tried, as Envoy does.
-func pickAvoiding(cl *upstream.Cluster, tried []string, p *routes.RetryPolicy) (*upstream.Endpoint, error) {
-	ep, err := cl.Pick()
+// is one already tried, as Envoy does. Each draw counts as a host
+// selection attempt, which moves hash balancers off the hashed host.
+func pickAvoiding(cl *upstream.Cluster, pc upstream.PickContext, tried []string, p *routes.RetryPolicy) (*upstream.Endpoint, error) {
+	ep, err := cl.Pick(pc)
 	if err != nil || len(tried) == 0 || p == nil || !hasPredicate(p, "envoy.retry_host_predicates.previous_hosts") {
 		return ep, err
 	}
 	for i := int64(0); i < p.HostSelectionMaxAttempts && contains(tried, ep.Address); i++ {
-		if ep, err = cl.Pick(); err != nil {
+		pc.Attempt = uint32(i + 1)
+		if ep, err = cl.Pick(pc); err != nil {
 			return nil, err
 		}
 	}
 	return ep, nil
+}
+
+// startRetry takes one of the cluster's max_retries for the next
+// attempt. Without one the retry overflows (upstream_rq_retry_overflow)
+// and the attempt's outcome is the answer, as in Envoy.
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/circuit_breaking
+func startRetry(cl *upstream.Cluster, retrying *bool) bool {
+	if !cl.StartRetry() {
+		return false
+	}
+	*retrying = true
+	return true
 }
 
 func hasPredicate(p *routes.RetryPolicy, name string) bool {

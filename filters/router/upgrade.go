@@ -15,8 +15,8 @@ import (
 // upgrade proxies an HTTP/1.1 upgrade (WebSocket): the request goes
 // upstream, and on 101 both connections are spliced. Any other answer is
 // an ordinary response.
-func (f *filter) upgrade(ctx context.Context, x *filters.Exchange, rt *routes.Route, cl *upstream.Cluster) {
-	ep, err := cl.Pick()
+func (f *filter) upgrade(ctx context.Context, x *filters.Exchange, rt *routes.Route, cl *upstream.Cluster, pc upstream.PickContext) {
+	ep, err := cl.Pick(pc)
 	if err != nil {
 		f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyNoHealthy, Details: "no_healthy_upstream", Flag: "UH"})
 		return

@@ -121,7 +121,7 @@ func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 	var err error
 	for i := 0; i < c.attempts; i++ {
 		var ep *upstream.Endpoint
-		ep, err = cl.Pick()
+		ep, err = cl.Pick(upstream.PickContext{})
 		if err != nil {
 			break
 		}

@@ -3,7 +3,9 @@ package upstream
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +18,8 @@ import (
 var ErrNoHealthyUpstream = errors.New("no healthy upstream")
 
 // Cluster is the compiled, immutable form of one Envoy Cluster with its
-// endpoints, for one snapshot.
+// endpoints, for one snapshot. What changes between snapshots — host
+// health, ejections, DNS answers — is applied by swapping the pick table.
 type Cluster struct {
 	Name string
 	// Proto is the accepted resource, for config dumps.
@@ -31,37 +34,134 @@ type Cluster struct {
 	// Stats are the cluster's stats; nil when the gateway keeps none.
 	Stats *ClusterStats
 
-	endpoints []*Endpoint
-	healthy   []*Endpoint
-	lb        balancer
-	pool      *pool
+	kind             clusterv3.Cluster_DiscoveryType
+	endpoints        []*Endpoint // as configured; STRICT_DNS names resolve later
+	overprovisioning uint32
+	lb               lbConfig
+	limits           thresholds
+	settings         poolSettings
+	outlier          *outlierConfig
+	health           *healthConfig
+	dns              *dnsConfig
+
+	state *clusterState
+	tbl   atomic.Pointer[table]
 }
 
 // Endpoints returns every endpoint, healthy or not.
-func (c *Cluster) Endpoints() []*Endpoint { return c.endpoints }
+func (c *Cluster) Endpoints() []*Endpoint {
+	if t := c.tbl.Load(); t != nil {
+		return t.all
+	}
+	return c.endpoints
+}
 
-// Pick chooses the endpoint for one request attempt.
-func (c *Cluster) Pick() (*Endpoint, error) {
-	if len(c.healthy) == 0 {
+// Pick chooses the endpoint for one request attempt: the priority
+// level by its share of traffic, then the cluster's load balancer among
+// the level's available hosts (all of them in panic mode).
+func (c *Cluster) Pick(pc PickContext) (*Endpoint, error) {
+	t := c.tbl.Load()
+	if t == nil {
 		return nil, ErrNoHealthyUpstream
 	}
-	return c.lb.pick(c.healthy), nil
-}
-
-// RoundTrip sends req to ep over the cluster's pool. req.URL must already
-// name ep; downstreamHTTP2 selects the protocol for clusters that follow
-// the downstream's.
-func (c *Cluster) RoundTrip(req *http.Request, downstreamHTTP2 bool) (*http.Response, error) {
-	h2 := c.Protocol == HTTP2 || (c.Protocol == FollowDownstream && downstreamHTTP2)
-	if h2 {
-		return c.pool.h2.RoundTrip(req)
+	ep := t.pick(&pc)
+	if ep == nil {
+		return nil, ErrNoHealthyUpstream
 	}
-	return c.pool.h1.RoundTrip(req)
+	return ep, nil
 }
 
-// Transport returns the HTTP/1.1 transport, for callers (filters calling
-// out, mirrors) that want a plain http.RoundTripper.
-func (c *Cluster) Transport() http.RoundTripper { return c.pool.h1 }
+// RoundTrip sends req to ep, which Pick returned; req.URL must already
+// name ep. downstreamHTTP2 selects the protocol for clusters that follow
+// the downstream's. The request counts against max_requests, and on
+// HTTP/1.1 waits for a connection within max_connections and
+// max_pending_requests, until its body is closed; ErrOverflow says a
+// circuit breaker refused it.
+func (c *Cluster) RoundTrip(ep *Endpoint, req *http.Request, downstreamHTTP2 bool) (*http.Response, error) {
+	st := c.state
+	b := st.breakers
+	if !acquire(&b.requests, b.limits.Load().maxRequests) {
+		c.Stats.Count(RqPendingOverflow)
+		return nil, ErrOverflow
+	}
+	st.used.Store(true)
+	h := ep.host
+	h.active.Add(1)
+	if c.Protocol == HTTP2 || (c.Protocol == FollowDownstream && downstreamHTTP2) {
+		resp, err := st.h2.RoundTrip(req)
+		if err != nil {
+			h.requestDone(b)
+			return nil, err
+		}
+		resp.Body = &streamBody{ReadCloser: resp.Body, h: h, b: b}
+		return resp, nil
+	}
+	resp, err := h.pool.roundTrip(req)
+	if err != nil {
+		h.requestDone(b)
+	}
+	return resp, err
+}
+
+// streamBody ends an HTTP/2 request's accounting when its response is
+// done.
+type streamBody struct {
+	io.ReadCloser
+	h    *host
+	b    *breakers
+	once sync.Once
+}
+
+func (s *streamBody) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if err != nil {
+		s.once.Do(func() { s.h.requestDone(s.b) })
+	}
+	return n, err
+}
+
+func (s *streamBody) Close() error {
+	err := s.ReadCloser.Close()
+	s.once.Do(func() { s.h.requestDone(s.b) })
+	return err
+}
+
+// Report tells outlier detection how an attempt on ep ended: its
+// response status, or err when there was none (status 0 is then taken
+// as 503, a 504 status as a timeout), as Envoy's router reports to the
+// host's outlier detector.
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/outlier
+func (c *Cluster) Report(ep *Endpoint, status int, err error) {
+	d := c.state.detector.Load()
+	if d == nil || ep == nil || ep.host == nil {
+		return
+	}
+	if err != nil && status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	d.report(ep.host, status)
+}
+
+// StartRetry takes one retry from the cluster's max_retries; when none
+// is left it counts upstream_rq_retry_overflow and returns false, and
+// the attempt's outcome stands. A true return must be paired with
+// EndRetry when the retried attempt ends.
+func (c *Cluster) StartRetry() bool {
+	b := c.state.breakers
+	if !acquire(&b.retries, b.limits.Load().maxRetries) {
+		c.Stats.Count(RqRetryOverflow)
+		return false
+	}
+	return true
+}
+
+// EndRetry returns a retry taken by StartRetry.
+func (c *Cluster) EndRetry() { c.state.breakers.retries.Add(-1) }
+
+// Transport returns a plain HTTP/1.1 transport, for upgraded
+// connections (WebSocket) that leave the pool once switched.
+func (c *Cluster) Transport() http.RoundTripper { return c.state.upgrade }
 
 // Protocol is the upstream HTTP protocol of a cluster.
 type Protocol uint8
@@ -86,15 +186,10 @@ func (p Protocol) String() string {
 	return "HTTP/1.1"
 }
 
-// balancer picks one of a non-empty set of healthy endpoints.
-type balancer interface {
-	pick(eps []*Endpoint) *Endpoint
-}
-
 // compile builds a Cluster. cla is the EDS assignment for EDS clusters
 // (nil until it arrives: the cluster then has no endpoints).
 func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
-	out := &Cluster{Name: c.GetName(), Proto: c, ConnectTimeout: 5 * time.Second}
+	out := &Cluster{Name: c.GetName(), Proto: c, ConnectTimeout: 5 * time.Second, kind: c.GetType()}
 	if out.Name == "" {
 		return nil, errors.New("name: must not be empty")
 	}
@@ -121,12 +216,19 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 		if out.endpoints, err = compileAssignment(cla, "load_assignment"); err != nil {
 			return nil, err
 		}
+		out.overprovisioning = overprovisioningOf(cla)
 	case clusterv3.Cluster_STATIC, clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
-		// DNS names stay in the address and are resolved when dialing,
-		// which is LOGICAL_DNS behavior; per-address STRICT_DNS balancing
-		// belongs with the DNS resolver of the cluster manager.
+		// LOGICAL_DNS keeps the name in the address and resolves it
+		// when dialing; STRICT_DNS resolves it into one endpoint per
+		// address (dns.go).
 		if out.endpoints, err = compileAssignment(c.GetLoadAssignment(), "load_assignment"); err != nil {
 			return nil, err
+		}
+		out.overprovisioning = overprovisioningOf(c.GetLoadAssignment())
+		if t == clusterv3.Cluster_STRICT_DNS {
+			if out.dns, err = compileDNS(c); err != nil {
+				return nil, err
+			}
 		}
 	case clusterv3.Cluster_ORIGINAL_DST:
 		return nil, errors.New("type: ORIGINAL_DST clusters are not supported by a gateway")
@@ -136,78 +238,24 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 		}
 		return nil, fmt.Errorf("type: %v is not supported", t)
 	}
-	for _, ep := range out.endpoints {
-		if ep.Healthy {
-			out.healthy = append(out.healthy, ep)
-		}
+	if out.lb, err = compileLB(c); err != nil {
+		return nil, err
 	}
-	switch lb := c.GetLbPolicy(); lb {
-	case clusterv3.Cluster_ROUND_ROBIN, clusterv3.Cluster_LEAST_REQUEST, clusterv3.Cluster_RANDOM,
-		clusterv3.Cluster_RING_HASH, clusterv3.Cluster_MAGLEV:
-		out.lb = newRoundRobin(out.healthy)
-	case clusterv3.Cluster_CLUSTER_PROVIDED:
-		out.lb = newRoundRobin(out.healthy)
-	default:
-		return nil, fmt.Errorf("lb_policy: %v is not supported", lb)
+	if out.limits, err = compileThresholds(c.GetCircuitBreakers()); err != nil {
+		return nil, err
+	}
+	if out.settings, err = settingsOf(c, out.ConnectTimeout); err != nil {
+		return nil, err
+	}
+	if out.outlier, err = compileOutlier(c.GetOutlierDetection()); err != nil {
+		return nil, err
+	}
+	if out.health, err = compileHealth(c, out.Name); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// roundRobin is weighted round robin: with equal weights a plain
-// rotation, otherwise a rotation over a schedule where each endpoint
-// appears weight times (weights are reduced by their gcd).
-type roundRobin struct {
-	next     atomic.Uint64
-	schedule []int
-}
-
-func newRoundRobin(eps []*Endpoint) *roundRobin {
-	rr := &roundRobin{}
-	equal := true
-	g := uint32(0)
-	for _, e := range eps {
-		if e.Weight != eps[0].Weight {
-			equal = false
-		}
-		g = gcd(g, e.Weight)
-	}
-	if equal || g == 0 {
-		return rr
-	}
-	total := 0
-	for _, e := range eps {
-		total += int(e.Weight / g)
-	}
-	if total > 1<<16 {
-		return rr // pathological weights: fall back to rotation
-	}
-	// Interleave so heavy endpoints are spread, not bunched.
-	cur := make([]int, len(eps))
-	for n := 0; n < total; n++ {
-		best := 0
-		for i, e := range eps {
-			cur[i] += int(e.Weight / g)
-			if cur[i] > cur[best] {
-				best = i
-			}
-		}
-		cur[best] -= total
-		rr.schedule = append(rr.schedule, best)
-	}
-	return rr
-}
-
-func (r *roundRobin) pick(eps []*Endpoint) *Endpoint {
-	n := r.next.Add(1) - 1
-	if len(r.schedule) > 0 {
-		return eps[r.schedule[n%uint64(len(r.schedule))]]
-	}
-	return eps[n%uint64(len(eps))]
-}
-
-func gcd(a, b uint32) uint32 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
-}
+// Hashing says whether the cluster balances by the route's hash
+// (RING_HASH, MAGLEV), so the router computes it only then.
+func (c *Cluster) Hashing() bool { return c.lb.hashing() }

@@ -20,7 +20,44 @@ type Endpoint struct {
 	Healthy  bool
 	Priority uint32
 	Locality *corev3.Locality
-	Metadata *corev3.Metadata
+	// LocalityWeight is the load_balancing_weight of the endpoint's
+	// locality, used when the cluster sets locality_weighted_lb_config
+	// (0 when the locality has none: Envoy then sends it no traffic).
+	LocalityWeight uint32
+	Metadata       *corev3.Metadata
+
+	// host is the address's state shared across snapshots; nil until
+	// the Manager binds the endpoint.
+	host *host
+}
+
+// ActiveRequests is the number of requests in flight to the endpoint's
+// address, across snapshots.
+func (e *Endpoint) ActiveRequests() int64 {
+	if e.host == nil {
+		return 0
+	}
+	return e.host.active.Load()
+}
+
+// Available says whether the endpoint may take traffic outside panic
+// mode: EDS did not mark it unhealthy, active health checking did not
+// fail it and outlier detection did not eject it.
+func (e *Endpoint) Available() bool {
+	return e.Healthy && (e.host == nil || e.host.available())
+}
+
+// defaultOverprovisioning is Envoy's overprovisioning factor (1.4, in
+// percent): a priority level or locality with 72% healthy hosts is still
+// treated as fully available.
+const defaultOverprovisioning = 140
+
+// overprovisioningOf reads policy.overprovisioning_factor.
+func overprovisioningOf(cla *endpointv3.ClusterLoadAssignment) uint32 {
+	if f := cla.GetPolicy().GetOverprovisioningFactor(); f != nil {
+		return f.GetValue()
+	}
+	return defaultOverprovisioning
 }
 
 // compileAssignment turns a ClusterLoadAssignment into endpoints. path
@@ -31,6 +68,7 @@ func compileAssignment(cla *endpointv3.ClusterLoadAssignment, path string) ([]*E
 	}
 	var out []*Endpoint
 	for i, le := range cla.GetEndpoints() {
+		lw := le.GetLoadBalancingWeight().GetValue()
 		for j, lb := range le.GetLbEndpoints() {
 			p := fmt.Sprintf("%s.endpoints[%d].lb_endpoints[%d]", path, i, j)
 			ep := lb.GetEndpoint()
@@ -50,12 +88,13 @@ func compileAssignment(cla *endpointv3.ClusterLoadAssignment, path string) ([]*E
 			}
 			hs := lb.GetHealthStatus()
 			out = append(out, &Endpoint{
-				Address:  addr,
-				Weight:   w,
-				Healthy:  hs == corev3.HealthStatus_UNKNOWN || hs == corev3.HealthStatus_HEALTHY || hs == corev3.HealthStatus_DEGRADED,
-				Priority: le.GetPriority(),
-				Locality: le.GetLocality(),
-				Metadata: lb.GetMetadata(),
+				Address:        addr,
+				Weight:         w,
+				Healthy:        hs == corev3.HealthStatus_UNKNOWN || hs == corev3.HealthStatus_HEALTHY || hs == corev3.HealthStatus_DEGRADED,
+				Priority:       le.GetPriority(),
+				Locality:       le.GetLocality(),
+				LocalityWeight: lw,
+				Metadata:       lb.GetMetadata(),
 			})
 		}
 	}

@@ -2,8 +2,13 @@ package upstream
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/waygate/waygate/gateway/stats"
 
@@ -11,25 +16,30 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 )
 
-// Manager compiles clusters and keeps their connection pools alive
-// across snapshots.
+// Manager compiles clusters and keeps what must outlive a snapshot:
+// per cluster, its hosts (connections, active requests, health,
+// ejections), circuit breaker counters, and the outlier detector,
+// health checker and DNS resolver that update them.
 type Manager struct {
 	// Stats, when set, keeps each cluster's stats.
 	Stats *stats.Store
+	// Log, when set, receives health and ejection changes.
+	Log *slog.Logger
 
-	mu    sync.Mutex
-	pools map[string]*pool
-	stats map[string]*ClusterStats
+	mu       sync.Mutex
+	clusters map[string]*clusterState
+	stats    map[string]*ClusterStats
+	breakers map[string]*breakers
 }
 
 // NewManager returns an empty manager.
-func NewManager() *Manager { return &Manager{pools: make(map[string]*pool)} }
+func NewManager() *Manager { return &Manager{clusters: map[string]*clusterState{}} }
 
 // Build compiles every cluster with its assignment (looked up by the EDS
-// service name). Pools of clusters whose connection settings did not
-// change are reused; pools of clusters no longer present have their idle
-// connections closed (requests still in flight on an older snapshot
-// finish on their connections).
+// service name) and makes them current. Hosts of an address that stays
+// keep their state; hosts that go away have their idle connections
+// closed (requests in flight on an older snapshot finish on theirs);
+// clusters that go away stop their checkers.
 func (m *Manager) Build(clusters map[string]*clusterv3.Cluster, assignments map[string]*endpointv3.ClusterLoadAssignment) (map[string]*Cluster, error) {
 	names := make([]string, 0, len(clusters))
 	for n := range clusters {
@@ -53,33 +63,221 @@ func (m *Manager) Build(clusters map[string]*clusterv3.Cluster, assignments map[
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := make(map[string]*pool, len(out))
-	for name, c := range out {
-		s, err := settingsOf(c.Proto, c.ConnectTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		p := m.pools[name]
-		if p == nil || p.settings != s {
-			p = newPool(s)
-		}
-		c.pool = p
-		next[name] = p
-		if m.stats == nil {
-			m.stats = map[string]*ClusterStats{}
-		}
-		if m.stats[name] == nil {
-			m.stats[name] = newClusterStats(m.Stats, name)
+	if m.clusters == nil {
+		m.clusters = map[string]*clusterState{}
+	}
+	if m.stats == nil {
+		m.stats = map[string]*ClusterStats{}
+		m.breakers = map[string]*breakers{}
+	}
+	for _, name := range names {
+		c := out[name]
+		if m.breakers[name] == nil {
+			m.breakers[name] = newBreakers()
+			m.stats[name] = newClusterStats(m.Stats, name, m.breakers[name])
 		}
 		c.Stats = m.stats[name]
+		cs := m.clusters[name]
+		if cs == nil || cs.settings != c.settings || cs.protocol != c.Protocol {
+			if cs != nil {
+				cs.close()
+			}
+			cs = newClusterState(m, name, c.settings, c.Protocol, m.breakers[name], c.Stats)
+			m.clusters[name] = cs
+		}
+		cs.install(c)
 	}
-	for name, p := range m.pools {
-		if next[name] != p {
-			p.closeIdle()
+	for name, cs := range m.clusters {
+		if out[name] == nil {
+			cs.close()
+			delete(m.clusters, name)
 		}
 	}
-	m.pools = next
 	return out, nil
+}
+
+// Close stops every checker and resolver and closes idle connections.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, cs := range m.clusters {
+		cs.close()
+		delete(m.clusters, name)
+	}
+}
+
+func (m *Manager) log() *slog.Logger {
+	if m.Log != nil {
+		return m.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// clusterState is what the Manager keeps for one cluster name while
+// its connection settings stay the same.
+type clusterState struct {
+	m        *Manager
+	name     string
+	settings poolSettings
+	protocol Protocol
+	breakers *breakers
+	stats    *ClusterStats
+	h2       *http.Transport
+	upgrade  *http.Transport
+	// used is set once the cluster carried a request: until then,
+	// health checks run at no_traffic_interval.
+	used atomic.Bool
+
+	detector atomic.Pointer[detector]
+
+	// mu guards the fields below and serializes table rebuilds.
+	mu       sync.Mutex
+	current  *Cluster
+	hosts    map[string]*host
+	resolved []*Endpoint // STRICT_DNS answers
+	checker  *checker
+	resolver *resolver
+	closed   bool
+}
+
+func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *breakers, st *ClusterStats) *clusterState {
+	cs := &clusterState{m: m, name: name, settings: s, protocol: p, breakers: b, stats: st, hosts: map[string]*host{}}
+	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
+	base := func() *http.Transport {
+		return &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     s.idleTimeout,
+			DisableCompression:  true, // a proxy passes encodings through
+		}
+	}
+	cs.upgrade = base()
+	cs.upgrade.Protocols = new(http.Protocols)
+	cs.upgrade.Protocols.SetHTTP1(true)
+	cs.upgrade.MaxIdleConnsPerHost = -1
+	cs.h2 = base()
+	cs.h2.Protocols = new(http.Protocols)
+	cs.h2.Protocols.SetUnencryptedHTTP2(true)
+	return cs
+}
+
+// install makes c the cluster's current compiled form.
+func (cs *clusterState) install(c *Cluster) {
+	c.state = cs
+	cs.breakers.limits.Store(&c.limits)
+
+	d := cs.detector.Load()
+	if !d.sameConfig(c.outlier) {
+		if d != nil {
+			d.stop()
+		}
+		d = nil
+		if c.outlier != nil {
+			d = newDetector(cs, c.outlier)
+		}
+		cs.detector.Store(d)
+	}
+
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.current = c
+	if cs.checker != nil && !cs.checker.cfg.same(c.health) {
+		cs.checker.stop(c.health == nil)
+		cs.checker = nil
+	}
+	if cs.checker == nil && c.health != nil {
+		cs.checker = newChecker(cs, c.health)
+		// Envoy holds hosts out until their first check passes; a
+		// cluster that has them all pending is in panic mode and
+		// still sends to them.
+		for _, h := range cs.hosts {
+			h.hcFailed.Store(true)
+		}
+	}
+	if !cs.resolver.sameConfig(c) {
+		cs.resolver.stop()
+		cs.resolver = nil
+		cs.resolved = nil
+		if c.dns != nil {
+			cs.resolver = newResolver(cs, c)
+			cs.resolved = cs.resolver.first()
+			cs.resolver.start()
+		}
+	}
+	cs.rebuildLocked()
+}
+
+// rebuild recomputes the current cluster's pick table after a host's
+// health or the DNS answers changed.
+func (cs *clusterState) rebuild() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if !cs.closed {
+		cs.rebuildLocked()
+	}
+}
+
+func (cs *clusterState) rebuildLocked() {
+	c := cs.current
+	eps := c.endpoints
+	if c.dns != nil {
+		eps = cs.resolved
+	}
+	live := make(map[string]*host, len(eps))
+	for _, e := range eps {
+		h := cs.hosts[e.Address]
+		if h == nil {
+			h = newHost(e.Address, cs.breakers, cs.settings, cs.stats)
+			cs.hosts[e.Address] = h
+			if cs.checker != nil {
+				// Envoy holds new hosts out until their first check.
+				h.hcFailed.Store(true)
+			}
+		}
+		e.host = h
+		live[e.Address] = h
+	}
+	for addr, h := range cs.hosts {
+		if live[addr] == nil {
+			h.pool.closeIdle(true)
+			delete(cs.hosts, addr)
+		}
+	}
+	if cs.checker != nil {
+		cs.checker.sync(live)
+	}
+	t := buildTable(eps, &c.lb, c.overprovisioning)
+	c.tbl.Store(t)
+	cs.stats.membership(t)
+}
+
+// hostList returns the current hosts.
+func (cs *clusterState) hostList() []*host {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make([]*host, 0, len(cs.hosts))
+	for _, h := range cs.hosts {
+		out = append(out, h)
+	}
+	return out
+}
+
+func (cs *clusterState) close() {
+	if d := cs.detector.Load(); d != nil {
+		d.stop()
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.closed = true
+	if cs.checker != nil {
+		cs.checker.stop(false)
+	}
+	cs.resolver.stop()
+	for _, h := range cs.hosts {
+		h.pool.closeIdle(true)
+	}
+	cs.h2.CloseIdleConnections()
+	cs.upgrade.CloseIdleConnections()
 }
 
 // EDSNames returns the ClusterLoadAssignment names the clusters wait for,

@@ -1,48 +1,378 @@
 package upstream
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
-// pool holds a cluster's keep-alive connections: one transport per
-// upstream protocol. Transports come from net/http, whose HTTP/1.1 and
-// HTTP/2 clients are proven; the pool is the seam where per-endpoint
-// limits (max connections, max requests per connection) plug in.
-type pool struct {
-	settings poolSettings
-	h1       *http.Transport
-	h2       *http.Transport
+// connPool is one host's HTTP/1.1 connections, pooled as Envoy's
+// HTTP/1.1 connection pool does: a request takes an idle connection, or
+// opens one within the cluster's max_connections, or waits as a pending
+// request within max_pending_requests; a connection is closed after
+// max_requests_per_connection requests.
+//
+// It is our own rather than net/http's Transport because the Transport
+// can neither count pending requests against a cluster-wide limit nor
+// close a connection after exactly N requests. Requests are still
+// written and responses read by net/http (Request.Write,
+// ReadResponse), over pooled connections with bufio buffers.
+//
+// See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/connection_pooling
+type connPool struct {
+	addr string
+	host *host
+	b    *breakers
+	s    poolSettings
+	st   *ClusterStats
+	dial net.Dialer
+
+	mu      sync.Mutex
+	idle    []*conn
+	open    int // connections open or being dialed
+	waiters []chan grant
+	closed  bool
 }
 
-func newPool(s poolSettings) *pool {
-	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
-	base := func() *http.Transport {
-		return &http.Transport{
-			DialContext:         dialer.DialContext,
-			MaxIdleConns:        0, // no global cap: Envoy pools per host
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     s.idleTimeout,
-			DisableCompression:  true, // a proxy passes encodings through
-			// Route timeouts govern the wait for headers.
-			ResponseHeaderTimeout: 0,
-			ExpectContinueTimeout: 0,
+// grant hands a pending request either an idle connection or the
+// right to dial one (a connection slot already counted for it).
+type grant struct {
+	c    *conn
+	dial bool
+}
+
+func newConnPool(addr string, b *breakers, s poolSettings, st *ClusterStats) *connPool {
+	return &connPool{
+		addr: addr, b: b, s: s, st: st,
+		dial: net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second},
+	}
+}
+
+// get returns a connection for one request.
+func (p *connPool) get(ctx context.Context) (*conn, error) {
+	now := time.Now()
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleSince) < p.s.idleTimeout && c.alive() {
+			p.mu.Unlock()
+			return c, nil
+		}
+		p.closeLocked(c)
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errPoolClosed
+	}
+	// Like Envoy, a request waiting for a connection — even one being
+	// dialed for it — is pending, and counts against
+	// max_pending_requests.
+	lim := p.b.limits.Load()
+	if !acquire(&p.b.pending, lim.maxPending) {
+		p.mu.Unlock()
+		p.st.Count(RqPendingOverflow)
+		return nil, ErrOverflow
+	}
+	defer p.b.pending.Add(-1)
+	if acquire(&p.b.connections, lim.maxConnections) {
+		p.open++
+		p.mu.Unlock()
+		return p.connect(ctx)
+	}
+	p.st.Count(CxOverflow)
+	if p.open == 0 {
+		// Other hosts hold every connection the cluster may have; a
+		// host with none still gets one, or its pending requests
+		// would have nothing to wait for.
+		p.b.connections.Add(1)
+		p.open++
+		p.mu.Unlock()
+		return p.connect(ctx)
+	}
+	ch := make(chan grant, 1)
+	p.waiters = append(p.waiters, ch)
+	p.mu.Unlock()
+	select {
+	case g := <-ch:
+		if g.dial {
+			return p.connect(ctx)
+		}
+		return g.c, nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		removed := false
+		for i, w := range p.waiters {
+			if w == ch {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				removed = true
+				break
+			}
+		}
+		p.mu.Unlock()
+		if !removed {
+			// A grant raced the cancellation: pass it on.
+			if g := <-ch; g.c != nil {
+				p.put(g.c, true)
+			} else {
+				p.mu.Lock()
+				p.dropSlotLocked()
+				p.mu.Unlock()
+			}
+		}
+		return nil, ctx.Err()
+	}
+}
+
+var errPoolClosed = errors.New("connection pool closed")
+
+// connect dials for a slot already counted in p.open and connections.
+func (p *connPool) connect(ctx context.Context) (*conn, error) {
+	nc, err := p.dial.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		p.mu.Lock()
+		p.dropSlotLocked()
+		p.mu.Unlock()
+		return nil, err
+	}
+	p.st.Count(CxTotal)
+	return newConn(p, nc), nil
+}
+
+// put returns a connection after a request. A connection that may not
+// serve another request is closed, and its slot goes to the next
+// pending request.
+func (p *connPool) put(c *conn, reusable bool) {
+	p.mu.Lock()
+	if !reusable || p.closed || (p.s.maxRequests > 0 && c.served >= p.s.maxRequests) {
+		p.closeLocked(c)
+		p.mu.Unlock()
+		return
+	}
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		w <- grant{c: c}
+		return
+	}
+	c.idleSince = time.Now()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+func (p *connPool) closeLocked(c *conn) {
+	c.nc.Close()
+	p.dropSlotLocked()
+}
+
+// dropSlotLocked gives up one connection slot and lets the first
+// pending request dial in its place when the cluster allows it.
+func (p *connPool) dropSlotLocked() {
+	p.open--
+	p.b.connections.Add(-1)
+	if len(p.waiters) == 0 {
+		return
+	}
+	switch {
+	case acquire(&p.b.connections, p.b.limits.Load().maxConnections):
+	case p.open == 0:
+		p.b.connections.Add(1)
+	default:
+		return
+	}
+	w := p.waiters[0]
+	p.waiters = p.waiters[1:]
+	p.open++
+	w <- grant{dial: true}
+}
+
+// closeIdle closes idle connections; with final set, the pool closes
+// every connection as its request ends.
+func (p *connPool) closeIdle(final bool) {
+	p.mu.Lock()
+	for _, c := range p.idle {
+		p.closeLocked(c)
+	}
+	p.idle = nil
+	if final {
+		p.closed = true
+	}
+	p.mu.Unlock()
+}
+
+// roundTrip sends req over a pooled connection. A request without a
+// body that failed on a reused connection before any response byte
+// arrived is sent once more: the server closed the connection while it
+// sat idle.
+func (p *connPool) roundTrip(req *http.Request) (*http.Response, error) {
+	for try := 0; ; try++ {
+		c, err := p.get(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		reused := c.served > 0
+		resp, err := c.roundTrip(req)
+		if err == nil {
+			return resp, nil
+		}
+		replayable := req.Body == nil || req.Body == http.NoBody
+		if !reused || !replayable || try > 0 || req.Context().Err() != nil || !isStaleConn(err) {
+			return nil, err
 		}
 	}
-	h1 := base()
-	h1.Protocols = new(http.Protocols)
-	h1.Protocols.SetHTTP1(true)
-	if s.maxRequests == 1 {
-		h1.DisableKeepAlives = true
-	}
-	h2 := base()
-	h2.Protocols = new(http.Protocols)
-	h2.Protocols.SetUnencryptedHTTP2(true)
-	return &pool{settings: s, h1: h1, h2: h2}
 }
 
-func (p *pool) closeIdle() {
-	p.h1.CloseIdleConnections()
-	p.h2.CloseIdleConnections()
+func isStaleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		isConnReset(err)
+}
+
+// conn is one pooled HTTP/1.1 connection.
+type conn struct {
+	p         *connPool
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	served    uint32
+	idleSince time.Time
+	peek      peeker
+}
+
+func newConn(p *connPool, nc net.Conn) *conn {
+	c := &conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.peek = newPeeker(nc)
+	return c
+}
+
+// alive says whether an idle connection can be reused: the peer has
+// not closed it and sent nothing unasked.
+func (c *conn) alive() bool { return c.br.Buffered() == 0 && c.peek.alive() }
+
+// roundTrip writes req and reads the response head. The connection
+// goes back to the pool when the response body is read to its end or
+// closed.
+func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
+	c.served++
+	ctx := req.Context()
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		// Cancellation (route timeout, downstream gone) unblocks any
+		// read or write on the connection, which then is not reused.
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	}
+	var wrote chan error
+	if req.Body == nil || req.Body == http.NoBody {
+		err := req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			c.p.put(c, false)
+			return nil, err
+		}
+	} else {
+		// The body streams while the response may already come back
+		// (an early 413, a server that does not read it).
+		wrote = make(chan error, 1)
+		go func() {
+			err := req.Write(c.bw)
+			if err == nil {
+				err = c.bw.Flush()
+			}
+			wrote <- err
+		}()
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(c.br, req)
+	}
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.nc.Close()
+		if wrote != nil {
+			<-wrote
+		}
+		c.p.put(c, false)
+		return nil, err
+	}
+	b := &body{c: c, rc: resp.Body, stop: stop, wrote: wrote, closeAfter: resp.Close}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, nil
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// body is a pooled response body: its end returns the connection and
+// ends the request's accounting.
+type body struct {
+	c          *conn
+	rc         io.ReadCloser
+	stop       func() bool
+	wrote      chan error
+	closeAfter bool
+	mu         sync.Mutex
+	done       bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish releases the connection once: reusable only when the body was
+// read to its end, the request body was fully written, and neither
+// side asked to close.
+func (b *body) finish(clean bool) {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return
+	}
+	b.done = true
+	b.mu.Unlock()
+	c := b.c
+	reusable := clean && !b.closeAfter && b.stop()
+	if !clean {
+		b.stop()
+		c.nc.Close()
+	}
+	if b.wrote != nil {
+		select {
+		case err := <-b.wrote:
+			reusable = reusable && err == nil
+		default:
+			// The server answered before reading the whole request
+			// body: the connection cannot carry another request.
+			reusable = false
+			c.nc.Close()
+			<-b.wrote
+		}
+	}
+	if reusable && c.br.Buffered() > 0 {
+		reusable = false
+	}
+	c.p.put(c, reusable)
+	c.p.host.requestDone(c.p.b)
 }

@@ -37,7 +37,7 @@ func rbac100() string {
 func BenchmarkRBAC100(b *testing.B) {
 	f := mustNew(b, rbac100(), stats.NewStore().Scope("http.ingress.").Filters())
 	x := req{method: "PUT", path: "/api/v98/items?page=2", host: "API.example.com",
-		md: map[string]map[string]any{"envoy.filters.http.jwt_authn": {"payload": map[string]any{"iss": "issuer-99"}}},
+		md:  map[string]map[string]any{"envoy.filters.http.jwt_authn": {"payload": map[string]any{"iss": "issuer-99"}}},
 		hdr: []string{"User-Agent", "bench", "Accept", "*/*"}}.exchange()
 	x.Request.Path = "/svc99"
 	b.ReportAllocs()

@@ -50,7 +50,9 @@ func (n *authenticatedNode) match(x *filters.Exchange) bool {
 // istiod does for gateways, so all three are the socket peer here.
 type remoteIPNode struct{ n destIPNode }
 
-func (r remoteIPNode) match(x *filters.Exchange) bool { return inPrefix(r.n.p, x.Downstream.RemoteAddr) }
+func (r remoteIPNode) match(x *filters.Exchange) bool {
+	return inPrefix(r.n.p, x.Downstream.RemoteAddr)
+}
 
 // compilePrincipal compiles an envoy.config.rbac.v3.Principal.
 // https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/rbac/v3/rbac.proto#config-rbac-v3-principal

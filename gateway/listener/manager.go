@@ -52,9 +52,53 @@ type socket struct {
 	srv   *http.Server
 	conns *connQueue
 	http  sync.Map // net.Conn -> *hcm.Conn
-	tcp   sync.WaitGroup
 	ctx   context.Context
 	stop  context.CancelFunc
+
+	// live holds every accepted connection until it closes, whoever
+	// holds it then: the HTTP server, the TCP proxy, or a handler that
+	// hijacked it for an upgrade, which the HTTP server forgets.
+	mu      sync.Mutex
+	live    map[*trackedConn]struct{}
+	emptied chan struct{} // closed when live empties during shutdown
+}
+
+// trackedConn removes itself from its socket's live set when closed.
+type trackedConn struct {
+	net.Conn
+	s    *socket
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.s.forget(c) })
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes, so the TCP proxy can pass a FIN along.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+func (s *socket) track(c net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: c, s: s}
+	s.mu.Lock()
+	s.live[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc
+}
+
+func (s *socket) forget(c *trackedConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, c)
+	if len(s.live) == 0 && s.emptied != nil {
+		close(s.emptied)
+		s.emptied = nil
+	}
 }
 
 // Apply makes the bound sockets match ls. New sockets are bound before
@@ -169,7 +213,7 @@ func (m *Manager) log() *slog.Logger {
 }
 
 func (m *Manager) newSocket(name string, ln net.Listener) *socket {
-	s := &socket{m: m, name: name, ln: ln, conns: newConnQueue(ln.Addr())}
+	s := &socket{m: m, name: name, ln: ln, conns: newConnQueue(ln.Addr()), live: map[*trackedConn]struct{}{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
@@ -221,7 +265,8 @@ func (s *socket) serve() {
 }
 
 // handle picks the filter chain for a new connection and hands it over.
-func (s *socket) handle(c net.Conn) {
+func (s *socket) handle(raw net.Conn) {
+	c := s.track(raw)
 	l := s.cur.Load()
 	f := connFacts{dst: addrPort(c.LocalAddr()), src: addrPort(c.RemoteAddr())}
 	f.direct = f.src.Addr()
@@ -256,8 +301,6 @@ func (s *socket) handle(c net.Conn) {
 	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
 	switch {
 	case ch.tcp != nil:
-		s.tcp.Add(1)
-		defer s.tcp.Done()
 		if tc, ok := conn.(*tls.Conn); ok {
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				tc.Close()
@@ -289,14 +332,35 @@ func (s *socket) shutdown(ctx context.Context) {
 	s.ln.Close()
 	s.conns.close()
 	_ = s.srv.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { s.tcp.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	// TCP proxy and upgraded connections finish on their own, or are
+	// closed when the drain time is over, as Envoy closes them.
+	for {
+		s.mu.Lock()
+		if len(s.live) == 0 {
+			s.mu.Unlock()
+			break
+		}
+		emptied := make(chan struct{})
+		s.emptied = emptied
+		s.mu.Unlock()
+		select {
+		case <-emptied:
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	s.stop()
 	_ = s.srv.Close()
+	s.mu.Lock()
+	left := make([]*trackedConn, 0, len(s.live))
+	for c := range s.live {
+		left = append(left, c)
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.Close()
+	}
 }
 
 // markDraining tells the listener's HTTP configs that newer ones replaced

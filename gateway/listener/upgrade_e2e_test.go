@@ -2,12 +2,15 @@ package listener_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -132,4 +135,35 @@ func TestWebSocketUpgrade(t *testing.T) {
 			t.Errorf("got %d %q, want 200 with the upgrade headers stripped before the backend", resp.StatusCode, b)
 		}
 	})
+}
+
+func TestDrainClosesUpgradedConnectionsAtDeadline(t *testing.T) {
+	g := newGateway(t)
+	g.mustApply(resourcev3.ClusterType, staticCluster("ws", startWebSocketBackend(t)))
+	g.mustApply(resourcev3.RouteType, routeAll("ws", "ws"))
+	g.mustApply(resourcev3.ListenerType, newListener("http", "127.0.0.1:0", &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{httpFilter(t, "ws", func(m *hcmv3.HttpConnectionManager) {
+			m.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+		})},
+	}))
+	c, err := net.DialTimeout("tcp", g.addr("http"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	g.m.Drain(ctx)
+	if n, err := br.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after drain: %d bytes, %v; want the upgraded connection closed", n, err)
+	}
 }

@@ -2,6 +2,8 @@ package listener_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/conformance/backend"
 	"google.golang.org/protobuf/proto"
@@ -213,4 +216,106 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 			t.Errorf("got %q", b)
 		}
 	})
+}
+
+// startTLSEcho is a TLS server presenting kp that answers each line
+// with name and the line.
+func startTLSEcho(t *testing.T, name string, kp keyPair) string {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp.pair(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s %s", name, line)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// tlsEchoOnce sends one line over TLS with sni and returns the reply and
+// the certificate the far end presented.
+func tlsEchoOnce(addr, sni string, roots *x509.CertPool, line string) (string, *x509.Certificate, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: sni, RootCAs: roots})
+	if err != nil {
+		return "", nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", nil, err
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	return reply, c.ConnectionState().PeerCertificates[0], err
+}
+
+// TestTLSPassthroughBySNI is Istio's Gateway tls.mode PASSTHROUGH: the
+// chain is chosen by the ClientHello's SNI and the TLS bytes, hello
+// included, go to the backend untouched.
+func TestTLSPassthroughBySNI(t *testing.T) {
+	g := newGateway(t)
+	ca := newCA(t, "test CA")
+	a := issue(t, &ca, "backend a", false, "a.example.com")
+	b := issue(t, &ca, "backend b", false, "b.example.com")
+	g.mustApply(resourcev3.ClusterType,
+		staticCluster("a", startTLSEcho(t, "a", a)),
+		staticCluster("b", startTLSEcho(t, "b", b)))
+	g.mustApply(resourcev3.ListenerType, newListener("passthrough", "127.0.0.1:0",
+		&listenerv3.FilterChain{
+			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{"a.example.com"}},
+			Filters:          []*listenerv3.Filter{tcpFilter(t, "a")},
+		},
+		&listenerv3.FilterChain{
+			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{"b.example.com"}},
+			Filters:          []*listenerv3.Filter{tcpFilter(t, "b")},
+		},
+	))
+	addr := g.addr("passthrough")
+	for _, name := range []string{"a", "b"} {
+		reply, cert, err := tlsEchoOnce(addr, name+".example.com", ca.pool(), "hello")
+		if err != nil {
+			t.Fatalf("%s.example.com: %v", name, err)
+		}
+		if reply != name+" hello\n" || cert.Subject.CommonName != "backend "+name {
+			t.Errorf("%s.example.com: reply %q from %q", name, reply, cert.Subject.CommonName)
+		}
+	}
+	if _, _, err := tlsEchoOnce(addr, "c.example.com", ca.pool(), "hello"); err == nil {
+		t.Error("a name no chain serves was passed through")
+	}
+}
+
+// TestTLSTerminatedTCPProxy is a Gateway in tls.mode SIMPLE with a tcp
+// route: the gateway ends TLS and proxies the plaintext.
+func TestTLSTerminatedTCPProxy(t *testing.T) {
+	g := newGateway(t)
+	startTCPEchoes(t, g, "one")
+	ca := newCA(t, "test CA")
+	cert := issue(t, &ca, "gw", false, "tcp.example.com")
+	g.mustApply(resourcev3.ListenerType, newListener("tls-tcp", "127.0.0.1:0", &listenerv3.FilterChain{
+		TransportSocket: tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
+		}}),
+		Filters: []*listenerv3.Filter{tcpFilter(t, "tcp-one")},
+	}))
+	reply, served, err := tlsEchoOnce(g.addr("tls-tcp"), "tcp.example.com", ca.pool(), "hello")
+	if err != nil || reply != "one hello\n" || served.Subject.CommonName != "gw" {
+		t.Errorf("reply %q %v from %v, want \"one hello\\n\" from the gateway's certificate", reply, err, served)
+	}
 }

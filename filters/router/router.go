@@ -38,10 +38,15 @@ func build(m proto.Message, env filters.Env) (filters.Factory, error) {
 		respectExpectedTimeout: c.GetRespectExpectedRqTimeout(),
 		env:                    env,
 	}
-	return filters.FactoryFunc(func(*filters.Exchange) any { return &filter{cfg: cfg} }), nil
+	// The router keeps no per-stream state (everything lives in the
+	// Exchange and on forward's stack), so one value serves every
+	// stream and a request costs no allocation for it.
+	f := &filter{cfg: cfg}
+	return filters.FactoryFunc(func(*filters.Exchange) any { return f }), nil
 }
 
-// filter is the router of one stream.
+// filter is the router of every stream of one chain. It must stay free
+// of per-stream fields: see build.
 type filter struct {
 	cfg *config
 }

@@ -37,6 +37,12 @@ type stream struct {
 	// index of each filter in the chain, for local replies that must
 	// pass only through the response filters of filters that ran.
 	order []any
+
+	// Backing arrays for the slices above and the encoder's, so a short
+	// chain costs no allocation beyond the stream itself.
+	orderBuf   [4]any
+	reqHdrBuf  [4]filters.RequestHeadersFilter
+	respHdrBuf [4]filters.ResponseHeadersFilter
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -251,6 +257,7 @@ func (s *stream) prepare(r *http.Request) bool {
 // default).
 func (s *stream) build() {
 	x := &s.x
+	s.order, s.reqHdr, s.enc.hdr = s.orderBuf[:0], s.reqHdrBuf[:0], s.respHdrBuf[:0]
 	for _, e := range s.cfg.chain {
 		var pc any
 		if x.Route != nil {

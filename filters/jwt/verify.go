@@ -1,0 +1,167 @@
+package jwt
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/waygate/waygate/filters"
+)
+
+// verification is one request's run through a requirement: the
+// payloads to publish if the requirement as a whole is met, and whether
+// a claim copied into a header asks for routing again.
+type verification struct {
+	x          *filters.Exchange
+	f          *Factory
+	now        int64
+	payloads   []payloadEntry
+	clearRoute bool
+}
+
+type payloadEntry struct {
+	key string
+	v   any
+}
+
+// authenticate verifies one token in the order of Envoy's
+// AuthenticatorImpl::startVerify: parse, issuer (for the location it was
+// found in), time, audiences, then the signature against the provider's
+// keys, fetching them first when they are remote. p is nil for
+// allow_missing and allow_missing_or_failed, where the issuer picks the
+// provider; aud overrides the provider's audiences when not nil
+// (provider_and_audiences).
+// https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/jwt_authn_filter
+func (v *verification) authenticate(ft found, p *provider, aud []string) status {
+	limit := v.f.maxSize
+	if p != nil {
+		limit = p.maxSize
+	}
+	if len(ft.raw) > limit {
+		return statusTooLarge
+	}
+	t, st := parseToken(ft.raw)
+	if st != statusOK {
+		return st
+	}
+	if !ft.loc.allows(t.iss) {
+		return statusUnknownIssuer
+	}
+	if p == nil {
+		if p = v.f.byIssuer(t.iss); p == nil {
+			return statusUnknownIssuer
+		}
+		if len(ft.raw) > p.maxSize {
+			return statusTooLarge
+		}
+	}
+	if st := t.verifyTime(v.now, p.skew); st != statusOK {
+		return st
+	}
+	if p.requireExp && t.exp == 0 {
+		return statusNoExpiration
+	}
+	if p.maxLifetime > 0 && (t.exp == 0 || t.iat == 0 || t.exp-t.iat > p.maxLifetime) {
+		return statusLifetimeTooLong
+	}
+	if aud == nil {
+		aud = p.audiences
+	}
+	if !audienceAllowed(aud, t.aud) {
+		return statusAudienceNotAllowed
+	}
+	if p.subjects != nil && !p.subjects.Match(t.sub) {
+		return statusVerificationFail
+	}
+	ks, st := p.src.keys(v.x.Context, t.kid)
+	if st != statusOK {
+		return st
+	}
+	if st := t.verifySignature(ks); st != statusOK {
+		return st
+	}
+	v.accept(p, t, ft)
+	return statusOK
+}
+
+// accept applies what a provider does with a verified token, as Envoy's
+// handleGoodJwt: forward the payload and claims in headers, drop the
+// token unless forward is set, keep header and payload for the dynamic
+// metadata.
+func (v *verification) accept(p *provider, t *token, ft found) {
+	h := v.x.Request.Header
+	if p.payloadHeader != "" {
+		h.Add(p.payloadHeader, t.rawPayload(p.padPayload))
+	}
+	for _, c := range p.claimHeaders {
+		if s, ok := claimString(t.payload, c.path); ok {
+			h.Add(c.header, s)
+			if p.clearRouteCache {
+				v.clearRoute = true
+			}
+		}
+	}
+	if !p.forward {
+		ft.remove(&v.x.Request)
+	}
+	if p.headerMeta != "" {
+		v.payloads = append(v.payloads, payloadEntry{p.headerMeta, t.header})
+	}
+	if p.payloadMeta != "" {
+		v.payloads = append(v.payloads, payloadEntry{p.payloadMeta, normalizePayload(t.payload, p.spaceDelimited)})
+	}
+}
+
+// claimString reads a claim for claim_to_headers: strings as they are,
+// whole numbers without a fraction, booleans as true/false; objects,
+// arrays and absent claims add no header.
+func claimString(payload map[string]any, path []string) (string, bool) {
+	var v any = payload
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		if v, ok = m[k]; !ok {
+			return "", false
+		}
+	}
+	switch c := v.(type) {
+	case string:
+		return c, c != ""
+	case float64:
+		if c >= 0 && c < math.MaxUint64 && c == math.Trunc(c) {
+			return strconv.FormatUint(uint64(c), 10), true
+		}
+		return strconv.FormatFloat(c, 'f', 6, 64), true
+	case bool:
+		return strconv.FormatBool(c), true
+	}
+	return "", false
+}
+
+// normalizePayload splits the space-delimited claims Istio names
+// (scope, permission) into lists, so a policy can match one scope.
+// https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/jwt_authn/v3/config.proto#envoy-v3-api-msg-extensions-filters-http-jwt-authn-v3-jwtprovider-normalizepayload
+func normalizePayload(payload map[string]any, claims []string) map[string]any {
+	out, copied := payload, false
+	for _, c := range claims {
+		s, ok := payload[c].(string)
+		if !ok {
+			continue
+		}
+		if !copied {
+			out, copied = make(map[string]any, len(payload)), true
+			for k, v := range payload {
+				out[k] = v
+			}
+		}
+		fields := strings.Fields(s)
+		list := make([]any, len(fields))
+		for i, f := range fields {
+			list[i] = f
+		}
+		out[c] = list
+	}
+	return out
+}

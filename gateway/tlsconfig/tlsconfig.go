@@ -191,7 +191,20 @@ var opensslToGo = map[string]string{
 // validator checks peer certificates against a validation context.
 type validator struct {
 	roots *x509.CertPool
-	sans  []matcher.String
+	sans  []sanMatcher
+}
+
+// sanMatcher matches subject alternative names of one type, or of any
+// type for the untyped match_subject_alt_names.
+type sanMatcher struct {
+	typ tlsv3.SubjectAltNameMatcher_SanType // SAN_TYPE_UNSPECIFIED: any
+	m   matcher.String
+}
+
+// san is one subject alternative name of a certificate.
+type san struct {
+	typ  tlsv3.SubjectAltNameMatcher_SanType
+	name string
 }
 
 func validation(common *tlsv3.CommonTlsContext, secrets Secrets) (*validator, error) {
@@ -242,14 +255,22 @@ func validation(common *tlsv3.CommonTlsContext, secrets Secrets) (*validator, er
 		if err != nil {
 			return nil, fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}
-		v.sans = append(v.sans, f)
+		v.sans = append(v.sans, sanMatcher{m: f})
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
+		switch m.GetSanType() {
+		case tlsv3.SubjectAltNameMatcher_EMAIL, tlsv3.SubjectAltNameMatcher_DNS,
+			tlsv3.SubjectAltNameMatcher_URI, tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
+		default:
+			return nil, fmt.Errorf("validation_context.match_typed_subject_alt_names[%d].san_type: %v is not supported; use EMAIL, DNS, URI or IP_ADDRESS", i, m.GetSanType())
+		}
 		f, err := matcher.CompileString(m.GetMatcher())
 		if err != nil {
-			return nil, fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
+			return nil, fmt.Errorf("validation_context.match_typed_subject_alt_names[%d].matcher: %w", i, err)
 		}
-		v.sans = append(v.sans, f)
+		// A typed matcher looks at SANs of its type only: a DNS name
+		// must not pass for the SPIFFE URI a policy asks for.
+		v.sans = append(v.sans, sanMatcher{typ: m.GetSanType(), m: f})
 	}
 	return v, nil
 }
@@ -267,18 +288,28 @@ func (v *validator) verifySAN(raw [][]byte, chains [][]*x509.Certificate) error 
 		return fmt.Errorf("no verified peer certificate")
 	}
 	leaf := chains[0][0]
+	var sans []san
 	var names []string
-	names = append(names, leaf.DNSNames...)
-	names = append(names, leaf.EmailAddresses...)
+	add := func(typ tlsv3.SubjectAltNameMatcher_SanType, n string) {
+		sans = append(sans, san{typ, n})
+		names = append(names, n)
+	}
+	for _, n := range leaf.DNSNames {
+		add(tlsv3.SubjectAltNameMatcher_DNS, n)
+	}
+	for _, n := range leaf.EmailAddresses {
+		add(tlsv3.SubjectAltNameMatcher_EMAIL, n)
+	}
 	for _, u := range leaf.URIs {
-		names = append(names, u.String())
+		add(tlsv3.SubjectAltNameMatcher_URI, u.String())
 	}
 	for _, ip := range leaf.IPAddresses {
-		names = append(names, ip.String())
+		add(tlsv3.SubjectAltNameMatcher_IP_ADDRESS, ip.String())
 	}
-	for _, n := range names {
+	for _, n := range sans {
 		for i := range v.sans {
-			if v.sans[i].Match(n) {
+			m := &v.sans[i]
+			if (m.typ == tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED || m.typ == n.typ) && m.m.Match(n.name) {
 				return nil
 			}
 		}

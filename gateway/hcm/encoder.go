@@ -27,6 +27,7 @@ type encoder struct {
 	bufs   []*filters.Buffer
 	limit  int
 	status int
+	vals   *values
 
 	started bool // headers reached the downstream
 	held    bool // a header filter asked for the whole body first
@@ -188,7 +189,7 @@ func (e *encoder) mutateHeaders(h http.Header) {
 	}
 	switch e.cfg.serverTransform {
 	case hcmv3.HttpConnectionManager_OVERWRITE:
-		h.Set("Server", e.cfg.serverName)
+		h["Server"] = e.vals.one(e.cfg.serverName)
 	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
 		if h.Get("Server") == "" {
 			h.Set("Server", e.cfg.serverName)

@@ -43,6 +43,7 @@ type stream struct {
 	orderBuf   [4]any
 	reqHdrBuf  [4]filters.RequestHeadersFilter
 	respHdrBuf [4]filters.ResponseHeadersFilter
+	vals       values
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.Log = cfg.log
 	x.Response.Header = w.Header()
-	s.enc = encoder{w: w, x: x, cfg: cfg, limit: cfg.bufferLimit}
+	s.enc = encoder{w: w, x: x, cfg: cfg, limit: cfg.bufferLimit, vals: &s.vals}
 	x.Encoder = &s.enc
 
 	cfg.stats.begin()
@@ -235,10 +236,10 @@ func (s *stream) prepare(r *http.Request) bool {
 				h.Set("X-Forwarded-For", ip)
 			}
 		}
-		h.Set("X-Envoy-External-Address", ip)
-		h.Set("X-Forwarded-Proto", x.Request.Scheme)
+		h["X-Envoy-External-Address"] = s.vals.one(ip)
+		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
 	} else if h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", x.Request.Scheme)
+		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
 	}
 	if cfg.via != "" {
 		h.Add("Via", cfg.via)
@@ -247,7 +248,7 @@ func (s *stream) prepare(r *http.Request) bool {
 		x.Request.ID = id
 	} else if cfg.generateRequestID {
 		x.Request.ID = newRequestID()
-		h.Set("X-Request-Id", x.Request.ID)
+		h["X-Request-Id"] = s.vals.one(x.Request.ID)
 	}
 	return true
 }

@@ -138,6 +138,11 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 		switch {
 		case errors.Is(err, tlsconfig.ErrMissingSecret):
 			warming[name] = err.Error()
+			// As in Envoy, the version in service keeps serving until
+			// the update warms, rather than the port going dark.
+			if prev := next.Listeners[name]; prev != nil {
+				compiled[name] = prev
+			}
 		case err != nil:
 			errs = append(errs, fmt.Sprintf("listener %q: %v", name, err))
 		default:

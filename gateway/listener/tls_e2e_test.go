@@ -242,3 +242,40 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// A listener update that needs a secret not yet sent warms while the
+// previous version keeps serving, as in Envoy: a Gateway switching its
+// credentialName must not take port 443 down until the secret arrives.
+func TestUpdateWaitingForSecretKeepsServing(t *testing.T) {
+	g := newGateway(t)
+	startBackend(t, g)
+	ca := newCA(t, "test CA")
+	g.mustApply(resourcev3.SecretType, certSecret("gw-cert", issue(t, &ca, "v1", false, "gw.example.com")))
+	g.mustApply(resourcev3.ListenerType, sdsListener(t))
+	u := "https://" + g.addr("https") + "/"
+	c := tlsClient(ca.pool(), "gw.example.com")
+	if got := servedCert(t, c, u).Subject.CommonName; got != "v1" {
+		t.Fatalf("served %q, want v1", got)
+	}
+
+	next := sdsListener(t)
+	var ctx tlsv3.DownstreamTlsContext
+	if err := next.FilterChains[0].TransportSocket.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].Name = "gw-cert-2"
+	next.FilterChains[0].TransportSocket = tlsSocket(t, &ctx)
+	if err := g.apply(resourcev3.ListenerType, next); err != nil {
+		t.Fatalf("an update waiting for its secret was rejected: %v", err)
+	}
+	if got := servedCert(t, c, u).Subject.CommonName; got != "v1" {
+		t.Errorf("while the update warms served %q, want the previous version's v1", got)
+	}
+
+	g.mustApply(resourcev3.SecretType,
+		certSecret("gw-cert", issue(t, &ca, "v1", false, "gw.example.com")),
+		certSecret("gw-cert-2", issue(t, &ca, "v2", false, "gw.example.com")))
+	if got := servedCert(t, c, "https://"+g.addr("https")+"/").Subject.CommonName; got != "v2" {
+		t.Errorf("once its secret arrived the update served %q, want v2", got)
+	}
+}

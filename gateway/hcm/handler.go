@@ -44,6 +44,9 @@ type stream struct {
 	reqHdrBuf  [4]filters.RequestHeadersFilter
 	respHdrBuf [4]filters.ResponseHeadersFilter
 	vals       values
+	// external is true for a request from outside the trust boundary
+	// (see markEdge).
+	external bool
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +95,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	table := cfg.Inline
 	if table == nil && view != nil {
 		table = view.RouteTable(cfg.RDSName)
+	}
+	if s.external && table != nil {
+		for _, k := range table.InternalOnlyHeaders() {
+			r.Header.Del(k)
+		}
 	}
 	match := func(x *filters.Exchange) filters.Route {
 		if table == nil {
@@ -227,8 +235,10 @@ func (s *stream) prepare(r *http.Request) bool {
 		h.Set("Upgrade", r.Header.Get("Upgrade"))
 	}
 
+	external := false
 	if cfg.useRemoteAddress && x.Downstream.RemoteAddr.IsValid() {
-		ip := x.Downstream.RemoteAddr.Addr().Unmap().String()
+		remote := x.Downstream.RemoteAddr.Addr().Unmap()
+		ip := remote.String()
 		if !cfg.skipXFFAppend {
 			if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
 				h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
@@ -236,7 +246,11 @@ func (s *stream) prepare(r *http.Request) bool {
 				h.Set("X-Forwarded-For", ip)
 			}
 		}
-		h["X-Envoy-External-Address"] = s.vals.one(ip)
+		if external = s.markEdge(h, remote); external {
+			h["X-Envoy-External-Address"] = s.vals.one(ip)
+		} else {
+			delete(h, "X-Envoy-External-Address")
+		}
 		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
 	} else if h.Get("X-Forwarded-Proto") == "" {
 		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
@@ -244,6 +258,12 @@ func (s *stream) prepare(r *http.Request) bool {
 	if cfg.via != "" {
 		h.Add("Via", cfg.via)
 	}
+	if external && !cfg.preserveExtReqID {
+		// An edge request's id is the gateway's to give unless
+		// preserve_external_request_id trusts the client's, as in Envoy.
+		delete(h, "X-Request-Id")
+	}
+	s.external = external
 	if id := h.Get("X-Request-Id"); id != "" {
 		x.Request.ID = id
 	} else if cfg.generateRequestID {

@@ -3,14 +3,18 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 
+	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/upstream"
 )
 
 // clusterCaller lets filters call clusters of the current snapshot
 // (remote JWKS, ext_authz, rate limit services).
 type clusterCaller struct{ g *Gateway }
+
+var _ filters.Dialer = clusterCaller{}
 
 func (c clusterCaller) RoundTrip(ctx context.Context, cluster string, req *http.Request) (*http.Response, error) {
 	cl := c.g.Builder.Current().Cluster(cluster)
@@ -32,4 +36,23 @@ func (c clusterCaller) RoundTrip(ctx context.Context, cluster string, req *http.
 		cl.Report(ep, resp.StatusCode, nil)
 	}
 	return resp, err
+}
+
+// Dial opens a TCP connection to an endpoint of cluster, for filters
+// that run their own protocol over it (gRPC to a rate limit service).
+func (c clusterCaller) Dial(ctx context.Context, cluster string) (net.Conn, error) {
+	cl := c.g.Builder.Current().Cluster(cluster)
+	if cl == nil {
+		return nil, fmt.Errorf("cluster %q not found", cluster)
+	}
+	ep, err := cl.Pick(upstream.PickContext{})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", cluster, err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", ep.Address)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", cluster, err)
+	}
+	return conn, nil
 }

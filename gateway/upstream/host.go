@@ -44,9 +44,9 @@ type outlierHost struct {
 	timesEjected  uint64
 }
 
-func newHost(addr string, b *breakers, s poolSettings, st *ClusterStats) *host {
+func newHost(addr string, b *breakers, s poolSettings, st *ClusterStats, dial dialFunc) *host {
 	h := &host{addr: addr}
-	h.pool = newConnPool(addr, b, s, st)
+	h.pool = newConnPool(addr, b, s, st, dial)
 	h.pool.host = h
 	return h
 }

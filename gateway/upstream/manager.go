@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +26,10 @@ type Manager struct {
 	Stats *stats.Store
 	// Log, when set, receives health and ejection changes.
 	Log *slog.Logger
+	// Dial, when set, opens HTTP/1.1 upstream connections instead of a
+	// plain TCP dial, bounded by the cluster's connect timeout: for
+	// upstream bind options, or a test network slower than loopback.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu       sync.Mutex
 	clusters map[string]*clusterState
@@ -227,7 +232,7 @@ func (cs *clusterState) rebuildLocked() {
 	for _, e := range eps {
 		h := cs.hosts[e.Address]
 		if h == nil {
-			h = newHost(e.Address, cs.breakers, cs.settings, cs.stats)
+			h = newHost(e.Address, cs.breakers, cs.settings, cs.stats, cs.m.Dial)
 			cs.hosts[e.Address] = h
 			if cs.checker != nil {
 				// Envoy holds new hosts out until their first check.

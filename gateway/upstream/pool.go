@@ -30,7 +30,7 @@ type connPool struct {
 	b    *breakers
 	s    poolSettings
 	st   *ClusterStats
-	dial net.Dialer
+	dial dialFunc
 
 	mu      sync.Mutex
 	idle    []*conn
@@ -46,11 +46,20 @@ type grant struct {
 	dial bool
 }
 
-func newConnPool(addr string, b *breakers, s poolSettings, st *ClusterStats) *connPool {
-	return &connPool{
-		addr: addr, b: b, s: s, st: st,
-		dial: net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second},
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func newConnPool(addr string, b *breakers, s poolSettings, st *ClusterStats, dial dialFunc) *connPool {
+	p := &connPool{addr: addr, b: b, s: s, st: st, dial: dial}
+	if dial == nil {
+		p.dial = (&net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	} else {
+		p.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, s.connectTimeout)
+			defer cancel()
+			return dial(ctx, network, addr)
+		}
 	}
+	return p
 }
 
 // get returns a connection for one request.
@@ -133,7 +142,7 @@ var errPoolClosed = errors.New("connection pool closed")
 
 // connect dials for a slot already counted in p.open and connections.
 func (p *connPool) connect(ctx context.Context) (*conn, error) {
-	nc, err := p.dial.DialContext(ctx, "tcp", p.addr)
+	nc, err := p.dial(ctx, "tcp", p.addr)
 	if err != nil {
 		p.mu.Lock()
 		p.dropSlotLocked()

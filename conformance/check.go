@@ -45,7 +45,7 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 	}
 	before := tg.backends.requests()
 	outs := send(ctx, c, port)
-	after := tg.backends.requests()
+	after := settleCounts(tg.backends, before, c.BackendRequests)
 
 	var why []string
 	if c.Expect != nil {
@@ -109,6 +109,24 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 	res.Pass = len(why) == 0
 	res.Detail = strings.Join(why, "; ")
 	return res
+}
+
+// settleCounts reads the backends' request counts once they are within
+// the wanted ranges, or after 2s: copies such as a mirror's are sent
+// after the client has its response, so they may still be on the way.
+func settleCounts(bs *backends, before map[string]int64, want map[string]Range) map[string]int64 {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		after := bs.requests()
+		ok := true
+		for name, r := range want {
+			ok = ok && r.Contains(float64(after[name]-before[name]))
+		}
+		if ok || time.Now().After(deadline) {
+			return after
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // send runs Count exchanges over Concurrency clients and returns every

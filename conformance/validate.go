@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // bookinfoBackends are the backends `bookinfo: true` adds, named as the
@@ -93,7 +94,7 @@ func (c *Check) validate(backends map[string]bool) error {
 			return fmt.Errorf("pause stands alone: no request, tcp, expect or shares beside it")
 		}
 		if c.Name == "" {
-			c.Name = fmt.Sprintf("pause %v", c.Pause)
+			c.Name = "pause " + time.Duration(c.Pause).String()
 		}
 		return nil
 	}

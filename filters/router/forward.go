@@ -271,6 +271,7 @@ func newUpstreamRequest(ctx context.Context, x *filters.Exchange, addr string, e
 	} else {
 		u.Opaque = path
 	}
+	keepUserAgentUnset(x.Request.Header)
 	req := &http.Request{
 		Method:     x.Request.Method,
 		URL:        u,
@@ -298,9 +299,7 @@ func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	delete(h, "Connection")
-	delete(h, "Keep-Alive")
-	delete(h, "Transfer-Encoding")
+	stripResponseHopByHop(h)
 	if !f.cfg.suppressEnvoyHeaders {
 		h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(x.Info.UpstreamServiceTime.Milliseconds(), 10))
 	}

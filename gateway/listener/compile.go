@@ -36,6 +36,10 @@ type Listener struct {
 	chains       []*chain
 	defaultChain *chain
 	inspect      bool
+	// sniffHTTP reads plaintext request lines for application protocol
+	// matching: the listener has an http_inspector and a chain that
+	// matches on application_protocols.
+	sniffHTTP bool
 	// key identifies the listener's content: equal keys mean the config
 	// did not change and open connections keep going untouched.
 	key string
@@ -79,15 +83,18 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 		return nil, fmt.Errorf("address.socket_address.port_value: a port from 0 to 65535 is required")
 	}
 	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
+	httpInspector := false
 	for i, lf := range l.GetListenerFilters() {
 		typeURL, _, err := hcm.Unpack(lf.GetTypedConfig())
 		if err != nil {
 			return nil, fmt.Errorf("listener_filters[%d]: %v", i, err)
 		}
 		switch typeURL {
-		case "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
-			"type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector":
+		case "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector":
 			// Connections are inspected whenever a chain needs it.
+		case "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector":
+			// Plaintext has no ALPN; only this filter makes one up.
+			httpInspector = true
 		case "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst":
 			// A gateway accepts on the address it listens on.
 		default:
@@ -105,6 +112,9 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 		out.chains = append(out.chains, c)
 		if c.match.needsInspection() || c.tls != nil {
 			out.inspect = true
+		}
+		if httpInspector && len(c.match.alpn) > 0 {
+			out.sniffHTTP = true
 		}
 	}
 	if dfc := l.GetDefaultFilterChain(); dfc != nil {

@@ -28,6 +28,7 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	_ "github.com/waygate/waygate/filters/router"
 	"github.com/waygate/waygate/gateway/hcm"
 	"github.com/waygate/waygate/gateway/listener"
@@ -44,6 +45,8 @@ type gateway struct {
 	t *testing.T
 	b *snapshot.Builder
 	m *listener.Manager
+	// clusters are those addClusters installed so far.
+	clusters map[string]proto.Message
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -70,6 +73,24 @@ func (g *gateway) apply(typeURL string, msgs ...proto.Message) error {
 		res[resourceName(m)] = a
 	}
 	return g.b.Apply(typeURL, res)
+}
+
+// addClusters installs clusters beside those added before; clusters
+// are sent as a complete set, so a test starting several kinds of
+// backend adds them here.
+func (g *gateway) addClusters(cs ...*clusterv3.Cluster) {
+	g.t.Helper()
+	if g.clusters == nil {
+		g.clusters = map[string]proto.Message{}
+	}
+	for _, c := range cs {
+		g.clusters[c.GetName()] = c
+	}
+	all := make([]proto.Message, 0, len(g.clusters))
+	for _, c := range g.clusters {
+		all = append(all, c)
+	}
+	g.mustApply(resourcev3.ClusterType, all...)
 }
 
 // mustApply is apply for resources the test expects to be accepted.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
@@ -92,5 +93,46 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	}
 	if dials != 1 {
 		t.Errorf("%d connections for 3 requests, want one multiplexed connection", dials)
+	}
+}
+
+// TestHTTPInspector matches plaintext chains on the HTTP version the
+// http_inspector listener filter reads, as istiod's inbound listeners
+// do with application_protocols ["http/1.1", "h2c"]; what is not HTTP
+// goes to the default chain.
+func TestHTTPInspector(t *testing.T) {
+	g := newGateway(t)
+	startBackends(t, g)
+	startTCPEchoes(t, g, "one")
+	l := newListener("mixed", "127.0.0.1:0",
+		&listenerv3.FilterChain{
+			FilterChainMatch: &listenerv3.FilterChainMatch{ApplicationProtocols: []string{"h2c"}},
+			Filters:          []*listenerv3.Filter{httpFilter(t, "v2")},
+		},
+		&listenerv3.FilterChain{
+			FilterChainMatch: &listenerv3.FilterChainMatch{ApplicationProtocols: []string{"http/1.1", "http/1.0"}},
+			Filters:          []*listenerv3.Filter{httpFilter(t, "v1")},
+		},
+	)
+	l.DefaultFilterChain = &listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpFilter(t, "tcp-one")}}
+	l.ListenerFilters = []*listenerv3.ListenerFilter{{
+		Name:       "envoy.filters.listener.http_inspector",
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(t, &httpinspectorv3.HttpInspector{})},
+	}}
+	g.mustApply(resourcev3.ListenerType, l)
+	addr := g.addr("mixed")
+
+	if resp, e := get(t, plainClient(), "http://"+addr+"/"); resp.Proto != "HTTP/1.1" || e.Version != "v1" {
+		t.Errorf("HTTP/1.1 got %s from %q, want the http/1.1 chain's v1", resp.Proto, e.Version)
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p}}
+	defer h2c.CloseIdleConnections()
+	if resp, e := get(t, h2c, "http://"+addr+"/"); resp.Proto != "HTTP/2.0" || e.Version != "v2" {
+		t.Errorf("h2c got %s from %q, want the h2c chain's v2", resp.Proto, e.Version)
+	}
+	if reply, err := echoOnce(addr, "hello"); err != nil || reply != "one hello\n" {
+		t.Errorf("plain TCP got %q %v, want the default chain's tcp-echo", reply, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -48,10 +49,12 @@ var (
 )
 
 // inspect reads just enough of a new connection to learn its transport
-// protocol and, for TLS, the SNI and ALPN of the ClientHello. It returns a
-// connection that replays what was read. Parsing is left to crypto/tls:
-// a handshake is started and stopped at the ClientHello callback.
-func inspect(c net.Conn, f *connFacts, timeout time.Duration) (net.Conn, error) {
+// protocol and, for TLS, the SNI and ALPN of the ClientHello; with
+// sniffHTTP, plaintext is read up to its request line for the HTTP
+// version. It returns a connection that replays what was read. TLS
+// parsing is left to crypto/tls: a handshake is started and stopped at
+// the ClientHello callback.
+func inspect(c net.Conn, f *connFacts, timeout time.Duration, sniffHTTP bool) (net.Conn, error) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	defer c.SetReadDeadline(time.Time{})
 	var first [1]byte
@@ -60,7 +63,11 @@ func inspect(c net.Conn, f *connFacts, timeout time.Duration) (net.Conn, error) 
 	}
 	if first[0] != 0x16 { // not a TLS handshake record
 		f.transport = "raw_buffer"
-		return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(first[:]), c)}, nil
+		head := first[:]
+		if sniffHTTP {
+			head = sniff(c, head, f)
+		}
+		return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(head), c)}, nil
 	}
 	f.transport = "tls"
 	rc := &recordingConn{Conn: &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(first[:]), c)}}
@@ -77,4 +84,62 @@ func inspect(c net.Conn, f *connFacts, timeout time.Duration) (net.Conn, error) 
 	// Whatever crypto/tls read (the whole ClientHello, or the bytes of
 	// a malformed one) is replayed to the chain's own handshake.
 	return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(rc.buf.Bytes()), c)}, nil
+}
+
+// maxSniff bounds what HTTP sniffing reads looking for the end of the
+// request line.
+const maxSniff = 8 << 10
+
+// sniff is Envoy's http_inspector: it reads plaintext until it can tell
+// HTTP/2 with prior knowledge ("h2c") or an HTTP/1 request line
+// ("http/1.1", "http/1.0") from anything else, and sets the ALPN that
+// filter chain matching sees. It returns everything read, head first;
+// a read error or timeout leaves the protocol unknown.
+// See https://www.envoyproxy.io/docs/envoy/latest/configuration/listeners/listener_filters/http_inspector
+func sniff(c net.Conn, head []byte, f *connFacts) []byte {
+	buf := append([]byte(nil), head...)
+	tmp := make([]byte, 1024)
+	for {
+		proto, done := httpProtocol(buf)
+		if done || len(buf) >= maxSniff {
+			if proto != "" {
+				f.alpn = []string{proto}
+			}
+			return buf
+		}
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			return buf
+		}
+	}
+}
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// httpProtocol names the HTTP version the first bytes of a connection
+// speak; done is false while more bytes could change the answer.
+func httpProtocol(b []byte) (proto string, done bool) {
+	if len(b) < len(h2Preface) && strings.HasPrefix(h2Preface, string(b)) {
+		return "", false
+	}
+	if bytes.HasPrefix(b, []byte(h2Preface)) {
+		return "h2c", true
+	}
+	// A request line starts with a method, an upper-case token.
+	if len(b) == 0 || b[0] < 'A' || b[0] > 'Z' {
+		return "", true
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return "", false
+	}
+	line := bytes.TrimSuffix(b[:i], []byte("\r"))
+	switch {
+	case bytes.HasSuffix(line, []byte(" HTTP/1.1")):
+		return "http/1.1", true
+	case bytes.HasSuffix(line, []byte(" HTTP/1.0")):
+		return "http/1.0", true
+	}
+	return "", true
 }

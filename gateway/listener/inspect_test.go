@@ -36,6 +36,7 @@ func TestInspect(t *testing.T) {
 	tests := []struct {
 		name      string
 		data      []byte
+		sniff     bool // as with an http_inspector
 		transport string
 		sni       string
 		alpn      []string
@@ -43,6 +44,11 @@ func TestInspect(t *testing.T) {
 		{name: "plaintext HTTP", data: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), transport: "raw_buffer"},
 		{name: "HTTP/2 preface", data: []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), transport: "raw_buffer"},
 		{name: "TLS ClientHello", data: hello, transport: "tls", sni: "a.example.com", alpn: []string{"h2", "http/1.1"}},
+		{name: "HTTP/1.1 request line", data: []byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"), sniff: true, transport: "raw_buffer", alpn: []string{"http/1.1"}},
+		{name: "HTTP/1.0 request line", data: []byte("POST / HTTP/1.0\n\n"), sniff: true, transport: "raw_buffer", alpn: []string{"http/1.0"}},
+		{name: "HTTP/2 prior knowledge", data: []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"), sniff: true, transport: "raw_buffer", alpn: []string{"h2c"}},
+		{name: "not HTTP", data: []byte("hello there\n"), sniff: true, transport: "raw_buffer"},
+		{name: "not HTTP, no newline", data: []byte("\x00\x01binary"), sniff: true, transport: "raw_buffer"},
 		{name: "TLS record that is not a ClientHello", data: []byte{0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00}, transport: "tls"},
 	}
 	for _, tt := range tests {
@@ -54,7 +60,7 @@ func TestInspect(t *testing.T) {
 				// Keep the client side open: inspection must not need EOF.
 			}()
 			var f connFacts
-			got, err := inspect(s, &f, 2*time.Second)
+			got, err := inspect(s, &f, 2*time.Second, tt.sniff)
 			if err != nil {
 				t.Fatalf("inspect: %v", err)
 			}
@@ -80,7 +86,7 @@ func TestInspectTimesOut(t *testing.T) {
 	go c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00}) // a record header, then silence
 	var f connFacts
 	start := time.Now()
-	_, _ = inspect(s, &f, 100*time.Millisecond)
+	_, _ = inspect(s, &f, 100*time.Millisecond, false)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("inspect took %v with a 100ms timeout", d)
 	}
@@ -102,13 +108,16 @@ func equalStrings(a, b []string) bool {
 // panic nor outlive its timeout, and what it hands on must start with
 // what the client sent.
 func FuzzInspect(f *testing.F) {
-	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
-	f.Add([]byte{0x16})
-	f.Add([]byte{0x16, 0x03, 0x01, 0xff, 0xff})
-	f.Add([]byte{0x16, 0x03, 0x03, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00})
-	f.Add(clientHello(f, "a.example.com", "h2"))
-	f.Add(clientHello(f, ""))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), true)
+	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), true)
+	f.Add([]byte("PRI * HTTP/2.0\r\n"), true)
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), false)
+	f.Add([]byte{0x16}, false)
+	f.Add([]byte{0x16, 0x03, 0x01, 0xff, 0xff}, false)
+	f.Add([]byte{0x16, 0x03, 0x03, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00}, false)
+	f.Add(clientHello(f, "a.example.com", "h2"), false)
+	f.Add(clientHello(f, ""), true)
+	f.Fuzz(func(t *testing.T, data []byte, sniffHTTP bool) {
 		c, s := net.Pipe()
 		defer s.Close()
 		go func() {
@@ -121,7 +130,7 @@ func FuzzInspect(f *testing.F) {
 		var err error
 		go func() {
 			defer close(done)
-			got, err = inspect(s, &facts, 50*time.Millisecond)
+			got, err = inspect(s, &facts, 50*time.Millisecond, sniffHTTP)
 		}()
 		select {
 		case <-done:

@@ -23,17 +23,16 @@ import (
 // "v1" and "v2", with routes "v1" and "v2" sending everything to them.
 func startBackends(t *testing.T, g *gateway) {
 	t.Helper()
-	var clusters, routes []proto.Message
+	var routes []proto.Message
 	for _, v := range []string{"v1", "v2"} {
 		be, err := backend.Start(backend.Options{Service: "web", Version: v})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { be.Close() })
-		clusters = append(clusters, staticCluster(v, be.Addr()))
+		g.addClusters(staticCluster(v, be.Addr()))
 		routes = append(routes, routeAll(v, v))
 	}
-	g.mustApply(resourcev3.ClusterType, clusters...)
 	g.mustApply(resourcev3.RouteType, routes...)
 }
 

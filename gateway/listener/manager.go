@@ -277,7 +277,7 @@ func (s *socket) handle(raw net.Conn) {
 		if timeout <= 0 {
 			timeout = 15 * time.Second
 		}
-		if conn, err = inspect(c, &f, timeout); err != nil {
+		if conn, err = inspect(c, &f, timeout, l.sniffHTTP); err != nil {
 			c.Close()
 			return
 		}

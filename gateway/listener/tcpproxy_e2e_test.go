@@ -17,7 +17,6 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/conformance/backend"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -25,16 +24,14 @@ import (
 // installs each as cluster "tcp-<prefix>".
 func startTCPEchoes(t *testing.T, g *gateway, prefixes ...string) {
 	t.Helper()
-	var clusters []proto.Message
 	for _, p := range prefixes {
 		s, err := backend.StartTCPEcho(backend.Options{Prefix: p})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		clusters = append(clusters, staticCluster("tcp-"+p, s.Addr()))
+		g.addClusters(staticCluster("tcp-"+p, s.Addr()))
 	}
-	g.mustApply(resourcev3.ClusterType, clusters...)
 }
 
 // echoOnce sends one line on a new connection and returns the reply.

@@ -26,7 +26,7 @@ func startBackend(t *testing.T, g *gateway) *backend.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { be.Close() })
-	g.mustApply(resourcev3.ClusterType, staticCluster("web", be.Addr()))
+	g.addClusters(staticCluster("web", be.Addr()))
 	g.mustApply(resourcev3.RouteType, routeAll("web", "web"))
 	return be
 }

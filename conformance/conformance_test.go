@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -23,12 +24,7 @@ func TestScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := os.Getenv("WAYGATE_BINARY")
-	if bin == "" {
-		if bin, err = BuildWaygate(t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin := testBinary(t)
 	var mu sync.Mutex
 	results := map[string]Result{}
 	// Two at a time whatever -parallel says: the suite shares two cores
@@ -62,6 +58,40 @@ func TestScenarios(t *testing.T) {
 	var sum bytes.Buffer
 	PrintSummary(&sum, ordered, known)
 	fmt.Print(sum.String())
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// testBinary is WAYGATE_BINARY when set, else cmd/waygate built once for
+// the whole test binary.
+func testBinary(t *testing.T) string {
+	if bin := os.Getenv("WAYGATE_BINARY"); bin != "" {
+		return bin
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "waygate-conformance-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin, buildErr = BuildWaygate(dir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
 }
 
 func tail(s string, n int) string {

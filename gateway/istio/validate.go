@@ -29,6 +29,7 @@ func Validate(cfg *Config) []Finding {
 	for _, r := range cfg.VirtualServices {
 		v.virtualService(keyOf("VirtualService", r), &r.Spec)
 	}
+	v.virtualServiceHosts()
 	for _, r := range cfg.DestinationRules {
 		v.destinationRule(keyOf("DestinationRule", r), &r.Spec)
 	}

@@ -34,6 +34,8 @@ func (v *validator) gateway(ns, name string, servers []*v1alpha3.Server, selecto
 		proto := strings.ToUpper(s.GetPort().GetProtocol())
 		if (proto == "HTTPS" || proto == "TLS") && s.GetTls() == nil {
 			v.errorf(key, p+".tls", "required when the protocol is %s", proto)
+		} else if proto == "HTTPS" || proto == "TLS" {
+			v.serverTLS(key, p+".tls", s.GetTls())
 		}
 		for j, h := range s.GetHosts() {
 			hp := indexPath(p+".hosts", j)
@@ -48,6 +50,51 @@ func (v *validator) gateway(ns, name string, servers []*v1alpha3.Server, selecto
 			what := fmt.Sprintf("gateway %s port %d host %s", sel, s.GetPort().GetNumber(), host)
 			if prev, dup := v.claim(what, key, hp); dup {
 				v.errorf(key, hp, "host %q on port %d is already served by %s (%s)", host, s.GetPort().GetNumber(), prev.key, prev.path)
+			}
+		}
+	}
+}
+
+// serverTLS checks that a terminating server has a certificate: from a
+// Kubernetes Secret (credentialName) or from files.
+func (v *validator) serverTLS(key Key, p string, tls *v1alpha3.ServerTLSSettings) {
+	mode := tls.GetMode()
+	if mode != v1alpha3.ServerTLSSettings_SIMPLE && mode != v1alpha3.ServerTLSSettings_MUTUAL && mode != v1alpha3.ServerTLSSettings_OPTIONAL_MUTUAL {
+		return
+	}
+	if tls.GetCredentialName() != "" || len(tls.GetCredentialNames()) > 0 || len(tls.GetTlsCertificates()) > 0 {
+		return
+	}
+	if tls.GetServerCertificate() == "" || tls.GetPrivateKey() == "" {
+		v.errorf(key, p+".credentialName", "required for %s TLS: name a Secret, or set serverCertificate and privateKey", mode)
+		return
+	}
+	if mode != v1alpha3.ServerTLSSettings_SIMPLE && tls.GetCaCertificates() == "" {
+		v.errorf(key, p+".caCertificates", "required for %s TLS: the CA that client certificates are verified against", mode)
+	}
+}
+
+// virtualServiceHosts warns when two VirtualServices route the same host
+// through the same gateway: Istio merges them in creation order, which a
+// set of files does not have, so which route wins is unclear.
+func (v *validator) virtualServiceHosts() {
+	for _, r := range v.cfg.VirtualServices {
+		key := keyOf("VirtualService", r)
+		gateways := r.Spec.GetGateways()
+		if len(gateways) == 0 {
+			gateways = []string{"mesh"}
+		}
+		for _, gw := range gateways {
+			if gw != "mesh" && !strings.Contains(gw, "/") {
+				gw = key.Namespace + "/" + gw
+			}
+			for i, h := range r.Spec.GetHosts() {
+				host := FQDN(h, key.Namespace)
+				p := indexPath("spec.hosts", i)
+				if prev, dup := v.claim("virtualservice "+gw+" "+host, key, p); dup && prev.key != key {
+					v.warnf(key, p, "host %s on gateway %s is also routed by VirtualService %s/%s; their routes are merged in an unspecified order",
+						host, gw, prev.key.Namespace, prev.key.Name)
+				}
 			}
 		}
 	}

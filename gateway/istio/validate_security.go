@@ -2,6 +2,7 @@ package istio
 
 import (
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -89,6 +90,8 @@ func (v *validator) requestAuthentication(key Key, ra *v1beta1.RequestAuthentica
 	}
 }
 
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
 // wasmPlugin checks where the module comes from: a file, an HTTP(S) URL,
 // or an OCI image (the default when there is no scheme).
 func (v *validator) wasmPlugin(key Key, wp *v1alpha1.WasmPlugin) {
@@ -96,6 +99,9 @@ func (v *validator) wasmPlugin(key Key, wp *v1alpha1.WasmPlugin) {
 	if u == "" {
 		v.errorf(key, "spec.url", "required: file://, http(s):// or oci:// location of the module")
 		return
+	}
+	if sum := wp.GetSha256(); sum != "" && !sha256Hex.MatchString(sum) {
+		v.errorf(key, "spec.sha256", "%q is not a SHA-256 digest: 64 hexadecimal digits", sum)
 	}
 	if scheme, _, found := strings.Cut(u, "://"); found {
 		switch scheme {

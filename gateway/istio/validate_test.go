@@ -326,6 +326,62 @@ spec:
 			want: []string{"error: t.yaml:6: Gateway default/gw: spec.servers[0].tls: required when the protocol is HTTPS"},
 		},
 		{
+			name: "terminating tls without a certificate",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE}
+  - port: {number: 8443, name: mtls, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}
+  - port: {number: 9443, name: ok, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: a-cert}
+  - port: {number: 15443, name: pass, protocol: TLS}
+    hosts: [a.example.com]
+    tls: {mode: PASSTHROUGH}
+`,
+			want: []string{
+				"error: t.yaml:8: Gateway default/gw: spec.servers[0].tls.credentialName: required for SIMPLE TLS: name a Secret, or set serverCertificate and privateKey",
+				"error: t.yaml:11: Gateway default/gw: spec.servers[1].tls.caCertificates: required for MUTUAL TLS: the CA that client certificates are verified against",
+			},
+		},
+		{
+			name: "two virtual services route one host through one gateway",
+			yaml: gatewayYAML + `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http: [{route: [{destination: {host: web}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [shop.example.com]
+  gateways: [default/gw, mesh]
+  http: [{route: [{destination: {host: web2}}]}]
+`,
+			want: []string{"warning: t.yaml:23: VirtualService default/b: spec.hosts[0]: host shop.example.com on gateway default/gw is also routed by VirtualService default/a; their routes are merged in an unspecified order"},
+		},
+		{
+			name: "wasm plugin with a malformed digest",
+			yaml: `apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: p}
+spec:
+  url: oci://ghcr.io/example/filter:1
+  sha256: abc
+`,
+			want: []string{`error: t.yaml:6: WasmPlugin default/p: spec.sha256: "abc" is not a SHA-256 digest: 64 hexadecimal digits`},
+		},
+		{
 			name: "jwt rule without issuer and with a bad jwksUri",
 			yaml: `apiVersion: security.istio.io/v1
 kind: RequestAuthentication

@@ -89,6 +89,8 @@ type translator struct {
 	// secrets are the SDS secrets clusters read from files.
 	secrets  []*tlsv3.Secret
 	warnings []Warning
+	// authz holds the authorization filters once built (authz.go).
+	authz *authzChain
 }
 
 func (t *translator) warn(key istio.Key, field, format string, args ...any) {

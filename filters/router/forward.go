@@ -321,10 +321,18 @@ func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
-		if n > 0 {
+		// The last bytes of a body often come with io.EOF (always for a
+		// Content-Length body): sending them as the end of the stream
+		// spares a flush per response, so the downstream server writes
+		// the head and the body at once.
+		end := err == io.EOF && len(resp.Trailer) == 0
+		if n > 0 || end {
 			x.Info.BytesSent += int64(n)
-			if werr := enc.WriteBody(buf[:n], false); werr != nil {
+			if werr := enc.WriteBody(buf[:n], end); werr != nil {
 				abortUnlessAnswered(werr)
+				return
+			}
+			if end {
 				return
 			}
 		}
@@ -341,17 +349,12 @@ func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 			panic(http.ErrAbortHandler)
 		}
 	}
-	if len(resp.Trailer) > 0 {
-		if err := enc.WriteBody(nil, false); err != nil {
-			abortUnlessAnswered(err)
-			return
-		}
-		_ = enc.WriteTrailers(resp.Trailer)
+	// Only a body with trailers gets here.
+	if err := enc.WriteBody(nil, false); err != nil {
+		abortUnlessAnswered(err)
 		return
 	}
-	if err := enc.WriteBody(nil, true); err != nil {
-		abortUnlessAnswered(err)
-	}
+	_ = enc.WriteTrailers(resp.Trailer)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

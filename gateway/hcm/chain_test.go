@@ -203,25 +203,29 @@ func TestFilterChain(t *testing.T) {
 
 func TestFilterPanicFailsOneRequest(t *testing.T) {
 	echo := startEcho(t, "echo")
-	panics := &stats.Counter{}
-	gw := hcmtest.Start(t, hcmtest.Options{
-		HCM: hcmtest.HCM(t, hcmtest.Routes(
-			withPerFilter(hcmtest.Prefix("/safe", "echo"), map[string]*anypb.Any{"p": hcmtest.Any(t, &routev3.FilterConfig{Disabled: true})}),
-			hcmtest.Prefix("/", "echo"),
-		), tag(t, "a", ""), tag(t, "p", "panic")),
-		Clusters: staticClusters([]*clusterSpec{{"echo", echo.Addr()}}),
-		Panics:   panics,
-	})
-	c := hcmtest.Client()
-	r := do(t, c, "GET", gw.URL+"/boom", "")
-	if r.status != 500 || r.body != "filter panic" {
-		t.Errorf("panicking filter: got %d %q, want 500 %q", r.status, r.body, "filter panic")
-	}
-	if r := do(t, c, "GET", gw.URL+"/safe", ""); r.status != 200 {
-		t.Errorf("next request: status %d, want 200", r.status)
-	}
-	if panics.Value() != 1 {
-		t.Errorf("panic counter = %d, want 1", panics.Value())
+	for _, spec := range []string{"panic", "panic-resp"} {
+		t.Run(spec, func(t *testing.T) {
+			panics := &stats.Counter{}
+			gw := hcmtest.Start(t, hcmtest.Options{
+				HCM: hcmtest.HCM(t, hcmtest.Routes(
+					withPerFilter(hcmtest.Prefix("/safe", "echo"), map[string]*anypb.Any{"p": hcmtest.Any(t, &routev3.FilterConfig{Disabled: true})}),
+					hcmtest.Prefix("/", "echo"),
+				), tag(t, "a", ""), tag(t, "p", spec)),
+				Clusters: staticClusters([]*clusterSpec{{"echo", echo.Addr()}}),
+				Panics:   panics,
+			})
+			c := hcmtest.Client()
+			r := do(t, c, "GET", gw.URL+"/boom", "")
+			if r.status != 500 || r.body != "filter panic" {
+				t.Errorf("panicking filter: got %d %q, want 500 %q", r.status, r.body, "filter panic")
+			}
+			if r := do(t, c, "GET", gw.URL+"/safe", ""); r.status != 200 {
+				t.Errorf("next request: status %d, want 200", r.status)
+			}
+			if panics.Value() != 1 {
+				t.Errorf("panic counter = %d, want 1", panics.Value())
+			}
+		})
 	}
 }
 

@@ -31,6 +31,7 @@ type tagSpec struct {
 	name        string
 	reply       int    // answer locally with this status
 	panics      bool   // panic in the request headers phase
+	panicsResp  bool   // panic in the response headers phase
 	bufferHdr   bool   // StopAndBuffer from the request headers phase
 	bufferReq   bool   // buffer the request body until its end
 	rewriteReq  string // replace the whole request body ("" keeps it)
@@ -49,6 +50,8 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.reply, _ = strconv.Atoi(v)
 		case "panic":
 			s.panics = true
+		case "panic-resp":
+			s.panicsResp = true
 		case "buffer-hdr":
 			s.bufferHdr = true
 		case "buffer-req":
@@ -94,6 +97,9 @@ func (f *tagFilter) OnRequestHeaders(x *filters.Exchange, endStream bool) filter
 
 func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	x.Response.Header.Add("X-Resp-Order", f.spec.name)
+	if f.spec.panicsResp {
+		panic("test filter " + f.spec.name + " on the response")
+	}
 	if f.spec.rewriteResp != "" && !endStream {
 		return filters.StopAndBuffer
 	}

@@ -26,7 +26,9 @@ const DefaultDebounce = 200 * time.Millisecond
 //
 // onChange receives the config as Accept makes it: only valid resources,
 // the last valid version of a resource whose file is being edited into a
-// broken state, and every finding. The directory is re-read whole on each
+// broken state, and every finding. dir may not exist yet, or be removed
+// and created again: while it is missing, the last config is kept and a
+// finding says why. The directory is re-read whole on each
 // change: a config directory is small, and a full reload cannot drift
 // from what LoadDir would say. onChange is never called concurrently.
 func WatchDir(ctx context.Context, dir string, debounce time.Duration, onChange func(*Config, []Finding)) {
@@ -39,6 +41,13 @@ func WatchDir(ctx context.Context, dir string, debounce time.Duration, onChange 
 		slog.Error("cannot watch configuration directory", "dir", dir, "err", err)
 	} else {
 		defer w.Close()
+		dir = filepath.Clean(dir)
+		// The parent is watched too, for the directory itself being
+		// created (WatchDir may start before it exists) or replaced
+		// (rm -r and copy anew), which drops the watches under it.
+		if err := w.Add(filepath.Dir(dir)); err != nil {
+			slog.Warn("cannot watch the configuration directory's parent", "dir", filepath.Dir(dir), "err", err)
+		}
 		addTree(w, dir)
 	}
 
@@ -46,7 +55,7 @@ func WatchDir(ctx context.Context, dir string, debounce time.Duration, onChange 
 	reload := func() {
 		cfg, findings, err := LoadDir(dir)
 		if err != nil {
-			findings = []Finding{{Severity: Error, File: dir, Message: err.Error()}}
+			findings = []Finding{{Severity: Error, File: dir, Message: "cannot read the configuration directory: " + err.Error()}}
 			cfg = newConfig()
 			if prev != nil {
 				// The directory itself is unreadable (being replaced,
@@ -74,12 +83,13 @@ func WatchDir(ctx context.Context, dir string, debounce time.Duration, onChange 
 			if !ok {
 				return
 			}
-			if ev.Has(fsnotify.Create) {
+			name := filepath.Clean(ev.Name)
+			if ev.Has(fsnotify.Create) && inside(dir, name) {
 				// A new directory (or one renamed into place) is watched
 				// with everything already in it.
-				addTree(w, ev.Name)
+				addTree(w, name)
 			}
-			if relevant(dir, ev.Name) {
+			if name == dir || inside(dir, name) && relevant(dir, name) {
 				timer.Reset(debounce)
 			}
 		case err, ok := <-w.Errors:
@@ -93,6 +103,12 @@ func WatchDir(ctx context.Context, dir string, debounce time.Duration, onChange 
 			reload()
 		}
 	}
+}
+
+// inside reports whether name is dir or under it.
+func inside(dir, name string) bool {
+	rel, err := filepath.Rel(dir, name)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // addTree watches path and every directory under it; path may be a file,

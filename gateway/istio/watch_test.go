@@ -238,3 +238,36 @@ func TestWatchDirConfigMapVolume(t *testing.T) {
 		t.Fatalf("after the swap = %q", u.names())
 	}
 }
+
+// TestWatchDirCreatedAndReplaced starts before the directory exists, then
+// sees it created, removed (keeping what was served) and created anew.
+func TestWatchDirCreatedAndReplaced(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "conf")
+	updates := startWatch(t, dir, 50*time.Millisecond)
+	u := next(t, updates, 5*time.Second)
+	if u.names() != "" || len(u.findings) != 1 || !strings.Contains(u.findings[0].Message, "cannot read the configuration directory") {
+		t.Fatalf("initial = %q, %v", u.names(), u.findings)
+	}
+
+	write(t, filepath.Join(dir, "a.yaml"), vsYAML("a", "a"))
+	if u = next(t, updates, 5*time.Second); u.names() != "VirtualService/a" {
+		t.Fatalf("after creating the directory = %q, %v", u.names(), u.findings)
+	}
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if u = next(t, updates, 5*time.Second); u.names() != "VirtualService/a" || !HasErrors(u.findings) {
+		t.Fatalf("after removing the directory = %q, %v", u.names(), u.findings)
+	}
+
+	write(t, filepath.Join(dir, "b.yaml"), vsYAML("b", "b"))
+	u = next(t, updates, 5*time.Second)
+	for u.names() != "VirtualService/b" {
+		// The directory and its file may arrive as two updates.
+		u = next(t, updates, 5*time.Second)
+	}
+	if len(u.findings) != 0 {
+		t.Errorf("findings after recreating: %v", u.findings)
+	}
+}

@@ -243,7 +243,9 @@ func TestRemoteJWKSUnknownCluster(t *testing.T) {
 	s := newSigner(t, "RS256", "")
 	srv := startJWKS(t, jwks(s))
 	env, _, _ := remoteEnv(srv)
-	p := remoteProvider(func(r *jwtauthnv3.RemoteJwks) { r.HttpUri.HttpUpstreamType = &corev3.HttpUri_Cluster{Cluster: "elsewhere"} })
+	p := remoteProvider(func(r *jwtauthnv3.RemoteJwks) {
+		r.HttpUri.HttpUpstreamType = &corev3.HttpUri_Cluster{Cluster: "elsewhere"}
+	})
 	f := mustFactory(t, singleProvider(p), env)
 	if _, body := outcome(t, f, newExchange("/", bearer(s.sign(t, claims()))...)); body != "Jwks remote fetch is failed" {
 		t.Fatalf("body = %q", body)

@@ -33,6 +33,7 @@ import (
 	// Built-in filters register themselves by config type URL.
 	_ "github.com/waygate/waygate/filters/cors"
 	_ "github.com/waygate/waygate/filters/fault"
+	_ "github.com/waygate/waygate/filters/jwt"
 	_ "github.com/waygate/waygate/filters/router"
 	// Every extension type istiod may send, so its configs decode.
 	_ "github.com/waygate/waygate/gateway/xds/extensions"

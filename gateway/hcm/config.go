@@ -65,6 +65,7 @@ type Config struct {
 	log        *slog.Logger
 	stats      *httpStats
 	draining   atomic.Bool
+	matcher    atomic.Pointer[tableMatcher]
 }
 
 // Drain marks the config as replaced by a newer one: HTTP/1.1

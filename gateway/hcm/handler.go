@@ -101,15 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Del(k)
 		}
 	}
-	match := func(x *filters.Exchange) filters.Route {
-		if table == nil {
-			return nil
-		}
-		if rt := table.Match(&x.Request, &x.Downstream); rt != nil {
-			return rt
-		}
-		return nil
-	}
+	match := cfg.matcherFor(table)
 	x.Route = match(x)
 	x.SetRouteMatcher(match)
 	s.build()

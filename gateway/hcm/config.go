@@ -59,6 +59,7 @@ type Config struct {
 	streamIdleTimeout time.Duration
 	requestTimeout    time.Duration
 	maxRequestHeaders int
+	limitHeaders      bool // max_request_headers_kb is set
 	bufferLimit       int
 
 	accessLogs []AccessLogger
@@ -151,6 +152,7 @@ func (c *Compiler) Compile(m *hcmv3.HttpConnectionManager) (*Config, error) {
 	}
 	if kb := m.GetMaxRequestHeadersKb(); kb != nil {
 		cfg.maxRequestHeaders = int(kb.GetValue()) << 10
+		cfg.limitHeaders = true
 	}
 	for i, u := range m.GetUpgradeConfigs() {
 		if u.GetEnabled() != nil && !u.GetEnabled().GetValue() {

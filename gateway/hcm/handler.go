@@ -167,6 +167,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and returns false for requests that must not go on.
 func (s *stream) prepare(r *http.Request) bool {
 	x, cfg := &s.x, s.cfg
+	if cfg.headersTooLarge(r) {
+		s.local(filters.LocalReply{Status: http.StatusRequestHeaderFieldsTooLarge, Body: "Request Header Fields Too Large", Details: detailsHeadersTooLarge}, nil)
+		return false
+	}
 	x.Request.Method = r.Method
 	x.Request.Protocol = r.Proto
 	x.Request.Header = r.Header

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,10 @@ func TestRequestNormalization(t *testing.T) {
 				t.Errorf("server = %q, want envoy", got)
 			}
 		}}},
+		{"headers over max_request_headers_kb are refused", func(m *hcmv3.HttpConnectionManager) { m.MaxRequestHeadersKb = wrapperspb.UInt32(1) },
+			"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 1100), want{status: 431}},
+		{"headers within max_request_headers_kb pass", func(m *hcmv3.HttpConnectionManager) { m.MaxRequestHeadersKb = wrapperspb.UInt32(2) },
+			"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 1100), want{status: 200}},
 		{"via added to request and response", func(m *hcmv3.HttpConnectionManager) { m.Via = "1.1 waygate" }, "GET / HTTP/1.1\r\nHost: x", want{status: 200,
 			headers: map[string]string{"via": "1.1 waygate"},
 			check: func(t *testing.T, r result) {

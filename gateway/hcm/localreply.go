@@ -10,10 +10,11 @@ import (
 // Response code details and bodies the gateway itself produces, named as
 // Envoy names them so dashboards and docs carry over.
 const (
-	detailsRouteNotFound = "route_not_found"
-	detailsFilterPanic   = "filter_panic"
-	detailsInvalidPath   = "path_normalization_failed"
-	detailsBodyTooLarge  = "request_payload_too_large"
+	detailsRouteNotFound   = "route_not_found"
+	detailsFilterPanic     = "filter_panic"
+	detailsInvalidPath     = "path_normalization_failed"
+	detailsBodyTooLarge    = "request_payload_too_large"
+	detailsHeadersTooLarge = "request_headers_too_large"
 )
 
 // writeLocal writes a local reply straight to the downstream, after the

@@ -3,7 +3,6 @@ package upstream
 import (
 	"container/heap"
 	"math/rand/v2"
-	"sort"
 	"sync/atomic"
 )
 
@@ -23,9 +22,10 @@ type PickContext struct {
 }
 
 // balancer picks one endpoint of a fixed, non-empty set. h is the
-// request's hash (random when the route has none).
+// request's hash (random when the route has none), attempt the host
+// selection attempt (PickContext.Attempt).
 type balancer interface {
-	pick(pc *PickContext, h uint64) *Endpoint
+	pick(h uint64, attempt uint32) *Endpoint
 }
 
 // weighted is an endpoint with the weight a balancer gives it.
@@ -79,7 +79,7 @@ func newRoundRobin(ws []weighted) *roundRobin {
 	return rr
 }
 
-func (r *roundRobin) pick(*PickContext, uint64) *Endpoint {
+func (r *roundRobin) pick(uint64, uint32) *Endpoint {
 	n := r.next.Add(1) - 1
 	if s := r.schedule; len(s) > 0 {
 		return r.eps[s[n%uint64(len(s))]]
@@ -173,7 +173,7 @@ func cumulative(ws []weighted) []float64 {
 	return cum
 }
 
-func (r *random) pick(*PickContext, uint64) *Endpoint {
+func (r *random) pick(uint64, uint32) *Endpoint {
 	if r.cum == nil {
 		return r.eps[rand.Uint64N(uint64(len(r.eps)))]
 	}
@@ -183,9 +183,14 @@ func (r *random) pick(*PickContext, uint64) *Endpoint {
 // searchCumulative returns the first index whose cumulative weight
 // exceeds x.
 func searchCumulative(cum []float64, x float64) int {
-	i := sort.SearchFloat64s(cum, x)
-	for i < len(cum)-1 && cum[i] <= x {
-		i++
+	lo, hi := 0, len(cum)-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if cum[m] <= x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	return min(i, len(cum)-1)
+	return lo
 }

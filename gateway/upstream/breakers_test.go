@@ -182,7 +182,7 @@ func TestMaxRequestsPerConnection(t *testing.T) {
 }
 
 // countingServer answers 200 and counts the connections it accepts.
-func countingServer(t *testing.T) (string, *atomic.Int64) {
+func countingServer(t testing.TB) (string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

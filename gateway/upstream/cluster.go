@@ -64,7 +64,7 @@ func (c *Cluster) Pick(pc PickContext) (*Endpoint, error) {
 	if t == nil {
 		return nil, ErrNoHealthyUpstream
 	}
-	ep := t.pick(&pc)
+	ep := t.pick(pc)
 	if ep == nil {
 		return nil, ErrNoHealthyUpstream
 	}

@@ -19,6 +19,7 @@ import (
 type leastRequest struct {
 	eps         []*Endpoint
 	weights     []float64 // nil when equal
+	cum         []float64 // cumulative weights, for large sets
 	choiceCount uint32
 	bias        float64
 }
@@ -33,11 +34,14 @@ func newLeastRequest(ws []weighted, choiceCount uint32, bias float64) *leastRequ
 		for i, w := range ws {
 			lr.weights[i] = w.w
 		}
+		if len(ws) > exactWeightedLR {
+			lr.cum = cumulative(ws)
+		}
 	}
 	return lr
 }
 
-func (l *leastRequest) pick(*PickContext, uint64) *Endpoint {
+func (l *leastRequest) pick(uint64, uint32) *Endpoint {
 	n := uint64(len(l.eps))
 	if n == 1 {
 		return l.eps[0]
@@ -48,6 +52,20 @@ func (l *leastRequest) pick(*PickContext, uint64) *Endpoint {
 			c := l.eps[rand.Uint64N(n)]
 			if c.ActiveRequests() < best.ActiveRequests() {
 				best = c
+			}
+		}
+		return best
+	}
+	if l.cum != nil {
+		// Too many hosts to weigh them all on every pick: draw
+		// choiceCount by static weight and keep the one whose weight
+		// is least reduced by its load.
+		var best *Endpoint
+		bestW := -1.0
+		for i := uint32(0); i < l.choiceCount; i++ {
+			j := searchCumulative(l.cum, rand.Float64()*l.cum[len(l.cum)-1])
+			if w := l.effective(j, l.eps[j]); w > bestW {
+				best, bestW = l.eps[j], w
 			}
 		}
 		return best
@@ -65,6 +83,10 @@ func (l *leastRequest) pick(*PickContext, uint64) *Endpoint {
 	}
 	return l.eps[n-1]
 }
+
+// exactWeightedLR is the largest set weighted least request weighs in
+// full on every pick.
+const exactWeightedLR = 32
 
 func (l *leastRequest) effective(i int, e *Endpoint) float64 {
 	a := float64(e.ActiveRequests() + 1)

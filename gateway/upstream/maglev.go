@@ -74,10 +74,10 @@ func seeded(s string, seed uint64) uint64 {
 	return d.Sum64()
 }
 
-func (m *maglev) pick(pc *PickContext, h uint64) *Endpoint {
-	if pc.Attempt > 0 {
+func (m *maglev) pick(h uint64, attempt uint32) *Endpoint {
+	if attempt > 0 {
 		// Envoy flips many bits per attempt so retries spread out.
-		h ^= ^uint64(0) - uint64(pc.Attempt) + 1
+		h ^= ^uint64(0) - uint64(attempt) + 1
 	}
 	return m.table[h%uint64(len(m.table))]
 }

@@ -239,7 +239,11 @@ func (cs *clusterState) rebuildLocked() {
 				h.hcFailed.Store(true)
 			}
 		}
-		e.host = h
+		if e.host != h {
+			// Only before the endpoint is published: a cluster's
+			// endpoints keep their hosts while it is current.
+			e.host = h
+		}
 		live[e.Address] = h
 	}
 	for addr, h := range cs.hosts {

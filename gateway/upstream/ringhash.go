@@ -72,7 +72,7 @@ func newRingHash(ws []weighted, minRing, maxRing uint64) *ringHash {
 	return r
 }
 
-func (r *ringHash) pick(pc *PickContext, h uint64) *Endpoint {
+func (r *ringHash) pick(h uint64, attempt uint32) *Endpoint {
 	// First entry whose hash is >= h, wrapping to the start.
 	lo, hi := 0, len(r.hashes)
 	for lo < hi {
@@ -87,9 +87,9 @@ func (r *ringHash) pick(pc *PickContext, h uint64) *Endpoint {
 	if i == len(r.hashes) {
 		i = 0
 	}
-	if pc.Attempt > 0 {
+	if attempt > 0 {
 		// Behave as if the host were not on the ring: move along it.
-		i = (i + int(pc.Attempt)) % len(r.hashes)
+		i = (i + int(attempt)) % len(r.hashes)
 	}
 	return r.eps[i]
 }

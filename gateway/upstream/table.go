@@ -208,7 +208,7 @@ func localityKey(l *corev3.Locality) string {
 
 // pick chooses a level by the traffic split (by the hash for hash
 // balancers, so a key keeps its level), then a host within it.
-func (t *table) pick(pc *PickContext) *Endpoint {
+func (t *table) pick(pc PickContext) *Endpoint {
 	if len(t.levels) == 0 {
 		return nil
 	}
@@ -231,12 +231,12 @@ func (t *table) pick(pc *PickContext) *Endpoint {
 	}
 	switch {
 	case lv.panic:
-		return lv.every.pick(pc, h)
+		return lv.every.pick(h, pc.Attempt)
 	case lv.healthy == nil:
 		return nil
 	case lv.schedule != nil:
 		n := lv.next.Add(1)
-		return lv.localities[lv.schedule[n%uint64(len(lv.schedule))]].pick(pc, h)
+		return lv.localities[lv.schedule[n%uint64(len(lv.schedule))]].pick(h, pc.Attempt)
 	}
-	return lv.healthy.pick(pc, h)
+	return lv.healthy.pick(h, pc.Attempt)
 }

@@ -1,0 +1,142 @@
+package upstream_test
+
+import (
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/waygate/waygate/conformance/backend"
+	"github.com/waygate/waygate/gateway/upstream"
+)
+
+// outlier sets outlier_detection as Istio translates a DestinationRule
+// with consecutive5xxErrors, interval, baseEjectionTime and
+// maxEjectionPercent.
+func outlier(consecutive uint32, interval, base time.Duration, maxPercent uint32) func(*clusterv3.Cluster) {
+	return func(c *clusterv3.Cluster) {
+		c.OutlierDetection = &clusterv3.OutlierDetection{
+			Consecutive_5Xx:                    wrapperspb.UInt32(consecutive),
+			EnforcingConsecutive_5Xx:           wrapperspb.UInt32(100),
+			EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
+			EnforcingSuccessRate:               wrapperspb.UInt32(0),
+			Interval:                           durationpb.New(interval),
+			BaseEjectionTime:                   durationpb.New(base),
+			MaxEjectionPercent:                 wrapperspb.UInt32(maxPercent),
+		}
+	}
+}
+
+// TestOutlierEjectsAndReturns: a backend answering 503 is ejected after
+// three in a row, gets no traffic while ejected, and comes back after
+// the ejection time once it recovers.
+func TestOutlierEjectsAndReturns(t *testing.T) {
+	good := startBackend(t, backend.Options{Version: "good"})
+	bad := startBackend(t, backend.Options{Version: "bad", FailPercent: 100})
+	const base = 200 * time.Millisecond
+	_, cl, st := build(t, cluster([]ep{{addr: good.Addr()}, {addr: bad.Addr()}}, outlier(3, 20*time.Millisecond, base, 100)))
+
+	fails := 0
+	for i := 0; i < 20; i++ {
+		if _, status, _ := send(t.Context(), cl, nil); status == 503 {
+			fails++
+		}
+	}
+	// Round robin alternates: the bad host answers three 503s, then is
+	// out.
+	if fails != 3 {
+		t.Errorf("%d requests failed, want 3 before the ejection", fails)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_total"); got != 1 {
+		t.Errorf("ejections_enforced_total = %d, want 1", got)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_consecutive_5xx"); got != 1 {
+		t.Errorf("ejections_enforced_consecutive_5xx = %d, want 1", got)
+	}
+	if got := st.Gauge("cluster.c.outlier_detection.ejections_active").Value(); got != 1 {
+		t.Errorf("ejections_active = %d, want 1", got)
+	}
+	ejectedAt := time.Now()
+
+	if err := bad.SetFailPercent(0); err != nil {
+		t.Fatal(err)
+	}
+	before := bad.Requests()
+	eventually(t, 2*time.Second, "the ejected host never came back", func() bool {
+		send(t.Context(), cl, nil)
+		return bad.Requests() > before
+	})
+	if d := time.Since(ejectedAt); d < base-20*time.Millisecond {
+		t.Errorf("host returned after %v, before the %v ejection time", d, base)
+	}
+	if got := st.Gauge("cluster.c.outlier_detection.ejections_active").Value(); got != 0 {
+		t.Errorf("ejections_active = %d after return, want 0", got)
+	}
+}
+
+// TestOutlierEjectionTimeGrows: a host ejected again soon after its
+// return stays out twice the base ejection time. (Each interval it
+// stays healthy takes one off the multiplier, as in Envoy, so the
+// second ejection must follow before the next sweep.)
+func TestOutlierEjectionTimeGrows(t *testing.T) {
+	good := startBackend(t, backend.Options{Version: "good"})
+	bad := startBackend(t, backend.Options{Version: "bad", FailPercent: 100})
+	const base = 150 * time.Millisecond
+	_, cl, _ := build(t, cluster([]ep{{addr: good.Addr()}, {addr: bad.Addr()}}, outlier(2, 50*time.Millisecond, base, 100)))
+
+	ejectedFor := func() time.Duration {
+		t.Helper()
+		// Round robin: four requests give the bad host two in a row.
+		for i := 0; i < 4; i++ {
+			send(t.Context(), cl, nil)
+		}
+		if !isEjected(cl, bad.Addr()) {
+			t.Fatal("the bad host was not ejected")
+		}
+		start := time.Now()
+		for isEjected(cl, bad.Addr()) {
+			if time.Since(start) > 3*time.Second {
+				t.Fatal("the bad host never came back")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	first := ejectedFor()
+	second := ejectedFor()
+	t.Logf("first ejection %v, second %v", first, second)
+	if first < base || second < 2*base {
+		t.Errorf("ejections lasted %v and %v, want at least %v and %v", first, second, base, 2*base)
+	}
+}
+
+func isEjected(cl *upstream.Cluster, addr string) bool {
+	for _, e := range cl.Endpoints() {
+		if e.Address == addr {
+			return !e.Available()
+		}
+	}
+	return false
+}
+
+// TestOutlierMaxEjectionPercent: with the default 10% of two hosts no
+// second host may go, though the first always may.
+func TestOutlierMaxEjectionPercent(t *testing.T) {
+	a := startBackend(t, backend.Options{Version: "a", FailPercent: 100})
+	b := startBackend(t, backend.Options{Version: "b", FailPercent: 100})
+	_, cl, st := build(t, cluster([]ep{{addr: a.Addr()}, {addr: b.Addr()}}, outlier(2, time.Second, time.Minute, 10)))
+	for i := 0; i < 10; i++ {
+		send(t.Context(), cl, nil)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_total"); got != 1 {
+		t.Errorf("ejections_enforced_total = %d, want 1", got)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_overflow"); got == 0 {
+		t.Errorf("ejections_overflow = 0, want the second ejection refused")
+	}
+	if _, err := cl.Pick(upstream.PickContext{}); err != nil {
+		t.Errorf("Pick: %v; one host must stay", err)
+	}
+}

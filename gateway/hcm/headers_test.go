@@ -68,6 +68,7 @@ func TestRequestNormalization(t *testing.T) {
 		{"escaped slashes redirected", escaped(hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT), "GET /a%2fb?x=1 HTTP/1.1\r\nHost: x", want{status: 301, location: "/a/b?x=1"}},
 		{"escaped slashes forwarded unescaped", escaped(hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD), "GET /a%2Fb%5Cc HTTP/1.1\r\nHost: x", want{status: 200, path: `/a/b\c`}},
 		{"asterisk form outside OPTIONS is refused", nil, "GET * HTTP/1.1\r\nHost: x", want{status: 400}},
+		{"a path without a leading slash is refused", nil, "GET foo/bar HTTP/1.1\r\nHost: x", want{status: 400}},
 		{"absolute form is accepted", nil, "GET http://x/abs HTTP/1.1\r\nHost: x", want{status: 200, path: "/abs"}},
 		{"x-forwarded-for appended with use_remote_address", remote, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1", want{status: 200, headers: map[string]string{
 			"x-forwarded-for": "192.0.2.1, 127.0.0.1", "x-forwarded-proto": "http", "x-envoy-external-address": "", "x-envoy-internal": "true",

@@ -69,9 +69,10 @@ type Config struct {
 	matcher    atomic.Pointer[tableMatcher]
 }
 
-// Drain marks the config as replaced by a newer one: HTTP/1.1
-// connections accepted with it close after their current request, so
-// clients reconnect onto the new config (Envoy drains them likewise).
+// Drain marks the config as replaced by a newer one: connections
+// accepted with it close after their current request (HTTP/2 ones with a
+// GOAWAY), so clients reconnect onto the new config (Envoy drains them
+// likewise).
 func (c *Config) Drain() { c.draining.Store(true) }
 
 // AccessLogger writes one access log entry per finished exchange.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/waygate/waygate/filters"
@@ -181,10 +180,13 @@ func (e *encoder) flushHeaders(contentLength int) {
 // to upstream responses and local replies alike, as Envoy's
 // ConnectionManagerUtility::mutateResponseHeaders does.
 func (e *encoder) mutateHeaders(h http.Header) {
-	// HTTP/1 connections of a replaced config close after this response
-	// so clients reconnect onto the new one. It is set here, after the
-	// filters, because the router drops the upstream's Connection header.
-	if e.cfg.draining.Load() && strings.HasPrefix(e.x.Request.Protocol, "HTTP/1") {
+	// Connections of a replaced config close after this response so
+	// clients reconnect onto the new one: HTTP/1 ones at once, HTTP/2
+	// ones with a GOAWAY once idle (net/http's HTTP/2 server takes
+	// Connection: close to mean that, and does not send the header). It
+	// is set here, after the filters, because the router drops the
+	// upstream's Connection header.
+	if e.cfg.draining.Load() {
 		h.Set("Connection", "close")
 	}
 	switch e.cfg.serverTransform {

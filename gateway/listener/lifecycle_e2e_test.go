@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +92,42 @@ func TestListenerUpdateKeepsSocket(t *testing.T) {
 	}
 	if _, e, reused := getReused(t, keep, u); reused || e.Version != "v2" {
 		t.Errorf("the kept-alive client's next request: reused %v, got %q; want a new connection to v2", reused, e.Version)
+	}
+}
+
+func TestListenerUpdateMovesHTTP2Connections(t *testing.T) {
+	g := newGateway(t)
+	startBackends(t, g)
+	g.mustApply(resourcev3.ListenerType, httpListener(t, "http", "127.0.0.1:0", "v1"))
+	u := "http://" + g.addr("http") + "/"
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	var dials atomic.Int32
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	defer c.CloseIdleConnections()
+	if _, e := get(t, c, u); e.Version != "v1" {
+		t.Fatalf("before the update got %q, want v1", e.Version)
+	}
+	g.mustApply(resourcev3.ListenerType, httpListener(t, "http", "127.0.0.1:0", "v2"))
+	// The open connection may serve one more request on the old config;
+	// its GOAWAY then sends the client to a new connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, e := get(t, c, u)
+		if e.Version == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an HTTP/2 connection from before the update still gets %q", e.Version)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the first, and one after the update", n)
 	}
 }
 

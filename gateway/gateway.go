@@ -31,6 +31,7 @@ import (
 	"github.com/waygate/waygate/gateway/xds/client"
 
 	// Built-in filters register themselves by config type URL.
+	_ "github.com/waygate/waygate/filters/authz"
 	_ "github.com/waygate/waygate/filters/cors"
 	_ "github.com/waygate/waygate/filters/fault"
 	_ "github.com/waygate/waygate/filters/jwt"

@@ -184,7 +184,14 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 			invalid = true
 			p.report(Finding{Severity: Error, Line: pe.line, Resource: key, Path: pe.path, Message: pe.msg})
 		}
-		raw, err := json.Marshal(m["spec"])
+		// The spec is encoded from the checked node, which carries the
+		// checker's normalizations (durations in seconds).
+		var specValue any
+		err := specNode.Decode(&specValue)
+		var raw []byte
+		if err == nil {
+			raw, err = json.Marshal(specValue)
+		}
 		if err == nil {
 			err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(raw, spec)
 		}

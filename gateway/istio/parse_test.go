@@ -3,6 +3,7 @@ package istio
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseDocumentsFindings(t *testing.T) {
@@ -82,11 +83,11 @@ spec:
   hosts: [r]
   http:
   - route: [{destination: {host: r}}]
-    timeout: 1m
+    timeout: 1 minute
 `,
 			want: []string{
 				`error: t.yaml:5: PeerAuthentication istio-system/default: spec.mtls.mode: invalid value "STRICTER"; valid values are UNSET, DISABLE, PERMISSIVE, STRICT`,
-				`error: t.yaml:14: VirtualService default/r: spec.http[0].timeout: invalid duration "1m": write seconds with an s suffix, such as 5s or 0.25s`,
+				`error: t.yaml:14: VirtualService default/r: spec.http[0].timeout: invalid duration "1 minute": use a duration such as 5s, 0.25s, 500ms or 3m`,
 			},
 		},
 		{
@@ -339,5 +340,34 @@ func TestParseDocumentsAliasBomb(t *testing.T) {
 	cfg, findings := ParseDocuments("bomb.yaml", []byte(doc))
 	if len(cfg.Origins) != 0 || len(findings) != 1 || !strings.Contains(findings[0].Message, "too large") {
 		t.Errorf("resources %v, findings %v; want one 'too large' finding", cfg.Keys(), findings)
+	}
+}
+
+// Istio's docs write durations the Go way ("3m", "500ms"); they load as
+// the same durations.
+func TestParseGoDurations(t *testing.T) {
+	cfg, findings := ParseDocuments("dr.yaml", []byte(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin}
+spec:
+  host: httpbin
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+    connectionPool:
+      tcp:
+        connectTimeout: 500ms
+`))
+	if HasErrors(findings) {
+		t.Fatalf("findings: %v", findings)
+	}
+	tp := cfg.DestinationRules[0].Spec.GetTrafficPolicy()
+	if got := tp.GetOutlierDetection().GetBaseEjectionTime().AsDuration(); got != 3*time.Minute {
+		t.Errorf("baseEjectionTime = %v, want 3m", got)
+	}
+	if got := tp.GetConnectionPool().GetTcp().GetConnectTimeout().AsDuration(); got != 500*time.Millisecond {
+		t.Errorf("connectTimeout = %v, want 500ms", got)
 	}
 }

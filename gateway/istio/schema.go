@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -203,8 +204,17 @@ func wellKnown(s *schemaChecker, n *yaml.Node, md protoreflect.MessageDescriptor
 	}
 	switch strings.TrimPrefix(name, "google.protobuf.") {
 	case "Duration":
+		// Istio accepts Go durations ("3m", "500ms", "1h30m"), as the
+		// duration() check of its CRD schemas does; protojson wants
+		// seconds, so the node is rewritten to the seconds form.
+		if n.Kind == yaml.ScalarNode && !durationRE.MatchString(n.Value) {
+			if d, err := time.ParseDuration(n.Value); err == nil {
+				n.Value = strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+				n.Tag = "!!str"
+			}
+		}
 		if n.Kind != yaml.ScalarNode || !durationRE.MatchString(n.Value) {
-			s.add(n, path, "invalid duration %s: write seconds with an s suffix, such as 5s or 0.25s", describe(n))
+			s.add(n, path, "invalid duration %s: use a duration such as 5s, 0.25s, 500ms or 3m", describe(n))
 		}
 	case "BoolValue", "StringValue", "BytesValue", "Int32Value", "UInt32Value",
 		"Int64Value", "UInt64Value", "FloatValue", "DoubleValue":

@@ -47,6 +47,7 @@ func httpFilters() []*hcmv3.HttpFilter {
 // timeout. Access logs and tracing are left out until configured.
 func (t *translator) connectionManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
 	m := baseConnectionManager(statPrefix, routeName)
+	m.HttpFilters = withJWTFilter(m.HttpFilters, t.jwtHTTPFilters())
 	m.HttpFilters = withAuthzFilters(m.HttpFilters, t.authzHTTPFilters())
 	if f := t.proxy.AccessLogFile; f != "" {
 		m.AccessLog = []*accesslogv3.AccessLog{{

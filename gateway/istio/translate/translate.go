@@ -91,6 +91,9 @@ type translator struct {
 	warnings []Warning
 	// authz holds the authorization filters once built (authz.go).
 	authz *authzChain
+	// authn holds the jwt_authn filter and its JWKS clusters once
+	// built (requestauthn.go).
+	authn *authnChain
 }
 
 func (t *translator) warn(key istio.Key, field, format string, args ...any) {
@@ -113,6 +116,7 @@ func Translate(cfg *istio.Config, p Proxy) (*Resources, []Warning) {
 	gw := t.mergeGateways()
 	res.Listeners, res.Routes, res.Secrets = t.buildListenersAndRoutes(gw)
 	res.Clusters, res.Endpoints = t.buildClusters()
+	res.Clusters = append(res.Clusters, t.jwksClusters(res.Clusters)...)
 	seen := map[string]bool{}
 	for _, s := range res.Secrets {
 		seen[s.Name] = true

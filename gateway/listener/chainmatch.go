@@ -82,10 +82,12 @@ func selectChain(chains []*chain, f *connFacts) *chain {
 				if len(c.match.alpn) == 0 {
 					return true, 0
 				}
-				for _, want := range c.match.alpn {
-					for _, got := range f.alpn {
+				// The client's order decides: Envoy takes the first
+				// protocol the client offers that some chain names.
+				for i, got := range f.alpn {
+					for _, want := range c.match.alpn {
 						if want == got {
-							return true, 1
+							return true, 1 + len(f.alpn) - i
 						}
 					}
 				}

@@ -144,10 +144,16 @@ func TestSelectChain(t *testing.T) {
 			want:   "",
 		},
 		{
-			name:   "application protocol h2",
+			name:   "the client's preferred application protocol wins",
 			chains: []chainMatch{{alpn: []string{"http/1.1"}}, {alpn: []string{"h2"}}},
 			facts:  tlsFrom("", "h2", "http/1.1"),
-			want:   "0",
+			want:   "1",
+		},
+		{
+			name:   "the client's preference, whatever the chain order",
+			chains: []chainMatch{{alpn: []string{"h2"}}, {alpn: []string{"http/1.1"}}},
+			facts:  tlsFrom("", "http/1.1", "h2"),
+			want:   "1",
 		},
 		{
 			name:   "application protocol picks the only offered one",

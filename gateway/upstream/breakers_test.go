@@ -14,6 +14,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -22,6 +23,7 @@ import (
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/hcm"
 	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+	"github.com/waygate/waygate/gateway/stats"
 	"github.com/waygate/waygate/gateway/upstream"
 )
 
@@ -68,6 +70,7 @@ func limits(maxConn, maxPending, maxReqPerConn uint32) func(*clusterv3.Cluster) 
 func TestSeedCircuitBreaking(t *testing.T) {
 	b := startBackend(t, backendOpts("httpbin"))
 	m := upstream.NewManager()
+	m.Stats = stats.NewStore()
 	t.Cleanup(m.Close)
 	m.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		select {
@@ -78,7 +81,7 @@ func TestSeedCircuitBreaking(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}
-	gw := serve(t, m, cluster([]ep{{addr: b.Addr()}}, limits(1, 1, 1)))
+	gw := serve(t, m, cluster([]ep{{addr: b.Addr()}}, limits(1, 1, 1)), nil)
 	const perClient = 20
 	run := func(clients int) (overloaded, ok int) {
 		var wg sync.WaitGroup
@@ -113,7 +116,7 @@ func TestSeedCircuitBreaking(t *testing.T) {
 		wg.Wait()
 		return int(nOver.Load()), int(nOK.Load())
 	}
-	var prev int
+	var prev, total int
 	for _, clients := range []int{1, 2, 3} {
 		over, ok := run(clients)
 		t.Logf("%d concurrent clients × %d requests: %d ok, %d overloaded (503 UO)", clients, perClient, ok, over)
@@ -126,13 +129,54 @@ func TestSeedCircuitBreaking(t *testing.T) {
 			t.Errorf("3 clients: %d overloaded, want more than the %d of 2 clients", over, prev)
 		}
 		prev = over
+		total += over
+	}
+	if got := counter(m.Stats, "cluster.c.upstream_rq_pending_overflow"); got != uint64(total) {
+		t.Errorf("upstream_rq_pending_overflow = %d, want the %d overloaded requests", got, total)
+	}
+	if got := counter(m.Stats, "cluster.c.upstream_cx_overflow"); got == 0 {
+		t.Errorf("upstream_cx_overflow = 0, want requests that found max_connections reached")
 	}
 }
 
-// serve runs a gateway routing every request to cluster c, built in m.
-func serve(t *testing.T, m *upstream.Manager, c *clusterv3.Cluster) string {
+// TestMaxRetries: with max_retries 0 a retry overflows; the failed
+// attempt's response is the answer and the backend sees one request.
+func TestMaxRetries(t *testing.T) {
+	bad := startBackend(t, backend.Options{FailPercent: 100})
+	m := upstream.NewManager()
+	m.Stats = stats.NewStore()
+	t.Cleanup(m.Close)
+	c := cluster([]ep{{addr: bad.Addr()}}, func(c *clusterv3.Cluster) {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxRetries: wrapperspb.UInt32(0)}}}
+	})
+	gw := serve(t, m, c, func(r *routev3.Route) {
+		r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2)}
+	})
+	resp, err := hcmtest.Client().Get(gw + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overloaded") != "" {
+		t.Errorf("status %d overloaded %q, want the backend's own 503", resp.StatusCode, resp.Header.Get("X-Envoy-Overloaded"))
+	}
+	if got := bad.Requests(); got != 1 {
+		t.Errorf("backend saw %d requests, want 1", got)
+	}
+	if got := counter(m.Stats, "cluster.c.upstream_rq_retry_overflow"); got != 1 {
+		t.Errorf("upstream_rq_retry_overflow = %d, want 1", got)
+	}
+}
+
+// serve runs a gateway routing every request to cluster c, built in m,
+// with edit applied to the route.
+func serve(t *testing.T, m *upstream.Manager, c *clusterv3.Cluster, edit func(*routev3.Route)) string {
 	t.Helper()
-	cfg, view := hcmtest.Compile(t, hcmtest.Options{HCM: hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", c.GetName())))})
+	r := hcmtest.Prefix("/", c.GetName())
+	if edit != nil {
+		edit(r)
+	}
+	cfg, view := hcmtest.Compile(t, hcmtest.Options{HCM: hcmtest.HCM(t, hcmtest.Routes(r))})
 	var err error
 	if view.Clusters, err = m.Build(map[string]*clusterv3.Cluster{c.GetName(): c}, nil); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,22 @@
 // Package upstream turns Envoy Cluster and ClusterLoadAssignment resources
-// into clusters the router sends requests to: endpoint sets, load
-// balancing, and connection pools.
+// into clusters the router sends requests to: endpoint sets grouped by
+// priority, load balancing, connection pools, circuit breakers, outlier
+// detection, active health checks and DNS resolution.
 //
 // Compiled clusters are immutable and belong to one snapshot. What must
-// outlive a snapshot — connection pools with their keep-alive connections —
-// lives in the Manager, keyed by cluster name and protocol settings, so an
-// EDS push that only moves endpoints keeps every warm connection.
+// outlive a snapshot lives in the Manager, per cluster name: the hosts
+// (one per address, with their HTTP/1.1 connections, active request
+// count, health check and ejection state), the circuit breaker counters,
+// and the health checker, outlier detector and DNS resolver that update
+// them. A change in a host's health rebuilds the current cluster's pick
+// table and swaps it in atomically; a pick reads one table, lock-free.
+//
+// The files follow the steps: cluster.go (compile, Pick, RoundTrip,
+// Report), table.go (priorities, panic threshold, localities),
+// balancer.go, leastrequest.go, ringhash.go, maglev.go (the lb_policy
+// balancers), pool.go (the HTTP/1.1 connection pool), breakers.go,
+// outlier.go, health.go, dns.go, manager.go.
 //
 // See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/cluster_manager
+// and https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/load_balancing
 package upstream

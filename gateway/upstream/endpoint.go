@@ -40,6 +40,15 @@ func (e *Endpoint) ActiveRequests() int64 {
 	return e.host.active.Load()
 }
 
+// FailedActiveHealthCheck says whether active health checking holds
+// the endpoint out (Envoy's failed_active_hc health flag), including a
+// new endpoint waiting for its first check.
+func (e *Endpoint) FailedActiveHealthCheck() bool { return e.host != nil && e.host.hcFailed.Load() }
+
+// FailedOutlierCheck says whether outlier detection ejected the
+// endpoint (Envoy's failed_outlier_check health flag).
+func (e *Endpoint) FailedOutlierCheck() bool { return e.host != nil && e.host.ejected.Load() }
+
 // Available says whether the endpoint may take traffic outside panic
 // mode: EDS did not mark it unhealthy, active health checking did not
 // fail it and outlier detection did not eject it.

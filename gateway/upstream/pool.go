@@ -308,10 +308,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 			err = ctx.Err()
 		}
 		c.nc.Close()
-		if wrote != nil {
-			<-wrote
-		}
-		c.p.put(c, false)
+		c.releaseAfterWrite(wrote, false)
 		return nil, err
 	}
 	b := &body{c: c, rc: resp.Body, stop: stop, wrote: wrote, closeAfter: resp.Close}
@@ -367,21 +364,32 @@ func (b *body) finish(clean bool) {
 		b.stop()
 		c.nc.Close()
 	}
-	if b.wrote != nil {
-		select {
-		case err := <-b.wrote:
-			reusable = reusable && err == nil
-		default:
-			// The server answered before reading the whole request
-			// body: the connection cannot carry another request.
-			reusable = false
-			c.nc.Close()
-			<-b.wrote
-		}
-	}
 	if reusable && c.br.Buffered() > 0 {
 		reusable = false
 	}
-	c.p.put(c, reusable)
+	c.releaseAfterWrite(b.wrote, reusable)
 	c.p.host.requestDone(c.p.b)
+}
+
+// releaseAfterWrite returns the connection once the request body
+// writer, if any, is done. A writer still at work means the server
+// answered before reading the whole body: the connection cannot carry
+// another request. The writer may be blocked reading the downstream
+// body rather than on the closed connection, so nobody waits for it:
+// it returns the connection itself when it ends.
+func (c *conn) releaseAfterWrite(wrote chan error, reusable bool) {
+	if wrote == nil {
+		c.p.put(c, reusable)
+		return
+	}
+	select {
+	case err := <-wrote:
+		c.p.put(c, reusable && err == nil)
+	default:
+		c.nc.Close()
+		go func() {
+			<-wrote
+			c.p.put(c, false)
+		}()
+	}
 }

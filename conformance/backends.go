@@ -22,6 +22,15 @@ func startBackends(s *Scenario, p *ports) (*backends, error) {
 		opts := backend.Options{Service: spec.Service, Version: spec.Version, Prefix: spec.Prefix, FailPercent: spec.FailPercent}
 		var addr string
 		switch spec.Kind {
+		case "jwks":
+			is, err := startIssuer(spec.Service)
+			if err != nil {
+				bs.close()
+				return nil, fmt.Errorf("backend %s: %w", spec.Name, err)
+			}
+			bs.closers = append(bs.closers, is)
+			p.issuers[spec.Name] = is
+			addr = is.addr()
 		case "tcp":
 			srv, err := backend.StartTCPEcho(opts)
 			if err != nil {

@@ -43,6 +43,16 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 		res.Detail = err.Error()
 		return res
 	}
+	if c.Request != nil {
+		req, err := expandRequest(tg.ports, c.Request)
+		if err != nil {
+			res.Detail = err.Error()
+			return res
+		}
+		cc := *c
+		cc.Request = req
+		c = &cc
+	}
 	before := tg.backends.requests()
 	outs := send(ctx, c, port)
 	after := settleCounts(tg.backends, before, c.BackendRequests)
@@ -109,6 +119,23 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 	res.Pass = len(why) == 0
 	res.Detail = strings.Join(why, "; ")
 	return res
+}
+
+// expandRequest replaces the placeholders in the path and header values
+// of r, so a check can carry a token signed for this run.
+func expandRequest(p *ports, r *Request) (*Request, error) {
+	out := *r
+	var err error
+	if out.Path, err = p.expand("path", r.Path); err != nil {
+		return nil, fmt.Errorf("request path: %w", err)
+	}
+	out.Headers = make(map[string]string, len(r.Headers))
+	for k, v := range r.Headers {
+		if out.Headers[k], err = p.expand("header "+k, v); err != nil {
+			return nil, fmt.Errorf("request header %s: %w", k, err)
+		}
+	}
+	return &out, nil
 }
 
 // settleCounts reads the backends' request counts once they are within

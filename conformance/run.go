@@ -36,7 +36,7 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 			res.Pass = res.Pass && c.Pass
 		}
 	}()
-	p := &ports{backends: map[string]int{}, gateway: map[string]int{}}
+	p := &ports{backends: map[string]int{}, gateway: map[string]int{}, issuers: map[string]*issuer{}}
 	bs, err := startBackends(s, p)
 	if err != nil {
 		res.Err = err.Error()

@@ -81,7 +81,7 @@ func TestLoadRejects(t *testing.T) {
 
 // A placeholder naming no backend is an error, not an empty port.
 func TestRenderUnknownBackend(t *testing.T) {
-	p := &ports{backends: map[string]int{"echo-v1": 1234}, gateway: map[string]int{}}
+	p := &ports{backends: map[string]int{"echo-v1": 1234}, gateway: map[string]int{}, issuers: map[string]*issuer{}}
 	file := filepath.Join(t.TempDir(), "x.yaml")
 	os.WriteFile(file, []byte(`a: {{port "echo-v1"}}
 b: {{gateway_port "http"}}

@@ -42,9 +42,11 @@ type BackendSpec struct {
 	Name    string `yaml:"name"`
 	Service string `yaml:"service"`
 	Version string `yaml:"version"`
-	// Kind is "http" (the default, the echo backend) or "tcp" (tcp-echo,
-	// answering each line with "<prefix> <line>"). Security scenarios
-	// will add kinds such as a JWKS server here.
+	// Kind is "http" (the default, the echo backend), "tcp" (tcp-echo,
+	// answering each line with "<prefix> <line>") or "jwks" (a JWT
+	// issuer serving its keys for jwksUri, {{jwks "<name>"}} inlines
+	// them, and {{token "<name>" "sub=alice"}} in a request header or
+	// path is a token it signed).
 	Kind string `yaml:"kind"`
 	// Prefix is what a tcp backend puts before each line; default Version.
 	Prefix string `yaml:"prefix"`
@@ -98,7 +100,8 @@ type Request struct {
 	// Port names a gateway port ({{gateway_port "<name>"}}); default "http".
 	Port   string `yaml:"port"`
 	Method string `yaml:"method"`
-	// Path includes the query ("/reviews/0?x=1").
+	// Path includes the query ("/reviews/0?x=1"). Path and header
+	// values may use {{token ...}} and the port placeholders.
 	Path    string            `yaml:"path"`
 	Host    string            `yaml:"host"`
 	Headers map[string]string `yaml:"headers"`

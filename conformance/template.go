@@ -11,11 +11,13 @@ import (
 
 // ports maps the names a scenario uses to loopback ports: the backends'
 // (known once they listen) and the gateway's (picked free on first use,
-// since the gateway binds what the Gateway resource says).
+// since the gateway binds what the Gateway resource says); and the JWT
+// issuers among the backends, for the token and jwks placeholders.
 type ports struct {
 	mu       sync.Mutex
 	backends map[string]int
 	gateway  map[string]int
+	issuers  map[string]*issuer
 }
 
 // gatewayPort returns the port for a gateway port name, picking a free
@@ -44,25 +46,62 @@ func (p *ports) backendPort(name string) (int, error) {
 	return n, nil
 }
 
+func (p *ports) issuer(name string) (*issuer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	is, ok := p.issuers[name]
+	if !ok {
+		return nil, fmt.Errorf("no backend of kind jwks named %q in scenario.yaml", name)
+	}
+	return is, nil
+}
+
+// token signs a JWT with the named issuer's key.
+func (p *ports) token(name string, claims ...string) (string, error) {
+	is, err := p.issuer(name)
+	if err != nil {
+		return "", err
+	}
+	return is.sign(claims...)
+}
+
+// jwks is the named issuer's key set as a JSON string, for
+// RequestAuthentication's inline jwks field.
+func (p *ports) jwks(name string) (string, error) {
+	is, err := p.issuer(name)
+	if err != nil {
+		return "", err
+	}
+	return string(is.jwks), nil
+}
+
 // render reads an Istio YAML file and replaces its placeholders:
-// {{port "reviews-v1"}} and {{gateway_port "http"}}.
+// {{port "reviews-v1"}}, {{gateway_port "http"}}, {{jwks "issuer"}}.
 func (p *ports) render(file string) ([]byte, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	t, err := template.New(file).Option("missingkey=error").Funcs(template.FuncMap{
+	out, err := p.expand(file, string(src))
+	return []byte(out), err
+}
+
+// expand replaces the placeholders of one text.
+func (p *ports) expand(name, text string) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
 		"port":         p.backendPort,
 		"gateway_port": p.gatewayPort,
-	}).Parse(string(src))
+		"token":        p.token,
+		"jwks":         p.jwks,
+	}).Parse(text)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var out bytes.Buffer
 	if err := t.Execute(&out, nil); err != nil {
-		return nil, err
+		return "", err
 	}
-	return out.Bytes(), nil
+	return out.String(), nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process may

@@ -44,8 +44,9 @@ func (s *Scenario) validate() error {
 			if b.Prefix == "" && b.Version == "" {
 				return fmt.Errorf("backends[%d]: a tcp backend needs a prefix or a version", i)
 			}
+		case "jwks":
 		default:
-			return fmt.Errorf("backends[%d].kind %q: want http or tcp", i, b.Kind)
+			return fmt.Errorf("backends[%d].kind %q: want http, tcp or jwks", i, b.Kind)
 		}
 		if b.FailPercent < 0 || b.FailPercent > 100 {
 			return fmt.Errorf("backends[%d].failPercent %d: want 0-100", i, b.FailPercent)

@@ -140,3 +140,42 @@ func TestOutlierMaxEjectionPercent(t *testing.T) {
 		t.Errorf("Pick: %v; one host must stay", err)
 	}
 }
+
+// TestOutlierSuccessRate: among five hosts with enough requests in an
+// interval, one whose success rate is more than 1.9 standard deviations
+// below the mean is ejected at the next sweep.
+func TestOutlierSuccessRate(t *testing.T) {
+	var eps []ep
+	var bad *backend.Server
+	for i := 0; i < 5; i++ {
+		o := backend.Options{}
+		if i == 4 {
+			o.FailPercent = 100
+		}
+		b := startBackend(t, o)
+		if i == 4 {
+			bad = b
+		}
+		eps = append(eps, ep{addr: b.Addr()})
+	}
+	_, cl, st := build(t, cluster(eps, func(c *clusterv3.Cluster) {
+		c.OutlierDetection = &clusterv3.OutlierDetection{
+			Consecutive_5Xx:          wrapperspb.UInt32(1000),
+			Interval:                 durationpb.New(300 * time.Millisecond),
+			BaseEjectionTime:         durationpb.New(time.Minute),
+			SuccessRateRequestVolume: wrapperspb.UInt32(10),
+			MaxEjectionPercent:       wrapperspb.UInt32(100),
+		}
+	}))
+	// Enough requests for every host within one sweep interval.
+	for i := 0; i < 100; i++ {
+		send(t.Context(), cl, nil)
+	}
+	eventually(t, 2*time.Second, "the failing host was not ejected", func() bool { return isEjected(cl, bad.Addr()) })
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_success_rate"); got != 1 {
+		t.Errorf("ejections_enforced_success_rate = %d, want 1", got)
+	}
+	if n := available(cl); n != 4 {
+		t.Errorf("%d hosts available, want 4", n)
+	}
+}

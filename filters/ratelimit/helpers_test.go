@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/router"
@@ -73,3 +74,5 @@ func genericAction(key, value string) *routev3.RateLimit_Action {
 	return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_GenericKey_{
 		GenericKey: &routev3.RateLimit_Action_GenericKey{DescriptorKey: key, DescriptorValue: value}}}
 }
+
+func wrapperUInt32(v uint32) *wrapperspb.UInt32Value { return wrapperspb.UInt32(v) }

@@ -34,7 +34,9 @@ import (
 	_ "github.com/waygate/waygate/filters/authz"
 	_ "github.com/waygate/waygate/filters/cors"
 	_ "github.com/waygate/waygate/filters/fault"
+	_ "github.com/waygate/waygate/filters/headers"
 	_ "github.com/waygate/waygate/filters/jwt"
+	_ "github.com/waygate/waygate/filters/ratelimit"
 	_ "github.com/waygate/waygate/filters/router"
 	// Every extension type istiod may send, so its configs decode.
 	_ "github.com/waygate/waygate/gateway/xds/extensions"

@@ -39,6 +39,8 @@ type Config struct {
 	RequestAuthentications []*security.RequestAuthentication
 	PeerAuthentications    []*security.PeerAuthentication
 	WasmPlugins            []*extensions.WasmPlugin
+	// RateLimitPolicies are Waygate's own (waygate.dev) resources.
+	RateLimitPolicies []*RateLimitPolicy
 
 	// Services is the registry of services the mesh knows besides
 	// ServiceEntries: Kubernetes Services with their EndpointSlices when

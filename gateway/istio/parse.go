@@ -133,6 +133,9 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		}
 		p.report(Finding{Severity: Error, Line: lineOr(b.lines, "kind", line), Resource: key, Path: joinPath(at, "kind"), Message: msg})
 		return
+	case !known && group == WaygateGroup:
+		p.waygateObject(m, b.lines, key, meta, metaErr, version, line, at, index)
+		return
 	case !known:
 		p.report(Finding{Severity: Info, Line: line, Resource: key, Path: at, Message: "not an Istio resource (" + apiVersion + "); skipped"})
 		return

@@ -79,6 +79,9 @@ func (c *Cluster) Pick(pc PickContext) (*Endpoint, error) {
 // circuit breaker refused it.
 func (c *Cluster) RoundTrip(ep *Endpoint, req *http.Request, downstreamHTTP2 bool) (*http.Response, error) {
 	st := c.state
+	if st == nil || ep.host == nil {
+		return nil, fmt.Errorf("cluster %q: endpoint %s was not picked from a cluster built by a Manager", c.Name, ep.Address)
+	}
 	b := st.breakers
 	if !acquire(&b.requests, b.limits.Load().maxRequests) {
 		c.Stats.Count(RqPendingOverflow)

@@ -3,6 +3,8 @@ package jwt
 import (
 	"testing"
 
+	jwtauthnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+
 	"github.com/waygate/waygate/filters"
 )
 
@@ -41,6 +43,25 @@ func BenchmarkNoTokenAllowMissing(b *testing.B) {
 	x := newExchange("/orders")
 	b.ReportAllocs()
 	for b.Loop() {
+		if run(f, x) != filters.Continue {
+			b.Fatal("rejected")
+		}
+	}
+}
+
+// BenchmarkVerifyRS256Cached is the same request with the provider's
+// jwt_cache_config on: a client repeating its token skips the signature.
+func BenchmarkVerifyRS256Cached(b *testing.B) {
+	s := newSigner(b, "RS256", "k1")
+	p := localProvider(jwks(s), func(p *jwtauthnv3.JwtProvider) { p.JwtCacheConfig = &jwtauthnv3.JwtCacheConfig{} })
+	f := mustFactory(b, singleProvider(p), filters.Env{})
+	tok := s.sign(b, claims())
+	x := newExchange("/orders", bearer(tok)...)
+	authz := "Bearer " + tok
+	b.ReportAllocs()
+	for b.Loop() {
+		x.Request.Header.Set("Authorization", authz)
+		x.Metadata = nil
 		if run(f, x) != filters.Continue {
 			b.Fatal("rejected")
 		}

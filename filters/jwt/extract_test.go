@@ -93,6 +93,7 @@ func TestForwardingAndClaims(t *testing.T) {
 			{HeaderName: "x-jwt-admin", ClaimName: "admin"},
 			{HeaderName: "x-jwt-team", ClaimName: "org.team"},
 			{HeaderName: "x-jwt-list", ClaimName: "list"},
+			{HeaderName: "x-jwt-org", ClaimName: "org"},
 			{HeaderName: "x-jwt-none", ClaimName: "absent"},
 		}
 	})
@@ -106,7 +107,10 @@ func TestForwardingAndClaims(t *testing.T) {
 	h := x.Request.Header
 	want := map[string]string{
 		"X-Jwt-Sub": "user-1", "X-Jwt-N": "42", "X-Jwt-Ratio": "0.500000", "X-Jwt-Admin": "true",
-		"X-Jwt-Team": "edge", "X-Jwt-List": "", "X-Jwt-None": "",
+		"X-Jwt-Team": "edge", "X-Jwt-None": "",
+		// Arrays and objects go as base64 JSON, as Envoy copies them.
+		"X-Jwt-List": base64.StdEncoding.EncodeToString([]byte(`["x"]`)),
+		"X-Jwt-Org":  base64.StdEncoding.EncodeToString([]byte(`{"team":"edge"}`)),
 	}
 	for k, v := range want {
 		if got := h.Values(k); (v == "" && len(got) != 0) || (v != "" && (len(got) != 1 || got[0] != v)) {

@@ -72,7 +72,6 @@ type Factory struct {
 	ordered   []*provider // by name, for lookups by issuer
 	rules     []rule
 	reqMap    map[string]verifier
-	maxSize   int
 	bypassCORS,
 	strip bool
 	now func() time.Time
@@ -151,10 +150,6 @@ func newFactory(pb *jwtauthnv3.JwtAuthentication, env filters.Env, opts options)
 		}
 		f.providers[name] = p
 		f.ordered = append(f.ordered, p)
-		f.maxSize = max(f.maxSize, p.maxSize)
-	}
-	if f.maxSize == 0 {
-		f.maxSize = defaultMaxTokenSize
 	}
 	for name, r := range pb.GetRequirementMap() {
 		v, err := f.compileRequirement(r, nil)

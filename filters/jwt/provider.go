@@ -20,10 +20,10 @@ const (
 	defaultCacheDuration = 10 * time.Minute
 	defaultFetchTimeout  = time.Second
 	defaultRefetch       = time.Second
-	// defaultMaxTokenSize bounds a token before anything parses it. Envoy
+	// maxTokenSize bounds a token before anything parses it. Envoy
 	// bounds tokens only through the request header limit; a gateway
 	// facing the internet refuses a 60 KiB token before decoding it.
-	defaultMaxTokenSize = 8 << 10
+	maxTokenSize = 8 << 10
 	maxJWKSBytes        = 1 << 20
 )
 
@@ -38,7 +38,7 @@ type provider struct {
 	requireExp  bool
 	maxLifetime int64 // seconds, 0 for no limit
 	skew        int64
-	maxSize     int
+	cache       *tokenCache // nil without jwt_cache_config
 
 	src    keySource
 	remote *remoteSource
@@ -75,13 +75,12 @@ func compileProvider(name string, pb *jwtauthnv3.JwtProvider, env filters.Env, c
 		headerMeta:      pb.GetHeaderInMetadata(),
 		spaceDelimited:  pb.GetNormalizePayloadInMetadata().GetSpaceDelimitedClaims(),
 		clearRouteCache: pb.GetClearRouteCache(),
-		maxSize:         defaultMaxTokenSize,
 	}
 	if p.skew == 0 {
 		p.skew = defaultClockSkew
 	}
-	if n := pb.GetJwtCacheConfig().GetJwtMaxTokenSize(); n > 0 {
-		p.maxSize = int(n)
+	if c := pb.GetJwtCacheConfig(); c != nil {
+		p.cache = newTokenCache(int(c.GetJwtCacheSize()), int(c.GetJwtMaxTokenSize()))
 	}
 	for _, a := range pb.GetAudiences() {
 		p.audiences = append(p.audiences, normalizeAudience(a))

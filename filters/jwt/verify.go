@@ -1,6 +1,8 @@
 package jwt
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"math"
 	"strconv"
 	"strings"
@@ -33,16 +35,24 @@ type payloadEntry struct {
 // (provider_and_audiences).
 // https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/jwt_authn_filter
 func (v *verification) authenticate(ft found, p *provider, aud []string) status {
-	limit := v.f.maxSize
-	if p != nil {
-		limit = p.maxSize
-	}
-	if len(ft.raw) > limit {
+	if len(ft.raw) > maxTokenSize {
 		return statusTooLarge
 	}
-	t, st := parseToken(ft.raw)
-	if st != statusOK {
-		return st
+	var t *token
+	cached := false
+	// Only a provider's own requirement uses its cache, as in Envoy.
+	var cache *tokenCache
+	if p != nil {
+		cache = p.cache
+	}
+	if cache != nil {
+		t, cached = cache.get(ft.raw)
+	}
+	if !cached {
+		var st status
+		if t, st = parseToken(ft.raw); st != statusOK {
+			return st
+		}
 	}
 	if !ft.loc.allows(t.iss) {
 		return statusUnknownIssuer
@@ -50,9 +60,6 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 	if p == nil {
 		if p = v.f.byIssuer(t.iss); p == nil {
 			return statusUnknownIssuer
-		}
-		if len(ft.raw) > p.maxSize {
-			return statusTooLarge
 		}
 	}
 	if st := t.verifyTime(v.now, p.skew); st != statusOK {
@@ -73,12 +80,17 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 	if p.subjects != nil && !p.subjects.Match(t.sub) {
 		return statusVerificationFail
 	}
-	ks, st := p.src.keys(v.x.Context, t.kid)
-	if st != statusOK {
-		return st
-	}
-	if st := t.verifySignature(ks); st != statusOK {
-		return st
+	if !cached {
+		ks, st := p.src.keys(v.x.Context, t.kid)
+		if st != statusOK {
+			return st
+		}
+		if st := t.verifySignature(ks); st != statusOK {
+			return st
+		}
+		if cache != nil {
+			cache.put(ft.raw, t)
+		}
 	}
 	v.accept(p, t, ft)
 	return statusOK
@@ -113,8 +125,9 @@ func (v *verification) accept(p *provider, t *token, ft found) {
 }
 
 // claimString reads a claim for claim_to_headers: strings as they are,
-// whole numbers without a fraction, booleans as true/false; objects,
-// arrays and absent claims add no header.
+// whole numbers without a fraction, booleans as true/false, objects and
+// arrays as their JSON in base64, as Envoy copies them; absent claims
+// add no header.
 func claimString(payload map[string]any, path []string) (string, bool) {
 	var v any = payload
 	for _, k := range path {
@@ -136,6 +149,12 @@ func claimString(payload map[string]any, path []string) (string, bool) {
 		return strconv.FormatFloat(c, 'f', 6, 64), true
 	case bool:
 		return strconv.FormatBool(c), true
+	case map[string]any, []any:
+		b, err := json.Marshal(c)
+		if err != nil {
+			return "", false
+		}
+		return base64.StdEncoding.EncodeToString(b), true
 	}
 	return "", false
 }

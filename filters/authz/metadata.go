@@ -227,3 +227,21 @@ func number(v any) (float64, bool) {
 	}
 	return 0, false
 }
+
+// MetadataMatcher is a compiled envoy.type.matcher.v3.MetadataMatcher
+// over an exchange's dynamic metadata, for other filters' metadata
+// conditions (ext_authz filter_enabled_metadata reads the shadow result
+// of the RBAC filter istiod puts before it).
+type MetadataMatcher struct{ m *metadataMatch }
+
+// CompileMetadataMatcher compiles m; errors name the field path.
+func CompileMetadataMatcher(m *matcherv3.MetadataMatcher) (*MetadataMatcher, error) {
+	c, err := compileMetadataMatch(m)
+	if err != nil {
+		return nil, err
+	}
+	return &MetadataMatcher{c}, nil
+}
+
+// Matches reports whether the exchange's dynamic metadata matches.
+func (m *MetadataMatcher) Matches(x *filters.Exchange) bool { return m.m.match(x) }

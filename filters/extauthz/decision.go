@@ -45,4 +45,3 @@ func setHeader(h *http.Header, k, v string) {
 	}
 	h.Set(k, v)
 }
-

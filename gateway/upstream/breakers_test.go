@@ -134,8 +134,34 @@ func TestSeedCircuitBreaking(t *testing.T) {
 	if got := counter(m.Stats, "cluster.c.upstream_rq_pending_overflow"); got != uint64(total) {
 		t.Errorf("upstream_rq_pending_overflow = %d, want the %d overloaded requests", got, total)
 	}
-	if got := counter(m.Stats, "cluster.c.upstream_cx_overflow"); got == 0 {
-		t.Errorf("upstream_cx_overflow = 0, want requests that found max_connections reached")
+}
+
+// TestPendingWaitsForConnection: with one connection allowed, a second
+// request waits for it instead of failing, and is counted as having
+// found max_connections reached.
+func TestPendingWaitsForConnection(t *testing.T) {
+	addr, conns := countingServer(t)
+	_, cl, st := build(t, cluster([]ep{{addr: addr}}, limits(1, 10, 0)))
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := http.Header{"X-Echo-Delay": {"50ms"}}
+			if _, status, err := send(t.Context(), cl, h); err != nil || status != 200 {
+				t.Errorf("status %d, %v", status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := conns.Load(); got != 1 {
+		t.Errorf("backend saw %d connections, want 1", got)
+	}
+	if got := counter(st, "cluster.c.upstream_cx_overflow"); got == 0 {
+		t.Errorf("upstream_cx_overflow = 0, want the requests that waited")
+	}
+	if got := counter(st, "cluster.c.upstream_rq_pending_overflow"); got != 0 {
+		t.Errorf("upstream_rq_pending_overflow = %d, want 0", got)
 	}
 }
 

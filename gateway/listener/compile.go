@@ -32,6 +32,9 @@ type Listener struct {
 	Name    string
 	Address string
 	Proto   *listenerv3.Listener
+	// NoBind is bind_to_port false: the listener is accepted but has
+	// no socket of its own.
+	NoBind bool
 
 	chains       []*chain
 	defaultChain *chain
@@ -83,6 +86,12 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 		return nil, fmt.Errorf("address.socket_address.port_value: a port from 0 to 65535 is required")
 	}
 	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
+	out.NoBind = l.GetBindToPort() != nil && !l.GetBindToPort().GetValue()
+	if l.GetFilterChainMatcher() != nil {
+		// Ignoring it would route connections by the chains'
+		// filter_chain_match, which Envoy ignores when it is set.
+		return nil, fmt.Errorf("filter_chain_matcher: the matching API is not supported; select chains with filter_chains[].filter_chain_match")
+	}
 	httpInspector := false
 	for i, lf := range l.GetListenerFilters() {
 		typeURL, _, err := hcm.Unpack(lf.GetTypedConfig())
@@ -104,11 +113,22 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 			return nil, fmt.Errorf("listener_filters[%d] %q: %s is not supported", i, lf.GetName(), typeURL)
 		}
 	}
+	seen := map[string]int{}
 	for i, fc := range l.GetFilterChains() {
 		c, err := compileChain(fc, d)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[%d]%s: %w", i, nameSuffix(fc.GetName()), err)
 		}
+		// Envoy rejects a listener whose chains share their matching
+		// rules: all but one could never be chosen.
+		mk, err := proto.MarshalOptions{Deterministic: true}.Marshal(fc.GetFilterChainMatch())
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[string(mk)]; dup {
+			return nil, fmt.Errorf("filter_chains[%d]%s.filter_chain_match: the same as filter_chains[%d]'s; each chain needs its own matching rules", i, nameSuffix(fc.GetName()), j)
+		}
+		seen[string(mk)] = i
 		out.chains = append(out.chains, c)
 		if c.match.needsInspection() || c.tls != nil {
 			out.inspect = true

@@ -18,6 +18,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/conformance/backend"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // startBackends starts echo backends for versions v1 and v2 as clusters
@@ -301,5 +302,25 @@ func TestNoChainMatchClosesConnection(t *testing.T) {
 	// Closed with the request unread, so the kernel may send a reset.
 	if b, err := io.ReadAll(c); len(b) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("plaintext on a TLS-only listener got %q %v, want the connection closed", b, err)
+	}
+}
+
+func TestBindToPortFalseIsNotBound(t *testing.T) {
+	g := newGateway(t)
+	startBackends(t, g)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	// Its port is in use: binding it would fail the whole update.
+	virtual := httpListener(t, "virtual", taken.Addr().String(), "v1")
+	virtual.BindToPort = wrapperspb.Bool(false)
+	g.mustApply(resourcev3.ListenerType, virtual, httpListener(t, "http", "127.0.0.1:0", "v1"))
+	if a := g.m.Addr("virtual"); a != "" {
+		t.Errorf("a bind_to_port false listener is bound on %s", a)
+	}
+	if _, e := get(t, plainClient(), "http://"+g.addr("http")+"/"); e.Version != "v1" {
+		t.Errorf("got %q, want v1", e.Version)
 	}
 }

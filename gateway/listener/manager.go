@@ -114,10 +114,18 @@ func (m *Manager) Apply(ls map[string]*Listener) error {
 		m.sockets = map[string]*socket{}
 	}
 	names := make([]string, 0, len(ls))
-	for n := range ls {
+	bound := make(map[string]*Listener, len(ls))
+	for n, l := range ls {
+		// bind_to_port false listeners only take connections other
+		// listeners hand over, which a gateway does not do.
+		if l.NoBind {
+			continue
+		}
 		names = append(names, n)
+		bound[n] = l
 	}
 	sort.Strings(names)
+	ls = bound
 
 	fresh := map[string]*socket{}
 	for _, n := range names {

@@ -1,6 +1,10 @@
 package hcm_test
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,4 +270,85 @@ func TestCompileChain(t *testing.T) {
 func disabled(f *hcmv3.HttpFilter) *hcmv3.HttpFilter {
 	f.Disabled = true
 	return f
+}
+
+// TestFullDuplex checks that a request body streams while its response
+// does, for a client that waits for the response before it sends (a
+// chat over one long POST, a bidirectional gRPC stream), with and
+// without a body filter in the chain.
+func TestFullDuplex(t *testing.T) {
+	addr := startDuplexEcho(t)
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		chain  []string // test filter specs
+	}{
+		{"HTTP/1.1", hcmtest.Client(), nil},
+		{"h2c", hcmtest.H2CClient(), nil},
+		{"HTTP/1.1 with a body filter", hcmtest.Client(), []string{"see-body"}},
+		{"h2c with a body filter", hcmtest.H2CClient(), []string{"see-body"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var fs []*hcmv3.HttpFilter
+			for i, spec := range c.chain {
+				fs = append(fs, tag(t, string(rune('a'+i)), spec))
+			}
+			gw := hcmtest.Start(t, hcmtest.Options{
+				HCM:      hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "s")), fs...),
+				Clusters: staticClusters([]*clusterSpec{{"s", addr}}),
+			})
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			req, _ := http.NewRequest("POST", gw.URL+"/", pr) // unknown length
+			resp, err := c.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// The client has sent no byte yet, and has the response head.
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			br := bufio.NewReader(resp.Body)
+			for _, msg := range []string{"ping\n", "pong\n"} {
+				io.WriteString(pw, msg)
+				got, err := br.ReadString('\n')
+				if err != nil || got != msg {
+					t.Fatalf("echo of %q: %q, %v", msg, got, err)
+				}
+			}
+		})
+	}
+}
+
+// startDuplexEcho answers 200 at once, then echoes the request body as
+// it arrives.
+func startDuplexEcho(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.WriteHeader(200)
+		rc.Flush()
+		buf := make([]byte, 1024)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				rc.Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }

@@ -54,6 +54,11 @@ func (e *encoder) WriteHeaders(endStream bool) error {
 	e.flushHeaders(-1)
 	if endStream {
 		e.ended = true
+	} else if _, sized := x.Response.Header["Content-Length"]; !sized {
+		// A body of unknown length may be a stream whose next bytes
+		// wait on the client (gRPC, a chat over a long POST), so the
+		// head goes out now rather than with the first body bytes.
+		_ = http.NewResponseController(e.w).Flush()
 	}
 	return nil
 }

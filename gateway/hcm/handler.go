@@ -111,6 +111,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if body == nil {
 		body = http.NoBody
 	}
+	if !endStream && r.ProtoMajor == 1 {
+		// A proxy is full duplex: the upstream may answer before the
+		// request body ended, and the body must keep flowing while the
+		// response does. Without this, net/http would read and discard
+		// what is left of the body when the response head is written.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	var pipe *bodyPipe
 	if len(s.reqBody) > 0 && !endStream {
 		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit)
@@ -119,10 +126,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.RequestBody = body
 
 	for i, f := range s.reqHdr {
-		if pipe != nil && i == len(s.reqHdr)-1 {
+		if pipe != nil && i == len(s.reqHdr)-1 && x.Request.ContentLength >= 0 {
 			// The terminal filter is next: let the body filters see
 			// the start of the body (all of it, if one buffers) so the
-			// upstream request declares the length they produce.
+			// upstream request declares the length they produce. A
+			// body of unknown length goes upstream chunked anyway, and
+			// is not waited for: it may be a stream (gRPC) whose client
+			// sends only after it hears from the server.
 			n, err := pipe.prime(x.Request.ContentLength)
 			if err != nil {
 				s.bodyFailed(err, pipe.stopped)

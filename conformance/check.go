@@ -54,7 +54,11 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 		c = &cc
 	}
 	before := tg.backends.requests()
-	outs := send(ctx, c, port)
+	outs, err := send(ctx, c, port, tg.ports.pki)
+	if err != nil {
+		res.Detail = err.Error()
+		return res
+	}
 	after := settleCounts(tg.backends, before, c.BackendRequests)
 
 	var why []string
@@ -158,9 +162,15 @@ func settleCounts(bs *backends, before map[string]int64, want map[string]Range) 
 
 // send runs Count exchanges over Concurrency clients and returns every
 // outcome.
-func send(ctx context.Context, c *Check, port int) []outcome {
-	cl := newClients(c.Concurrency)
-	defer cl.close()
+func send(ctx context.Context, c *Check, port int, ca *pki) ([]outcome, error) {
+	var cl *client
+	if c.Request != nil {
+		var err error
+		if cl, err = newClient(c.Request, c.Concurrency, ca); err != nil {
+			return nil, err
+		}
+		defer cl.close()
+	}
 	outs := make([]outcome, c.Count)
 	var wg sync.WaitGroup
 	for w := 0; w < c.Concurrency; w++ {
@@ -168,7 +178,7 @@ func send(ctx context.Context, c *Check, port int) []outcome {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < c.Count; i += c.Concurrency {
-				if c.Request != nil {
+				if cl != nil {
 					outs[i] = cl.do(ctx, c.Request, port)
 				} else {
 					outs[i] = tcpExchange(ctx, c.TCP, port)
@@ -177,7 +187,7 @@ func send(ctx context.Context, c *Check, port int) []outcome {
 		}(w)
 	}
 	wg.Wait()
-	return outs
+	return outs, nil
 }
 
 // tally summarizes outcomes as fortio does: how many of each status.

@@ -28,6 +28,9 @@ func (e *Expect) mismatch(o outcome) string {
 	if e.Status != 0 && o.status != e.Status {
 		return fmt.Sprintf("status %d, want %d", o.status, e.Status)
 	}
+	if e.Proto != "" && o.proto != e.Proto {
+		return fmt.Sprintf("protocol %s, want %s", o.proto, e.Proto)
+	}
 	if why := headersMismatch(http.Header(o.header).Get, e.Headers, e.AbsentHeaders, "response header"); why != "" {
 		return why
 	}

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,47 +15,82 @@ import (
 // outcome is what a client observed of one exchange.
 type outcome struct {
 	status int
+	proto  string
 	header http.Header
 	body   []byte
 	err    error
 	took   time.Duration
 }
 
-// clients send a check's exchanges to the gateway.
-type clients struct {
-	h1, h2c *http.Client
+// client sends one check's HTTP exchanges to the gateway.
+type client struct {
+	http   *http.Client
+	scheme string
 }
 
-// newClients makes clients that keep up to conns connections open, as
-// fortio's -c connections do, and never follow redirects: a redirect is
-// a response the scenario checks.
-func newClients(conns int) *clients {
-	mk := func(h2c bool) *http.Client {
-		tr := &http.Transport{
-			MaxIdleConnsPerHost: conns,
-			DisableCompression:  true,
+// newClient makes the client a check's request asks for: its protocol,
+// the scenario's CA to trust, the server name and client certificate to
+// present. It keeps up to conns connections open, as fortio's -c
+// connections do, and never follows redirects: a redirect is a response
+// the scenario checks.
+func newClient(r *Request, conns int, ca *pki) (*client, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true}
+	var protos http.Protocols
+	scheme := "http"
+	switch r.Protocol {
+	case "h2c":
+		protos.SetUnencryptedHTTP2(true)
+	case "https", "h2":
+		scheme = "https"
+		cfg, err := clientTLS(r, ca)
+		if err != nil {
+			return nil, err
 		}
-		if h2c {
-			var p http.Protocols
-			p.SetUnencryptedHTTP2(true)
-			tr.Protocols = &p
+		tr.TLSClientConfig = cfg
+		if r.Protocol == "h2" {
+			protos.SetHTTP2(true)
+		} else {
+			protos.SetHTTP1(true)
 		}
-		return &http.Client{
-			Transport:     tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	default:
+		protos.SetHTTP1(true)
+	}
+	tr.Protocols = &protos
+	return &client{scheme: scheme, http: &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}, nil
+}
+
+// clientTLS trusts the scenario's CA, sends SNI (default: the Host
+// without its port) and presents the client certificate asked for.
+func clientTLS(r *Request, ca *pki) (*tls.Config, error) {
+	if ca == nil {
+		return nil, fmt.Errorf("protocol %s: add certificates to scenario.yaml so the client has a CA to trust", r.Protocol)
+	}
+	sni := r.SNI
+	if sni == "" {
+		sni = r.Host
+		if h, _, err := net.SplitHostPort(sni); err == nil {
+			sni = h
 		}
 	}
-	return &clients{h1: mk(false), h2c: mk(true)}
+	cfg := &tls.Config{RootCAs: ca.pool, ServerName: sni}
+	if r.ClientCert != "" {
+		pair, ok := ca.pairs[r.ClientCert]
+		if !ok {
+			return nil, fmt.Errorf("clientCert: no certificate named %q", r.ClientCert)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
-func (c *clients) close() {
-	c.h1.CloseIdleConnections()
-	c.h2c.CloseIdleConnections()
-}
+func (c *client) close() { c.http.CloseIdleConnections() }
 
 // do sends one HTTP request to the gateway port and reads the whole
 // response.
-func (c *clients) do(ctx context.Context, r *Request, port int) outcome {
+func (c *client) do(ctx context.Context, r *Request, port int) outcome {
 	timeout := time.Duration(r.Timeout)
 	if timeout == 0 {
 		timeout = 15 * time.Second
@@ -65,7 +101,7 @@ func (c *clients) do(ctx context.Context, r *Request, port int) outcome {
 	if r.Body != "" {
 		body = strings.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, fmt.Sprintf("http://127.0.0.1:%d%s", port, r.Path), body)
+	req, err := http.NewRequestWithContext(ctx, r.Method, fmt.Sprintf("%s://127.0.0.1:%d%s", c.scheme, port, r.Path), body)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -75,18 +111,14 @@ func (c *clients) do(ctx context.Context, r *Request, port int) outcome {
 	if r.Host != "" {
 		req.Host = r.Host
 	}
-	cl := c.h1
-	if r.Protocol == "h2c" {
-		cl = c.h2c
-	}
 	start := time.Now()
-	resp, err := cl.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return outcome{err: err, took: time.Since(start)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return outcome{status: resp.StatusCode, header: resp.Header, body: b, err: err, took: time.Since(start)}
+	return outcome{status: resp.StatusCode, proto: resp.Proto, header: resp.Header, body: b, err: err, took: time.Since(start)}
 }
 
 // tcpExchange connects to the gateway port, sends one line and reads one

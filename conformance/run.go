@@ -49,6 +49,18 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 		return res
 	}
 	defer os.RemoveAll(dir)
+	if len(s.Certificates) > 0 {
+		certDir, err := os.MkdirTemp("", "waygate-conformance-certs-")
+		if err != nil {
+			res.Err = err.Error()
+			return res
+		}
+		defer os.RemoveAll(certDir)
+		if p.pki, err = newPKI(certDir, s.Certificates); err != nil {
+			res.Err = "certificates: " + err.Error()
+			return res
+		}
+	}
 
 	var gw *gatewayProcess
 	defer func() {

@@ -64,7 +64,7 @@ func TestLoadRejects(t *testing.T) {
 		{"nothing checked", "steps:\n- apply: [scenario.yaml]\n  checks:\n  - {request: {path: /}}\n", "nothing is checked"},
 		{"unknown backend", "steps:\n- apply: [scenario.yaml]\n  checks:\n  - {request: {path: /}, backendRequests: {ghost: [1, 1]}}\n", `no backend named "ghost"`},
 		{"bad range", "steps:\n- apply: [scenario.yaml]\n  checks:\n  - {request: {path: /}, shares: [{match: {status: 200}, percent: [90, 10]}]}\n", "min <= max"},
-		{"bad protocol", "steps:\n- apply: [scenario.yaml]\n  checks:\n  - {request: {path: /, protocol: h3}, expect: {status: 200}}\n", "want h1 or h2c"},
+		{"bad protocol", "steps:\n- apply: [scenario.yaml]\n  checks:\n  - {request: {path: /, protocol: h3}, expect: {status: 200}}\n", "want h1, h2c, https or h2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

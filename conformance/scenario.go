@@ -30,6 +30,10 @@ type Scenario struct {
 	Bookinfo bool `yaml:"bookinfo"`
 	// Backends are the other backends to start.
 	Backends []BackendSpec `yaml:"backends"`
+	// Certificates are made by the scenario's own CA before the gateway
+	// starts: {{cert "name"}} and {{key "name"}} are their files, {{ca}}
+	// the CA's, and checks trust that CA.
+	Certificates []CertSpec `yaml:"certificates"`
 	// Steps run in order; each replaces the previous one's YAML.
 	Steps []Step `yaml:"steps"`
 }
@@ -106,8 +110,13 @@ type Request struct {
 	Host    string            `yaml:"host"`
 	Headers map[string]string `yaml:"headers"`
 	Body    string            `yaml:"body"`
-	// Protocol is "h1" (default) or "h2c" (HTTP/2 with prior knowledge).
+	// Protocol is "h1" (default), "h2c" (HTTP/2 with prior knowledge),
+	// "https" (HTTP/1.1 over TLS) or "h2" (HTTP/2 over TLS by ALPN).
 	Protocol string `yaml:"protocol"`
+	// SNI is the TLS server name; default Host without its port.
+	SNI string `yaml:"sni"`
+	// ClientCert names a certificate of the scenario to present.
+	ClientCert string `yaml:"clientCert"`
 	// Timeout bounds the client's wait; default 15s.
 	Timeout Duration `yaml:"timeout"`
 }
@@ -125,6 +134,8 @@ type Expect struct {
 	// exchange to fail (connection refused or reset).
 	Status int  `yaml:"status"`
 	Error  bool `yaml:"error"`
+	// Proto is the response's protocol as the client saw it ("HTTP/2.0").
+	Proto string `yaml:"proto"`
 	// Headers must be present with these exact values ("*": any value);
 	// AbsentHeaders must not be present.
 	Headers       map[string]string `yaml:"headers"`

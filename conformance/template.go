@@ -18,6 +18,7 @@ type ports struct {
 	backends map[string]int
 	gateway  map[string]int
 	issuers  map[string]*issuer
+	pki      *pki
 }
 
 // gatewayPort returns the port for a gateway port name, picking a free
@@ -76,7 +77,8 @@ func (p *ports) jwks(name string) (string, error) {
 }
 
 // render reads an Istio YAML file and replaces its placeholders:
-// {{port "reviews-v1"}}, {{gateway_port "http"}}, {{jwks "issuer"}}.
+// {{port "reviews-v1"}}, {{gateway_port "http"}}, {{jwks "issuer"}},
+// {{cert "name"}}, {{key "name"}} and {{ca}}.
 func (p *ports) render(file string) ([]byte, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -93,6 +95,14 @@ func (p *ports) expand(name, text string) (string, error) {
 		"gateway_port": p.gatewayPort,
 		"token":        p.token,
 		"jwks":         p.jwks,
+		"cert":         func(name string) (string, error) { return p.pki.file(name, false) },
+		"key":          func(name string) (string, error) { return p.pki.file(name, true) },
+		"ca": func() (string, error) {
+			if p.pki == nil {
+				return "", fmt.Errorf("no certificates in scenario.yaml")
+			}
+			return p.pki.caFile, nil
+		},
 	}).Parse(text)
 	if err != nil {
 		return "", err

@@ -52,6 +52,16 @@ func (s *Scenario) validate() error {
 			return fmt.Errorf("backends[%d].failPercent %d: want 0-100", i, b.FailPercent)
 		}
 	}
+	certs := map[string]bool{}
+	for i, c := range s.Certificates {
+		switch {
+		case c.Name == "" || certs[c.Name]:
+			return fmt.Errorf("certificates[%d].name %q: want a unique name", i, c.Name)
+		case !c.Client && len(c.Hosts) == 0:
+			return fmt.Errorf("certificates[%d].hosts: a server certificate needs the hosts it serves", i)
+		}
+		certs[c.Name] = true
+	}
 	if len(s.Steps) == 0 {
 		return fmt.Errorf("steps: at least one step is needed")
 	}
@@ -74,7 +84,7 @@ func (s *Scenario) validate() error {
 			seen[filepath.Base(f)] = true
 		}
 		for j := range st.Checks {
-			if err := st.Checks[j].validate(names); err != nil {
+			if err := st.Checks[j].validate(names, certs); err != nil {
 				return fmt.Errorf("steps[%d].checks[%d]: %w", i, j, err)
 			}
 		}
@@ -82,7 +92,7 @@ func (s *Scenario) validate() error {
 	return nil
 }
 
-func (c *Check) validate(backends map[string]bool) error {
+func (c *Check) validate(backends, certs map[string]bool) error {
 	kinds := 0
 	if c.Request != nil {
 		kinds++
@@ -125,8 +135,13 @@ func (c *Check) validate(backends map[string]bool) error {
 		}
 	}
 	if r := c.Request; r != nil {
-		if r.Protocol != "" && r.Protocol != "h1" && r.Protocol != "h2c" {
-			return fmt.Errorf("request.protocol %q: want h1 or h2c", r.Protocol)
+		switch r.Protocol {
+		case "", "h1", "h2c", "https", "h2":
+		default:
+			return fmt.Errorf("request.protocol %q: want h1, h2c, https or h2", r.Protocol)
+		}
+		if r.ClientCert != "" && !certs[r.ClientCert] {
+			return fmt.Errorf("request.clientCert: no certificate named %q", r.ClientCert)
 		}
 		if r.Path == "" {
 			r.Path = "/"

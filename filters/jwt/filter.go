@@ -67,6 +67,9 @@ func (fl filter) OnRequestHeaders(x *filters.Exchange, _ bool) filters.Status {
 		f.c.allowed.Inc()
 		return filters.Continue
 	}
+	if x.Request.Header == nil {
+		x.Request.Header = http.Header{}
+	}
 	run := verification{x: x, f: f, now: f.now().Unix()}
 	if st := v.verify(&run); st != statusOK {
 		f.c.denied.Inc()

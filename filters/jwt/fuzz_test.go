@@ -1,6 +1,9 @@
 package jwt
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"testing"
 
 	"github.com/waygate/waygate/filters"
@@ -42,6 +45,46 @@ func FuzzVerify(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d for %q", code, tok)
+		}
+	})
+}
+
+// FuzzParseJWKS feeds arbitrary key sets to the JWKS parser: it never
+// panics, and every key it keeps has a public key of the type its kty
+// says, so signature checks never see a key of the wrong kind.
+func FuzzParseJWKS(f *testing.F) {
+	rs := newSigner(f, "RS256", "k1")
+	es := newSigner(f, "ES384", "k2")
+	ed := newSigner(f, "EdDSA", "")
+	hs := newSigner(f, "HS256", "")
+	for _, seed := range []string{
+		jwks(rs, es, ed, hs), `{"keys":[]}`, `{}`, `[]`, `{"keys":[{"kty":"RSA","n":"","e":"AQAB"}]}`,
+		`{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}`, `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AA"}]}`,
+		`{"keys":[{"kty":"oct","k":""}]}`, `{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","alg":"HS256"}]}`,
+	} {
+		f.Add([]byte(seed), true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, local bool) {
+		ks, err := parseJWKS(data, local)
+		if err != nil {
+			return
+		}
+		for _, k := range ks.keys {
+			ok := false
+			switch k.kty {
+			case "RSA":
+				_, ok = k.pub.(*rsa.PublicKey)
+			case "EC":
+				_, ok = k.pub.(*ecdsa.PublicKey)
+			case "OKP":
+				_, ok = k.pub.(ed25519.PublicKey)
+			case "oct":
+				_, ok = k.pub.([]byte)
+				ok = ok && local
+			}
+			if !ok {
+				t.Fatalf("key %+v kept with public key %T", k, k.pub)
+			}
 		}
 	})
 }

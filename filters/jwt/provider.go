@@ -24,7 +24,7 @@ const (
 	// bounds tokens only through the request header limit; a gateway
 	// facing the internet refuses a 60 KiB token before decoding it.
 	maxTokenSize = 8 << 10
-	maxJWKSBytes        = 1 << 20
+	maxJWKSBytes = 1 << 20
 )
 
 // provider is a compiled JwtProvider: how its tokens are found, checked

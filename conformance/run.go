@@ -95,9 +95,13 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 			c := &st.Checks[j]
 			settle := j == 0 && (st.Settle == nil || *st.Settle)
 			r := runCheck(ctx, c, tg)
-			for deadline := time.Now().Add(settleFor); settle && !r.Pass && time.Now().Before(deadline); {
+			tries := 1
+			for deadline := time.Now().Add(settleFor); settle && !r.Pass && time.Now().Before(deadline); tries++ {
 				time.Sleep(100 * time.Millisecond)
 				r = runCheck(ctx, c, tg)
+			}
+			if tries > 1 {
+				r.Figures = append(r.Figures, fmt.Sprintf("%d tries while the configuration propagated", tries))
 			}
 			r.Step = st.Name
 			res.Checks = append(res.Checks, r)

@@ -55,19 +55,27 @@ func (av *allowVerifier) verify(v *verification) status {
 
 // anyVerifier passes when one requirement does. When all fail, the
 // status is that of the last requirement that failed for another reason
-// than a missing token or a token of another issuer, so a request with
-// a bad token hears why rather than "Jwt is missing".
+// than a missing token or a token of another issuer, else "Jwt issuer is
+// not configured" when one saw a token of an unknown issuer, else "Jwt
+// is missing": a request with a bad token hears why, and a token of a
+// wrong issuer is never taken for a missing one (envoyproxy/envoy#15194).
 type anyVerifier struct{ list []verifier }
 
 func (a *anyVerifier) verify(v *verification) status {
 	final := statusMissing
+	specific := false
 	for _, c := range a.list {
 		st := c.verify(v)
-		if st == statusOK {
+		switch st {
+		case statusOK:
 			return statusOK
-		}
-		if st != statusMissing && st != statusUnknownIssuer {
-			final = st
+		case statusMissing:
+		case statusUnknownIssuer:
+			if !specific {
+				final = st
+			}
+		default:
+			final, specific = st, true
 		}
 	}
 	return final

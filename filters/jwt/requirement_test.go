@@ -71,6 +71,8 @@ func TestRequirementCombinations(t *testing.T) {
 		{"istio: any(provider, allow_missing) good", requiresAny(requireProvider("a"), allowMissing()), req{authz: goodA}, 0, "", []string{issuerA}},
 		{"istio: any(provider, allow_missing) bad", requiresAny(requireProvider("a"), allowMissing()), req{authz: badA}, 401, "Jwt verification fails", nil},
 		{"istio: any(provider, allow_missing) expired", requiresAny(requireProvider("a"), allowMissing()), req{authz: a.sign(t, claims("iss", issuerA, "exp", 1000))}, 401, "Jwt is expired", nil},
+		{"istio: any(provider, allow_missing) other issuer", requiresAny(requireProvider("a"), allowMissing()), req{authz: a.sign(t, claims("iss", "https://evil.example.com"))}, 401, "Jwt issuer is not configured", nil},
+		{"any: other issuer in a's header", requiresAny(requireProvider("a"), requireProvider("b")), req{authz: goodB}, 401, "Jwt issuer is not configured", nil},
 		{"allow_missing alone: none", allowMissing(), req{}, 0, "", nil},
 		{"allow_missing alone: good b", allowMissing(), req{xb: goodB}, 0, "", []string{issuerB}},
 		{"allow_missing alone: bad", allowMissing(), req{authz: badA}, 401, "Jwt verification fails", nil},

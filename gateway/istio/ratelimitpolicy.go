@@ -48,6 +48,9 @@ type RateLimitPolicySpec struct {
 	// FailureModeDeny answers 500 when the service cannot be reached,
 	// rather than letting requests through.
 	FailureModeDeny bool `json:"failureModeDeny,omitempty"`
+	// Timeout bounds a call to the service ("100ms"); Envoy's 20ms when
+	// empty.
+	Timeout string `json:"timeout,omitempty"`
 	// Rules are the limits; a request counts against every rule that
 	// applies to it.
 	Rules []RateLimitRule `json:"rules"`

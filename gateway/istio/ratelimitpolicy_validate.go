@@ -127,6 +127,11 @@ func (v *validator) rateLimitPolicy(key Key, s *RateLimitPolicySpec) {
 			}
 		}
 	}
+	if s.Timeout != "" {
+		if d, err := time.ParseDuration(s.Timeout); err != nil || d <= 0 {
+			v.errorf(key, "spec.timeout", "%q: want a positive duration such as 100ms", s.Timeout)
+		}
+	}
 	switch {
 	case global && s.RateLimitService == "":
 		v.errorf(key, "spec.rateLimitService", "required by global rules: the host:port of the rate limit service (waygate ratelimit-server)")

@@ -88,7 +88,7 @@ func LoadFiles(paths ...string) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := cfg.add(p, data); err != nil {
+		if err := cfg.Add(p, data); err != nil {
 			return nil, err
 		}
 	}
@@ -98,13 +98,15 @@ func LoadFiles(paths ...string) (*Config, error) {
 // Parse parses config text; name prefixes errors.
 func Parse(name string, data []byte) (*Config, error) {
 	cfg := &Config{domains: map[string]*node{}}
-	if err := cfg.add(name, data); err != nil {
+	if err := cfg.Add(name, data); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-func (c *Config) add(name string, data []byte) error {
+// Add parses more config text into c (name prefixes errors); a domain
+// already in c is an error.
+func (c *Config) Add(name string, data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	for i := 0; ; i++ {

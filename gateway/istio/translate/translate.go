@@ -117,6 +117,7 @@ func Translate(cfg *istio.Config, p Proxy) (*Resources, []Warning) {
 	res.Listeners, res.Routes, res.Secrets = t.buildListenersAndRoutes(gw)
 	res.Clusters, res.Endpoints = t.buildClusters()
 	res.Clusters = append(res.Clusters, t.jwksClusters(res.Clusters)...)
+	t.applyRateLimits(res)
 	seen := map[string]bool{}
 	for _, s := range res.Secrets {
 		seen[s.Name] = true

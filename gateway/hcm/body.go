@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/waygate/waygate/filters"
 )
@@ -31,10 +32,11 @@ type bodyPipe struct {
 	in, sent int64
 	// stopped is the filter that ended the exchange, if one did.
 	stopped filters.RequestBodyFilter
+	mu      *sync.Mutex
 }
 
-func newBodyPipe(src io.ReadCloser, x *filters.Exchange, fs []filters.RequestBodyFilter, limit int) *bodyPipe {
-	return &bodyPipe{src: src, x: x, filters: fs, held: make([]*filters.Buffer, len(fs)), limit: limit}
+func newBodyPipe(src io.ReadCloser, x *filters.Exchange, fs []filters.RequestBodyFilter, limit int, mu *sync.Mutex) *bodyPipe {
+	return &bodyPipe{src: src, x: x, filters: fs, held: make([]*filters.Buffer, len(fs)), limit: limit, mu: mu}
 }
 
 func (p *bodyPipe) Read(b []byte) (int, error) {
@@ -108,8 +110,11 @@ func (p *bodyPipe) prime(declared int64) (int64, error) {
 }
 
 // run passes one chunk down the filters. What comes out of the last one
-// is ready for the router.
+// is ready for the router. It runs on the goroutine that sends the body
+// upstream, so it holds the stream's lock against the response filters.
 func (p *bodyPipe) run(data []byte, end bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for i, f := range p.filters {
 		var b *filters.Buffer
 		if p.held[i] != nil {

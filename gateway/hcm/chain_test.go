@@ -352,3 +352,37 @@ func startDuplexEcho(t *testing.T) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
+
+// TestFilterCallbacksAreSerialized checks that a filter never sees two
+// callbacks at once, although the request body streams upstream on
+// another goroutine than the response: filters (and the Wasm VMs behind
+// them) may keep per-stream state without locks.
+func TestFilterCallbacksAreSerialized(t *testing.T) {
+	addr := startDuplexEcho(t)
+	gw := hcmtest.Start(t, hcmtest.Options{
+		HCM:      hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "s")), tag(t, "w", "watch")),
+		Clusters: staticClusters([]*clusterSpec{{"s", addr}}),
+	})
+	before := overlaps.Load()
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", gw.URL+"/", pr)
+	resp, err := hcmtest.H2CClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	const n = 300
+	go func() {
+		for i := 0; i < n; i++ {
+			io.WriteString(pw, "chunk\n")
+		}
+		pw.Close()
+	}()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || len(b) != n*len("chunk\n") {
+		t.Fatalf("echoed %d bytes, %v; want %d", len(b), err, n*len("chunk\n"))
+	}
+	if got := overlaps.Load() - before; got != 0 {
+		t.Errorf("%d filter callbacks overlapped another", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/waygate/waygate/filters"
@@ -27,6 +28,7 @@ type encoder struct {
 	limit  int
 	status int
 	vals   *values
+	mu     *sync.Mutex
 
 	started bool // headers reached the downstream
 	held    bool // a header filter asked for the whole body first
@@ -38,15 +40,21 @@ func (e *encoder) Started() bool { return e.started }
 
 func (e *encoder) WriteHeaders(endStream bool) error {
 	x := e.x
+	e.lock()
+	stopped := false
 	for _, f := range e.hdr {
-		switch f.OnResponseHeaders(x, endStream) {
-		case filters.Stop:
-			return e.replaceWithLocal()
-		case filters.StopAndBuffer:
-			if !endStream {
-				e.held = true
-			}
+		st := f.OnResponseHeaders(x, endStream)
+		if st == filters.Stop {
+			stopped = true
+			break
 		}
+		if st == filters.StopAndBuffer && !endStream {
+			e.held = true
+		}
+	}
+	e.unlock()
+	if stopped {
+		return e.replaceWithLocal()
 	}
 	if e.held {
 		return nil
@@ -67,42 +75,14 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 	if e.ended {
 		return nil
 	}
-	out := p
-	for i, f := range e.body {
-		var b *filters.Buffer
-		if e.bufs != nil && e.bufs[i] != nil {
-			e.bufs[i].Append(out)
-			b = e.bufs[i]
-		} else {
-			b = filters.NewBuffer(out)
-		}
-		switch f.OnResponseBody(e.x, b, endStream) {
-		case filters.Stop:
-			return e.replaceWithLocal()
-		case filters.StopAndBuffer:
-			if endStream {
-				out = b.Bytes()
-				break
-			}
-			if e.bufs == nil {
-				e.bufs = make([]*filters.Buffer, len(e.body))
-			}
-			if e.bufs[i] == nil {
-				e.bufs[i] = filters.NewBuffer(append([]byte(nil), b.Bytes()...))
-			}
-			if e.bufs[i].Len() > e.limit {
-				return errResponseTooLarge
-			}
-			if !e.started {
-				e.held = true
-			}
-			return nil
-		default:
-			out = b.Bytes()
-			if e.bufs != nil {
-				e.bufs[i] = nil
-			}
-		}
+	out, held, stop, err := e.runBodyFilters(p, endStream)
+	switch {
+	case stop:
+		return e.replaceWithLocal()
+	case err != nil:
+		return err
+	case held:
+		return nil
 	}
 	if e.held {
 		e.heldOut = append(e.heldOut, out...)
@@ -131,6 +111,68 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 		_ = http.NewResponseController(e.w).Flush()
 	}
 	return nil
+}
+
+// runBodyFilters passes one chunk through the response body filters. It
+// returns what goes on downstream, held when a filter holds the data for
+// now, or stop when a filter ended the exchange with a local reply.
+func (e *encoder) runBodyFilters(p []byte, endStream bool) (out []byte, held, stop bool, err error) {
+	e.lock()
+	defer e.unlock()
+	out = p
+	for i, f := range e.body {
+		var b *filters.Buffer
+		if e.bufs != nil && e.bufs[i] != nil {
+			e.bufs[i].Append(out)
+			b = e.bufs[i]
+		} else {
+			b = filters.NewBuffer(out)
+		}
+		switch f.OnResponseBody(e.x, b, endStream) {
+		case filters.Stop:
+			return nil, false, true, nil
+		case filters.StopAndBuffer:
+			if endStream {
+				out = b.Bytes()
+				break
+			}
+			if e.bufs == nil {
+				e.bufs = make([]*filters.Buffer, len(e.body))
+			}
+			if e.bufs[i] == nil {
+				e.bufs[i] = filters.NewBuffer(append([]byte(nil), b.Bytes()...))
+			}
+			if e.bufs[i].Len() > e.limit {
+				return nil, false, false, errResponseTooLarge
+			}
+			if !e.started {
+				e.held = true
+			}
+			return nil, true, false, nil
+		default:
+			out = b.Bytes()
+			if e.bufs != nil {
+				e.bufs[i] = nil
+			}
+		}
+	}
+	return out, false, false, nil
+}
+
+// lock serializes filter callbacks with the request body filters, which
+// run on the goroutine that sends the body upstream: a filter sees one
+// callback at a time, as the Exchange contract and Envoy promise. It is
+// nil, and free, when no request body filter runs.
+func (e *encoder) lock() {
+	if e.mu != nil {
+		e.mu.Lock()
+	}
+}
+
+func (e *encoder) unlock() {
+	if e.mu != nil {
+		e.mu.Unlock()
+	}
 }
 
 func (e *encoder) WriteTrailers(t http.Header) error {
@@ -213,7 +255,9 @@ func (e *encoder) mutateHeaders(h http.Header) {
 // replaceWithLocal answers with the local reply a response filter set.
 // Once headers left, the stream can only be reset.
 func (e *encoder) replaceWithLocal() error {
+	e.lock()
 	r := e.x.LocalReply()
+	e.unlock()
 	if e.started || r == nil {
 		return errAbort
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/waygate/waygate/filters"
@@ -47,6 +48,9 @@ type stream struct {
 	// external is true for a request from outside the trust boundary
 	// (see markEdge).
 	external bool
+	// mu serializes the request body filters with the response filters
+	// once the router streams the body upstream (see bodyPipe.run).
+	mu sync.Mutex
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +124,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var pipe *bodyPipe
 	if len(s.reqBody) > 0 && !endStream {
-		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit)
+		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit, &s.mu)
+		s.enc.mu = &s.mu
 		body = pipe
 	}
 	x.RequestBody = body

@@ -3,8 +3,10 @@ package hcm_test
 import (
 	"bytes"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -37,6 +39,7 @@ type tagSpec struct {
 	rewriteReq  string // replace the whole request body ("" keeps it)
 	rewriteResp string // replace the whole response body ("" keeps it)
 	seeBody     bool   // put the request body it saw in x-body-seen
+	watch       bool   // count callbacks that overlap in overlaps
 }
 
 func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
@@ -62,11 +65,13 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.rewriteResp = v
 		case "see-body":
 			s.seeBody = true
+		case "watch":
+			s.watch = true
 		}
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
 		t := &tagFilter{spec: &s}
-		if s.bufferReq || s.rewriteResp != "" || s.seeBody {
+		if s.bufferReq || s.rewriteResp != "" || s.seeBody || s.watch {
 			return &bodyTagFilter{t}
 		}
 		return t
@@ -75,7 +80,11 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 
 // tagFilter records the order of the phases it sees in the x-order
 // request header and the x-resp-order response header.
-type tagFilter struct{ spec *tagSpec }
+type tagFilter struct {
+	spec  *tagSpec
+	busy  atomic.Bool
+	calls int
+}
 
 func (f *tagFilter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	x.Request.Header.Add("X-Order", f.spec.name)
@@ -109,7 +118,33 @@ func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filte
 // bodyTagFilter is a tagFilter that also sees bodies.
 type bodyTagFilter struct{ *tagFilter }
 
+// overlaps counts callbacks of watching filters that began while another
+// callback of the same stream's filter was running.
+var overlaps atomic.Int64
+
+// enter and leave bracket a callback of a watching filter. calls is
+// plain on purpose: the race detector sees callbacks that are not
+// serialized.
+func (f *tagFilter) enter() {
+	if !f.spec.watch {
+		return
+	}
+	if !f.busy.CompareAndSwap(false, true) {
+		overlaps.Add(1)
+	}
+	f.calls++
+	runtime.Gosched()
+}
+
+func (f *tagFilter) leave() {
+	if f.spec.watch {
+		f.busy.Store(false)
+	}
+}
+
 func (f *bodyTagFilter) OnRequestBody(x *filters.Exchange, b *filters.Buffer, endStream bool) filters.Status {
+	f.enter()
+	defer f.leave()
 	if f.spec.bufferReq && !endStream {
 		return filters.StopAndBuffer
 	}
@@ -123,6 +158,8 @@ func (f *bodyTagFilter) OnRequestBody(x *filters.Exchange, b *filters.Buffer, en
 }
 
 func (f *bodyTagFilter) OnResponseBody(x *filters.Exchange, b *filters.Buffer, endStream bool) filters.Status {
+	f.enter()
+	defer f.leave()
 	if f.spec.rewriteResp == "" {
 		return filters.Continue
 	}

@@ -88,10 +88,15 @@ func TestRunRequestAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{
-		"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
-		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()), "e": "AQAB",
-	}}})
+	jwksOf := func(kid string, k *rsa.PrivateKey) []byte {
+		b, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{
+			"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()), "e": "AQAB",
+		}}})
+		return b
+	}
+	var keys atomic.Value
+	keys.Store(jwksOf("k1", key))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +105,7 @@ func TestRunRequestAuthentication(t *testing.T) {
 	jwks := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(keys)
+		w.Write(keys.Load().([]byte))
 	})}
 	go jwks.Serve(ln)
 	t.Cleanup(func() { jwks.Close() })
@@ -119,6 +124,15 @@ func TestRunRequestAuthentication(t *testing.T) {
 	stdout, _ := startRun(t, "--config", dir, "--admin", admin, "--access-log", "")
 	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
 
+	signWith := func(kid string, k *rsa.PrivateKey, claims jwtv5.MapClaims) string {
+		tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, claims)
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	sign := func(claims jwtv5.MapClaims) string {
 		tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, claims)
 		tok.Header["kid"] = "k1"
@@ -194,5 +208,31 @@ func TestRunRequestAuthentication(t *testing.T) {
 		if !strings.Contains(string(stats), s) {
 			t.Errorf("/stats lacks %q", s)
 		}
+	}
+
+	// The issuer rotates to a new key: the first token naming the new
+	// kid makes the gateway fetch the set again (at most once a second),
+	// without a restart or a config push.
+	key2, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Store(jwksOf("k2", key2))
+	rotated := signWith("k2", key2, jwtv5.MapClaims{"iss": "testing@waygate.test", "sub": "bob", "exp": now + 600})
+	var last string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := do(rotated)
+		if resp.StatusCode == 200 {
+			break
+		}
+		last = fmt.Sprintf("%d %q", resp.StatusCode, body)
+		if time.Now().After(deadline) {
+			t.Fatalf("token of the rotated key still refused after 10s: %s", last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if resp, body := do(valid); resp.StatusCode != 401 || body != "Jwks doesn't have key to match kid or alg from Jwt" {
+		t.Errorf("token of the retired key: %d %q, want 401", resp.StatusCode, body)
 	}
 }

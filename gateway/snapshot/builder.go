@@ -133,14 +133,20 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 	compiled := map[string]*listener.Listener{}
 	warming := map[string]string{}
 	var errs []string
+	deps := listener.Deps{HCM: b.HCM, Secrets: next, Log: b.log()}
 	for _, name := range sortedNames(ls) {
-		l, err := listener.Compile(ls[name], listener.Deps{HCM: b.HCM, Secrets: next, Log: b.log()})
+		l, err := listener.Compile(ls[name], deps)
 		switch {
 		case errors.Is(err, tlsconfig.ErrMissingSecret):
 			warming[name] = err.Error()
 			// As in Envoy, the version in service keeps serving until
-			// the update warms, rather than the port going dark.
+			// the update warms, rather than the port going dark. It is
+			// compiled again so this generation uses its filter
+			// factories and Sweep does not close them under it.
 			if prev := next.Listeners[name]; prev != nil {
+				if again, err := listener.Compile(prev.Proto, deps); err == nil {
+					prev = again
+				}
 				compiled[name] = prev
 			}
 		case err != nil:

@@ -45,6 +45,31 @@ type Counter interface {
 	Add(n uint64)
 }
 
+// MetricStats is implemented by a Stats that also holds gauges and
+// histograms and reaches the store's root scope, for filters whose
+// stats are named at run time outside the connection manager's scope
+// (Wasm plugins define wasmcustom.<name> metrics, as in Envoy). Filters
+// find it by type assertion on Env.Stats.
+type MetricStats interface {
+	Stats
+	Gauge(name string) Gauge
+	Histogram(name string) Histogram
+	// Root is the scope with no name prefix.
+	Root() MetricStats
+}
+
+// Gauge is a stat that goes up and down.
+type Gauge interface {
+	Set(v int64)
+	Add(d int64)
+	Value() int64
+}
+
+// Histogram records a distribution of values.
+type Histogram interface {
+	RecordValue(v float64)
+}
+
 // Builder compiles a filter's typed config into its Factory. cfg is the
 // unpacked proto of the type URL the builder is registered for. Errors
 // should name the field path ("providers.p1.issuer: must not be empty").

@@ -149,4 +149,12 @@ type filterStats struct{ s *Scope }
 
 func (f filterStats) Counter(name string) filters.Counter { return f.s.Counter(name) }
 
+func (f filterStats) Gauge(name string) filters.Gauge { return f.s.Gauge(name) }
+
+func (f filterStats) Histogram(name string) filters.Histogram { return f.s.Histogram(name) }
+
+func (f filterStats) Root() filters.MetricStats { return filterStats{f.s.store.root} }
+
+var _ filters.MetricStats = filterStats{}
+
 var _ filters.Counter = (*Counter)(nil)

@@ -171,8 +171,15 @@ func listenerAddress(name string) (string, span, bool) {
 
 // promName is Envoy's Prometheus name for a tag-extracted stat name:
 // "envoy_" and the name with every character outside [a-zA-Z0-9_] turned
-// into "_".
-func promName(s string) string { return "envoy_" + sanitize(s) }
+// into "_". Metrics a Wasm plugin defines (wasmcustom.<name>) keep the
+// plugin's own name, without the prefixes, as Envoy exports them: that
+// is how Istio's stats plugin yields istio_requests_total.
+func promName(s string) string {
+	if rest, ok := strings.CutPrefix(s, "wasmcustom."); ok {
+		return sanitize(rest)
+	}
+	return "envoy_" + sanitize(s)
+}
 
 func sanitize(s string) string {
 	b := []byte(s)

@@ -33,6 +33,7 @@ func TestPrometheusName(t *testing.T) {
 		{"code not at end of rq", "http.p.downstream_rq_time", "envoy_http_downstream_rq_time",
 			map[string]string{"envoy_http_conn_manager_prefix": "p"}},
 		{"odd characters", "wasm.my-plugin:x", "envoy_wasm_my_plugin_x", map[string]string{}},
+		{"wasm plugin metric", "wasmcustom.istio_requests_total", "istio_requests_total", map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

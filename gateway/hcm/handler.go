@@ -416,6 +416,10 @@ func (s *stream) finish(h *Handler) {
 	if x.Response.Status == 0 && s.enc.status != 0 {
 		x.Response.Status = s.enc.status
 	}
+	// A request body may still be streaming upstream when the response
+	// is over; its filters must not run beside the done callbacks.
+	s.enc.lock()
+	defer s.enc.unlock()
 	for _, d := range s.done {
 		func() {
 			defer func() { _ = recover() }()

@@ -8,6 +8,7 @@ import (
 	jwtauthnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/stats"
 )
 
 // TestTokenCacheStillChecksClaims caches a verified token and checks
@@ -19,7 +20,8 @@ func TestTokenCacheStillChecksClaims(t *testing.T) {
 		p.JwtCacheConfig = &jwtauthnv3.JwtCacheConfig{JwtCacheSize: 2}
 		p.Audiences = []string{"api"}
 	})
-	f := mustFactory(t, singleProvider(p), filters.Env{}, options{now: func() time.Time { return now }})
+	store := stats.NewStore()
+	f := mustFactory(t, singleProvider(p), filters.Env{Stats: store.Filters()}, options{now: func() time.Time { return now }})
 	tok := s.sign(t, map[string]any{"iss": testIssuer, "sub": "u", "aud": "api", "exp": now.Unix() + 100})
 	for i := range 2 {
 		x := newExchange("/", bearer(tok)...)
@@ -32,6 +34,9 @@ func TestTokenCacheStillChecksClaims(t *testing.T) {
 	}
 	if _, ok := f.providers["p"].cache.get(tok); !ok {
 		t.Fatal("verified token not cached")
+	}
+	if hit, miss := store.Counter("jwt_authn.jwt_cache_hit").Value(), store.Counter("jwt_authn.jwt_cache_miss").Value(); hit != 1 || miss != 1 {
+		t.Errorf("jwt_cache_hit=%d jwt_cache_miss=%d, want 1 1", hit, miss)
 	}
 	now = now.Add(time.Hour)
 	if _, body := outcome(t, f, newExchange("/", bearer(tok)...)); body != "Jwt is expired" {

@@ -82,7 +82,7 @@ type Factory struct {
 // manager's scope: http.<stat_prefix>.jwt_authn.<name>.
 // https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/jwt_authn_filter#statistics
 type counters struct {
-	allowed, denied, corsBypassed, fetchOK, fetchFailed filters.Counter
+	allowed, denied, corsBypassed, fetchOK, fetchFailed, cacheHit, cacheMiss filters.Counter
 }
 
 func newCounters(st filters.Stats, prefix string) *counters {
@@ -95,6 +95,7 @@ func newCounters(st filters.Stats, prefix string) *counters {
 	return &counters{
 		allowed: c("allowed"), denied: c("denied"), corsBypassed: c("cors_preflight_bypassed"),
 		fetchOK: c("jwks_fetch_success"), fetchFailed: c("jwks_fetch_failed"),
+		cacheHit: c("jwt_cache_hit"), cacheMiss: c("jwt_cache_miss"),
 	}
 }
 

@@ -46,7 +46,11 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 		cache = p.cache
 	}
 	if cache != nil {
-		t, cached = cache.get(ft.raw)
+		if t, cached = cache.get(ft.raw); cached {
+			v.f.c.cacheHit.Inc()
+		} else {
+			v.f.c.cacheMiss.Inc()
+		}
 	}
 	if !cached {
 		var st status

@@ -102,7 +102,10 @@ func TestOutlierEjectionTimeGrows(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		return time.Since(start)
+		d := time.Since(start)
+		// The pick table follows the host's state right after.
+		eventually(t, time.Second, "the returned host is not picked", func() bool { return pickSet(t, cl)[bad.Addr()] })
+		return d
 	}
 	first := ejectedFor()
 	second := ejectedFor()

@@ -38,6 +38,9 @@ type remoteSource struct {
 	refetch              time.Duration
 	retries              int
 	backoffBase, backMax time.Duration
+	// async is set with async_fetch: the background loop refreshes the
+	// set, so a fetched set never goes stale for requests, as in Envoy.
+	async bool
 
 	up            filters.Upstream
 	log           *slog.Logger
@@ -73,6 +76,7 @@ type flight struct {
 // listener never blocks on a key server), later ones when the set is
 // about to expire, or after refetch when one failed.
 func (r *remoteSource) start() {
+	r.async = true
 	r.backgroundWG.Add(1)
 	go func() {
 		defer r.backgroundWG.Done()
@@ -164,7 +168,11 @@ func (r *remoteSource) run(f *flight) {
 	ks, err := r.fetchWithRetries()
 	now := time.Now()
 	if err == nil {
-		r.cur.Store(&cachedSet{ks: ks, fetched: now, expires: now.Add(r.cacheDuration)})
+		expires := now.Add(r.cacheDuration)
+		if r.async {
+			expires = now.Add(100 * 365 * 24 * time.Hour)
+		}
+		r.cur.Store(&cachedSet{ks: ks, fetched: now, expires: expires})
 		r.fetched.Inc()
 		r.log.Debug("jwks fetched", "provider", r.provider, "uri", r.uri, "cluster", r.cluster, "keys", len(ks.keys))
 	} else if r.ctx.Err() == nil {

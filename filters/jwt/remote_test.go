@@ -348,3 +348,28 @@ func TestRequestCancelledWhileFetching(t *testing.T) {
 		t.Fatalf("next request: %d %q", code, body)
 	}
 }
+
+// TestAsyncFetchRefreshesInBackground rotates a key set without kids
+// under async_fetch: the background refresh at cache_duration picks the
+// new key up, and no request waits for a fetch.
+func TestAsyncFetchRefreshesInBackground(t *testing.T) {
+	old := newSigner(t, "ES256", "")
+	next := newSigner(t, "ES256", "")
+	srv := startJWKS(t, jwks(old))
+	env, _, _ := remoteEnv(srv)
+	f := mustFactory(t, singleProvider(remoteProvider(func(r *jwtauthnv3.RemoteJwks) {
+		r.AsyncFetch = &jwtauthnv3.JwksAsyncFetch{}
+		r.CacheDuration = durationpb.New(20 * time.Millisecond)
+	})), env)
+	for f.ordered[0].remote.cur.Load() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	srv.set.Store(jwks(next))
+	before := srv.hits.Load()
+	for srv.hits.Load() < before+2 {
+		time.Sleep(time.Millisecond)
+	}
+	if code, body := outcome(t, f, newExchange("/", bearer(next.sign(t, claims()))...)); code != 0 {
+		t.Fatalf("new key after a background refresh: %d %q", code, body)
+	}
+}

@@ -40,20 +40,7 @@ func (e *encoder) Started() bool { return e.started }
 
 func (e *encoder) WriteHeaders(endStream bool) error {
 	x := e.x
-	e.lock()
-	stopped := false
-	for _, f := range e.hdr {
-		st := f.OnResponseHeaders(x, endStream)
-		if st == filters.Stop {
-			stopped = true
-			break
-		}
-		if st == filters.StopAndBuffer && !endStream {
-			e.held = true
-		}
-	}
-	e.unlock()
-	if stopped {
+	if e.runHeaderFilters(endStream) {
 		return e.replaceWithLocal()
 	}
 	if e.held {
@@ -111,6 +98,26 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 		_ = http.NewResponseController(e.w).Flush()
 	}
 	return nil
+}
+
+// runHeaderFilters runs the response header filters; stopped reports
+// that one ended the exchange with a local reply. The lock is released
+// by defer: a filter that panics must not leave it held for the 500 the
+// handler then sends.
+func (e *encoder) runHeaderFilters(endStream bool) (stopped bool) {
+	e.lock()
+	defer e.unlock()
+	for _, f := range e.hdr {
+		switch f.OnResponseHeaders(e.x, endStream) {
+		case filters.Stop:
+			return true
+		case filters.StopAndBuffer:
+			if !endStream {
+				e.held = true
+			}
+		}
+	}
+	return false
 }
 
 // runBodyFilters passes one chunk through the response body filters. It

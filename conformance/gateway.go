@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -36,37 +37,45 @@ type gatewayProcess struct {
 	done   chan struct{}
 }
 
-// startGateway runs `waygate run --config dir` with a free admin port
-// and waits until it says it is serving.
+// startGateway runs `waygate run --config dir` and waits until it says
+// it is serving. The admin server binds port 0 and the runner reads the
+// address from the summary: a port picked here and freed could be taken
+// by the gateway's own xDS listener before the admin server binds it.
 func startGateway(bin, dir string) (*gatewayProcess, error) {
-	adminPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	g := &gatewayProcess{
-		admin:  fmt.Sprintf("127.0.0.1:%d", adminPort),
 		stdout: &tailBuffer{max: 64 << 10},
 		stderr: &tailBuffer{max: 64 << 10},
 		done:   make(chan struct{}),
 	}
-	g.cmd = exec.Command(bin, "run", "--config", dir, "--admin", g.admin, "--access-log", "", "--drain-time", "1s")
+	g.cmd = exec.Command(bin, "run", "--config", dir, "--admin", "127.0.0.1:0", "--access-log", "", "--drain-time", "1s")
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	if err := g.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go func() { _ = g.cmd.Wait(); close(g.done) }()
 	deadline := time.After(20 * time.Second)
-	for !strings.Contains(g.stdout.String(), "waygate is serving") {
+	for {
+		if m := adminLine.FindStringSubmatch(g.stdout.String()); m != nil {
+			g.admin = m[1]
+			return g, nil
+		}
 		select {
 		case <-g.done:
-			return nil, fmt.Errorf("waygate run exited before serving:\n%s", g.stderr.String())
+			return nil, fmt.Errorf("waygate run exited before serving: %s", lastLine(g.stderr.String()))
 		case <-deadline:
 			g.stop()
-			return nil, fmt.Errorf("waygate run did not say it is serving within 20s:\n%s", g.stderr.String())
+			return nil, fmt.Errorf("waygate run did not say it is serving within 20s: %s", lastLine(g.stderr.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return g, nil
+}
+
+// adminLine is how `waygate run` names its admin address once serving.
+var adminLine = regexp.MustCompile(`(?s)waygate is serving.*\n\s*admin: http://([^/\s]+)/`)
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // stop interrupts the process and waits for it, killing it if it does

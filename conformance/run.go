@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -84,7 +85,7 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 			return res
 		}
 		if gw == nil {
-			if gw, err = startGateway(bin, dir); err != nil {
+			if gw, err = startFirst(bin, dir, s, st, p); err != nil {
 				res.Err = err.Error()
 				return res
 			}
@@ -112,6 +113,25 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 		}
 	}
 	return res
+}
+
+// startFirst starts the gateway on the first step's files. A gateway
+// port picked free can be taken by someone else before the gateway binds
+// it; then the ports are picked again and the files rewritten, twice at
+// most.
+func startFirst(bin, dir string, s *Scenario, st *Step, p *ports) (*gatewayProcess, error) {
+	for attempt := 0; ; attempt++ {
+		gw, err := startGateway(bin, dir)
+		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+			return gw, err
+		}
+		p.mu.Lock()
+		p.gateway = map[string]int{}
+		p.mu.Unlock()
+		if err := writeStep(s, st, p, dir); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // writeStep renders the step's files into dir, each written then

@@ -287,17 +287,9 @@ func TestAsyncFetchNeverBlocksStartup(t *testing.T) {
 		r.AsyncFetch = &jwtauthnv3.JwksAsyncFetch{FastListener: true}
 	})
 	f := mustFactory(t, singleProvider(p), env) // returns although the server holds the fetch
-	for srv.hits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, func() bool { return srv.hits.Load() > 0 })
 	close(release)
-	deadline := time.Now().Add(5 * time.Second)
-	for store := f.ordered[0].remote; store.cur.Load() == nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("background fetch never completed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, func() bool { return f.ordered[0].remote.cur.Load() != nil })
 	if code, body := outcome(t, f, newExchange("/", bearer(s.sign(t, claims()))...)); code != 0 {
 		t.Fatalf("got %d %q", code, body)
 	}
@@ -336,9 +328,7 @@ func TestRequestCancelledWhileFetching(t *testing.T) {
 	x.Context = ctx
 	done := make(chan int)
 	go func() { c, _ := outcome(t, f, x); done <- c }()
-	for srv.hits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, func() bool { return srv.hits.Load() > 0 })
 	cancel()
 	if code := <-done; code != 401 {
 		t.Errorf("cancelled request: %d", code)
@@ -361,15 +351,23 @@ func TestAsyncFetchRefreshesInBackground(t *testing.T) {
 		r.AsyncFetch = &jwtauthnv3.JwksAsyncFetch{}
 		r.CacheDuration = durationpb.New(20 * time.Millisecond)
 	})), env)
-	for f.ordered[0].remote.cur.Load() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, func() bool { return f.ordered[0].remote.cur.Load() != nil })
 	srv.set.Store(jwks(next))
 	before := srv.hits.Load()
-	for srv.hits.Load() < before+2 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, func() bool { return srv.hits.Load() >= before+2 })
 	if code, body := outcome(t, f, newExchange("/", bearer(next.sign(t, claims()))...)); code != 0 {
 		t.Fatalf("new key after a background refresh: %d %q", code, body)
+	}
+}
+
+// eventually waits up to 10s for cond, failing the test otherwise.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -84,7 +84,7 @@ func TestOutlierEjectionTimeGrows(t *testing.T) {
 	good := startBackend(t, backend.Options{Version: "good"})
 	bad := startBackend(t, backend.Options{Version: "bad", FailPercent: 100})
 	const base = 150 * time.Millisecond
-	_, cl, _ := build(t, cluster([]ep{{addr: good.Addr()}, {addr: bad.Addr()}}, outlier(2, 50*time.Millisecond, base, 100)))
+	_, cl, _ := build(t, cluster([]ep{{addr: good.Addr()}, {addr: bad.Addr()}}, outlier(2, 100*time.Millisecond, base, 100)))
 
 	ejectedFor := func() time.Duration {
 		t.Helper()
@@ -103,8 +103,11 @@ func TestOutlierEjectionTimeGrows(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		d := time.Since(start)
-		// The pick table follows the host's state right after.
-		eventually(t, time.Second, "the returned host is not picked", func() bool { return pickSet(t, cl)[bad.Addr()] })
+		// The pick table follows the host's state right after; two
+		// round robin picks then reach both hosts.
+		for !picked(cl, 2, bad.Addr()) {
+			time.Sleep(100 * time.Microsecond)
+		}
 		return d
 	}
 	first := ejectedFor()
@@ -113,6 +116,16 @@ func TestOutlierEjectionTimeGrows(t *testing.T) {
 	if first < base || second < 2*base {
 		t.Errorf("ejections lasted %v and %v, want at least %v and %v", first, second, base, 2*base)
 	}
+}
+
+// picked says whether n picks reach addr.
+func picked(cl *upstream.Cluster, n int, addr string) bool {
+	for i := 0; i < n; i++ {
+		if e, err := cl.Pick(upstream.PickContext{}); err == nil && e.Address == addr {
+			return true
+		}
+	}
+	return false
 }
 
 func isEjected(cl *upstream.Cluster, addr string) bool {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -275,6 +276,14 @@ func (s *socket) serve() {
 // handle picks the filter chain for a new connection and hands it over.
 func (s *socket) handle(raw net.Conn) {
 	c := s.track(raw)
+	// A bug met by one connection ends that connection, not the
+	// process and every other connection with it.
+	defer func() {
+		if v := recover(); v != nil {
+			s.m.log().Error("connection handler panic", "listener", s.name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.Close()
+		}
+	}()
 	l := s.cur.Load()
 	f := connFacts{dst: addrPort(c.LocalAddr()), src: addrPort(c.RemoteAddr())}
 	f.direct = f.src.Addr()

@@ -112,6 +112,10 @@ func (c *Config) pick() string {
 func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 	defer down.Close()
 	name := c.pick()
+	if set == nil {
+		c.log.Warn("tcp proxy: no cluster set", "cluster", name)
+		return
+	}
 	cl := set.Cluster(name)
 	if cl == nil {
 		c.log.Warn("tcp proxy: cluster not found", "cluster", name)

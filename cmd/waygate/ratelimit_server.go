@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
+	"github.com/waygate/waygate/gateway/istio"
+	"github.com/waygate/waygate/gateway/istio/translate"
 	"github.com/waygate/waygate/gateway/rls"
 )
 
@@ -32,6 +34,8 @@ func runRateLimitServer(args []string) int {
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address (host:port) shared by every replica")
 	var configs stringList
 	fs.Var(&configs, "config", "config file in envoyproxy/ratelimit's format (repeatable, or comma-separated)")
+	var policies stringList
+	fs.Var(&policies, "policies", "directory or file of RateLimitPolicy resources whose global rules make the config (repeatable)")
 	listen := fs.String("listen", "127.0.0.1:8081", "gRPC listen address")
 	sliding := fs.Bool("sliding-window", false, "count in a sliding window instead of fixed windows")
 	prefix := fs.String("prefix", "", "prefix of the Redis keys (default waygate_rl_)")
@@ -41,14 +45,15 @@ func runRateLimitServer(args []string) int {
 		return 2
 	}
 	log, err := lf.logger()
-	if err == nil && len(configs) == 0 {
-		err = errors.New("--config FILE is required")
+	if err == nil && len(configs)+len(policies) == 0 {
+		err = errors.New("--config FILE or --policies DIR is required")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "waygate ratelimit-server:", err)
 		return 2
 	}
-	cfg, err := rls.LoadFiles(configs...)
+	load := func() (*rls.Config, error) { return loadRateLimitConfig(configs, policies) }
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "waygate ratelimit-server:", err)
 		return 1
@@ -83,7 +88,7 @@ func runRateLimitServer(args []string) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				next, err := rls.LoadFiles(configs...)
+				next, err := load()
 				if err != nil {
 					log.Error("config reload failed; keeping the previous config", "err", err)
 					continue
@@ -103,6 +108,28 @@ func runRateLimitServer(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// loadRateLimitConfig reads the config files, then adds the config
+// derived from the global rules of the RateLimitPolicies under policies
+// (the same derivation the control plane's descriptors follow). A
+// policy with validation errors is left out, as the control plane
+// leaves it out.
+func loadRateLimitConfig(configs, policies []string) (*rls.Config, error) {
+	cfg, err := rls.LoadFiles(configs...)
+	if err != nil || len(policies) == 0 {
+		return cfg, err
+	}
+	ic, findings, err := istio.LoadPaths(policies...)
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, istio.Validate(ic)...)
+	ic = ic.WithoutInvalid(findings)
+	if err := cfg.Add("policies", translate.RateLimitServiceConfig(ic)); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // stringList is a repeatable, comma-separated flag.

@@ -5,13 +5,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/waygate/waygate/filters/authz"
+	"github.com/waygate/waygate/filters/extauthz"
 )
 
 // httpFiltersOf returns the HTTP filters of the first HTTP connection
@@ -173,5 +179,103 @@ func TestAuthzCompilesInGateway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuthzCustomProvider translates CUSTOM policies with the
+// extension providers of istiod's builder tests and compares with the
+// configs istiod generates for them (its testdata
+// custom-http-provider-out{1,2}.yaml and custom-grpc-provider-out2.yaml,
+// in istiod-*.json), then runs them in the gateway's filters.
+func TestAuthzCustomProvider(t *testing.T) {
+	t.Chdir("testdata/authz-custom")
+	cfg := loadCase(t, "policies.yaml")
+	httpProvider := &meshconfig.MeshConfig_ExtensionProvider{Name: "default", Provider: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExtAuthzHttp{
+		EnvoyExtAuthzHttp: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationHttpProvider{
+			Service:                         "foo/my-custom-ext-authz.foo.svc.cluster.local",
+			Port:                            9000,
+			Timeout:                         durationpb.New(10 * time.Second),
+			FailOpen:                        true,
+			StatusOnError:                   "403",
+			PathPrefix:                      "/check",
+			IncludeRequestHeadersInCheck:    []string{"x-custom-id", "x-prefix-*", "*-suffix"},
+			IncludeHeadersInCheck:           []string{"should-not-include-when-IncludeRequestHeadersInCheck-is-set"},
+			IncludeAdditionalHeadersInCheck: map[string]string{"x-header-1": "value-1", "x-header-2": "value-2"},
+			IncludeRequestBodyInCheck:       &meshconfig.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationRequestBody{MaxRequestBytes: 2048, AllowPartialMessage: true, PackAsBytes: true},
+			HeadersToUpstreamOnAllow:        []string{"Authorization", "x-prefix-*", "*-suffix"},
+			HeadersToDownstreamOnDeny:       []string{"Set-cookie", "x-prefix-*", "*-suffix"},
+			HeadersToDownstreamOnAllow:      []string{"Set-cookie", "x-prefix-*", "*-suffix"},
+		}}}
+	grpcProvider := &meshconfig.MeshConfig_ExtensionProvider{Name: "default", Provider: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExtAuthzGrpc{
+		EnvoyExtAuthzGrpc: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationGrpcProvider{
+			Service:                   "foo/my-custom-ext-authz.foo.svc.cluster.local",
+			Port:                      9000,
+			Timeout:                   durationpb.New(2 * time.Millisecond),
+			FailOpen:                  true,
+			StatusOnError:             "403",
+			IncludeRequestBodyInCheck: &meshconfig.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationRequestBody{MaxRequestBytes: 4096, AllowPartialMessage: true},
+		}}}
+	wantRBAC := &rbachttpv3.RBAC{}
+	readJSON(t, "istiod-rbac.json", wantRBAC)
+	for _, tc := range []struct {
+		name     string
+		provider *meshconfig.MeshConfig_ExtensionProvider
+		want     string
+	}{
+		{"http", httpProvider, "istiod-ext-authz-http.json"},
+		{"grpc", grpcProvider, "istiod-ext-authz-grpc.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, warnings := Translate(cfg, Proxy{ExtensionProviders: []*meshconfig.MeshConfig_ExtensionProvider{tc.provider}})
+			if len(warnings) != 0 {
+				t.Errorf("warnings: %v", warnings)
+			}
+			fs := httpFiltersOf(t, res, "0.0.0.0_8080")
+			if len(fs) < 2 || fs[0].Name != rbacFilter || fs[1].Name != extAuthzFilter {
+				t.Fatalf("chain starts %v, want rbac then ext_authz", fs)
+			}
+			rb := rbacConfigs(t, fs[:1])[0]
+			if !proto.Equal(rb, wantRBAC) {
+				t.Errorf("RBAC differs from istiod's:\n%s", prototext.Format(rb))
+			}
+			got := &extauthzv3.ExtAuthz{}
+			if err := fs[1].GetTypedConfig().UnmarshalTo(got); err != nil {
+				t.Fatal(err)
+			}
+			want := &extauthzv3.ExtAuthz{}
+			readJSON(t, tc.want, want)
+			if !proto.Equal(got, want) {
+				t.Errorf("ext_authz differs from istiod's.\nistiod:\n%s\nwaygate:\n%s", prototext.Format(want), prototext.Format(got))
+			}
+			if _, err := authz.Compile(rb); err != nil {
+				t.Errorf("the gateway refuses the RBAC filter: %v", err)
+			}
+			if _, err := extauthz.Compile(got); err != nil {
+				t.Errorf("the gateway refuses the ext_authz filter: %v", err)
+			}
+		})
+	}
+	t.Run("unknown service", func(t *testing.T) {
+		p := proto.Clone(grpcProvider).(*meshconfig.MeshConfig_ExtensionProvider)
+		p.GetEnvoyExtAuthzGrpc().Service = "bar/nothing.bar.svc.cluster.local"
+		res, warnings := Translate(cfg, Proxy{ExtensionProviders: []*meshconfig.MeshConfig_ExtensionProvider{p}})
+		if len(warnings) != 2 || !strings.Contains(warnings[0].String(), "could not find service bar/nothing.bar.svc.cluster.local") {
+			t.Errorf("warnings = %v", warnings)
+		}
+		rb := rbacConfigs(t, httpFiltersOf(t, res, "0.0.0.0_8080"))
+		if len(rb) != 1 || rb[0].GetRules().GetPolicies()["istio-ext-authz-default-ns[istio-system]-policy[httpbin-1]-rule[0]-deny-due-to-bad-CUSTOM-action"] == nil {
+			t.Errorf("want the bad-CUSTOM deny, got %v", rb)
+		}
+	})
+}
+
+func readJSON(t *testing.T, path string, m proto.Message) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := protojson.Unmarshal(b, m); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

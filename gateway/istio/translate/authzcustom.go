@@ -16,14 +16,22 @@ const (
 	badCustomSuffix      = "-deny-due-to-bad-CUSTOM-action"
 )
 
-// customAuthzFilters are the filters of CUSTOM policies. Waygate does not
-// read meshConfig.extensionProviders yet, so no provider resolves, and
-// like istiod for an unknown provider it fails closed: the policies'
-// rules become a DENY RBAC filter, each policy named
-// istio-ext-authz-<provider>-ns[..]-policy[..]-rule[..]-deny-due-to-bad-CUSTOM-action.
+// customAuthzFilters are the filters of CUSTOM policies, a pair per
+// extension provider (sorted by name): an RBAC filter whose shadow rules
+// are the policies' rules, under the istio_ext_authz_ prefix, and the
+// provider's ext_authz filter, enabled only when that shadow evaluation
+// matched one of the provider's policies. A provider that does not
+// resolve fails closed as in istiod: the policies' rules become a DENY
+// RBAC filter, named ...-deny-due-to-bad-CUSTOM-action. Dry-run CUSTOM
+// policies are left out with a warning (istiod would enforce them).
+// https://istio.io/latest/docs/tasks/security/authorization/authz-custom/
 func (t *translator) customAuthzFilters(policies []*security.AuthorizationPolicy) []*hcmv3.HttpFilter {
 	byProvider := map[string][]*security.AuthorizationPolicy{}
 	for _, p := range policies {
+		if t.isDryRun(p) {
+			t.warn(authzKey(p), "metadata.annotations["+dryRunAnnotation+"]", "dry-run is not supported for CUSTOM policies; the policy is ignored")
+			continue
+		}
 		name := p.Spec.GetProvider().GetName()
 		byProvider[name] = append(byProvider[name], p)
 	}
@@ -35,21 +43,31 @@ func (t *translator) customAuthzFilters(policies []*security.AuthorizationPolicy
 	var out []*hcmv3.HttpFilter
 	for _, provider := range providers {
 		ps := byProvider[provider]
-		for _, p := range ps {
-			t.warn(authzKey(p), "spec.provider.name", "extension provider %q is not defined (Waygate does not read meshConfig.extensionProviders yet); the requests the policy matches are denied", provider)
-		}
 		prefix := extAuthzPolicyPrefix + "-"
 		if provider != "" {
 			prefix += provider + "-"
 		}
 		rules, _ := t.buildRBAC(ps, rbacv3.RBAC_DENY, prefix)
-		deny := &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{}}
-		if rules != nil {
+		if rules == nil {
+			rules = &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{}}
+		}
+		cfg, err := t.extAuthzProvider(provider)
+		if err != nil {
+			for _, p := range ps {
+				t.warn(authzKey(p), "spec.provider.name", "%v; the requests the policy matches are denied", err)
+			}
+			deny := &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{}}
 			for name, pol := range rules.Policies {
 				deny.Policies[name+badCustomSuffix] = pol
 			}
+			out = append(out, rbacHTTPFilter(&rbachttpv3.RBAC{Rules: deny}))
+			continue
 		}
-		out = append(out, rbacHTTPFilter(&rbachttpv3.RBAC{Rules: deny}))
+		cfg.FilterEnabledMetadata = extAuthzEnabledFor(provider)
+		out = append(out,
+			rbacHTTPFilter(&rbachttpv3.RBAC{ShadowRules: rules, ShadowRulesStatPrefix: extAuthzShadowPrefix}),
+			&hcmv3.HttpFilter{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: deterministicAny(cfg)}},
+		)
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/waygate/waygate/gateway/istio"
 )
@@ -39,6 +40,9 @@ type Proxy struct {
 	// file access log in Envoy's default format, as Istio's meshConfig
 	// accessLogFile does ("/dev/stdout" for the console).
 	AccessLogFile string
+	// ExtensionProviders are meshConfig.extensionProviders: the external
+	// authorizers CUSTOM AuthorizationPolicies name (authzcustom.go).
+	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
 }
 
 // Resources are the xDS resources of one proxy, each list sorted by name.

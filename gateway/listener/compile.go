@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -57,8 +58,10 @@ type chain struct {
 	name  string
 	match chainMatch
 	tls   *tls.Config
-	http  *hcm.Config
-	tcp   *tcpproxy.Config
+	// handshakeTimeout is transport_socket_connect_timeout; 0 if unset.
+	handshakeTimeout time.Duration
+	http             *hcm.Config
+	tcp              *tcpproxy.Config
 }
 
 // Deps are what compiling a listener needs from the gateway.
@@ -196,6 +199,12 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	c.match.sourceType = m.GetSourceType()
 	c.match.srcPorts = m.GetSourcePorts()
 
+	if d := fc.GetTransportSocketConnectTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+			return nil, fmt.Errorf("transport_socket_connect_timeout: a duration of 0 (none) or more is required")
+		}
+		c.handshakeTimeout = d.AsDuration()
+	}
 	if ts := fc.GetTransportSocket(); ts != nil {
 		typeURL, msg, err := hcm.Unpack(ts.GetTypedConfig())
 		if err != nil {

@@ -207,6 +207,11 @@ func (m *Manager) Drain(ctx context.Context) {
 	wg.Wait()
 }
 
+// handshakeTimeout bounds TLS handshakes of chains that set no
+// transport_socket_connect_timeout, as the HTTP server's header timeout
+// does for its connections.
+const handshakeTimeout = 60 * time.Second
+
 func (m *Manager) drainTimeout() time.Duration {
 	if m.DrainTimeout > 0 {
 		return m.DrainTimeout
@@ -313,17 +318,28 @@ func (s *socket) handle(raw net.Conn) {
 			c.Close()
 			return
 		}
-		conn = tls.Server(conn, ch.tls)
-	}
-	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
-	switch {
-	case ch.tcp != nil:
-		if tc, ok := conn.(*tls.Conn); ok {
-			if err := tc.HandshakeContext(s.ctx); err != nil {
+		tc := tls.Server(conn, ch.tls)
+		conn = tc
+		// The HTTP server bounds handshakes by its header timeout; the
+		// TCP proxy has none, and a chain may ask for a shorter bound
+		// (transport_socket_connect_timeout).
+		if ch.tcp != nil || ch.handshakeTimeout > 0 {
+			d := ch.handshakeTimeout
+			if d <= 0 {
+				d = handshakeTimeout
+			}
+			ctx, cancel := context.WithTimeout(s.ctx, d)
+			err := tc.HandshakeContext(ctx)
+			cancel()
+			if err != nil {
 				tc.Close()
 				return
 			}
 		}
+	}
+	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
+	switch {
+	case ch.tcp != nil:
 		var view hcm.View
 		if s.m.Views != nil {
 			view = s.m.Views()

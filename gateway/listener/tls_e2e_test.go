@@ -3,7 +3,11 @@ package listener_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/conformance/backend"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -277,5 +282,52 @@ func TestUpdateWaitingForSecretKeepsServing(t *testing.T) {
 		certSecret("gw-cert-2", issue(t, &ca, "v2", false, "gw.example.com")))
 	if got := servedCert(t, c, "https://"+g.addr("https")+"/").Subject.CommonName; got != "v2" {
 		t.Errorf("once its secret arrived the update served %q, want v2", got)
+	}
+}
+
+// firstFlight is the ClientHello a Go client sends for sni.
+func firstFlight(t *testing.T, sni string) []byte {
+	c, s := net.Pipe()
+	defer c.Close()
+	defer s.Close()
+	go tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(s, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(s, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, body...)
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	g := newGateway(t)
+	startBackend(t, g)
+	ca := newCA(t, "test CA")
+	cert := issue(t, &ca, "gw", false, "gw.example.com")
+	for _, filter := range []*listenerv3.Filter{httpFilter(t, "web"), tcpFilter(t, "web")} {
+		t.Run(filter.GetName(), func(t *testing.T) {
+			g.mustApply(resourcev3.ListenerType, newListener("tls", "127.0.0.1:0", &listenerv3.FilterChain{
+				TransportSocket: tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+					TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
+				}}),
+				TransportSocketConnectTimeout: durationpb.New(200 * time.Millisecond),
+				Filters:                       []*listenerv3.Filter{filter},
+			}))
+			c, err := net.DialTimeout("tcp", g.addr("tls"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Say hello, then never finish the handshake.
+			c.Write(firstFlight(t, "gw.example.com"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadAll(c); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("a stalled handshake outlived transport_socket_connect_timeout")
+			}
+		})
 	}
 }

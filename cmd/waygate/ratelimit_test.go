@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,4 +191,74 @@ func startRateLimitServer(t *testing.T, args ...string) {
 		}
 	})
 	waitFor(t, func() bool { return strings.Contains(out.String(), "listening on") })
+}
+
+const headerPolicy = `
+apiVersion: waygate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: per-key, namespace: istio-system}
+spec:
+  match: {pathPrefix: /api}
+  rules:
+  - by: header
+    header: x-api-key
+    local: {requests: 50, per: hour}
+`
+
+// Many concurrent connections with one API key get exactly the key's 50
+// requests through, shared across connections; requests outside the
+// path prefix are not counted.
+func TestRunLocalRateLimitUnderConcurrency(t *testing.T) {
+	b := startBackend(t, "echo", "v1")
+	port := freePort(t)
+	startRateLimitedRun(t, rateLimitDir(t, port, b.Addr(), headerPolicy))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	const workers, each = 16, 10
+	codes := make(chan int, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One connection per worker.
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer c.CloseIdleConnections()
+			for range each {
+				req, _ := http.NewRequest(http.MethodGet, base+"/api/items", nil)
+				req.Header.Set("X-Api-Key", "k1")
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] != 50 || n[429] != workers*each-50 {
+		t.Errorf("statuses %v, want exactly 50 × 200 and %d × 429", n, workers*each-50)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, base+"/other", nil)
+	req.Header.Set("X-Api-Key", "k1")
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("outside the path prefix: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ = http.NewRequest(http.MethodGet, base+"/api/items", nil)
+	req.Header.Set("X-Api-Key", "k2")
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("another key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }

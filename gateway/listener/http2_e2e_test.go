@@ -12,6 +12,7 @@ import (
 	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestHTTP2OverTLSByALPN(t *testing.T) {
@@ -19,8 +20,13 @@ func TestHTTP2OverTLSByALPN(t *testing.T) {
 	be := startBackend(t, g)
 	ca := newCA(t, "test CA")
 	cert := issue(t, &ca, "gw", false, "gw.example.com")
-	listenerWith := func(alpn ...string) *listenerv3.Listener {
+	listenerWith := func(handshake time.Duration, alpn ...string) *listenerv3.Listener {
+		var timeout *durationpb.Duration
+		if handshake > 0 {
+			timeout = durationpb.New(handshake)
+		}
 		return newListener("https", "127.0.0.1:0", &listenerv3.FilterChain{
+			TransportSocketConnectTimeout: timeout,
 			TransportSocket: tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 				TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
 				AlpnProtocols:   alpn,
@@ -32,10 +38,12 @@ func TestHTTP2OverTLSByALPN(t *testing.T) {
 		name      string
 		alpn      []string
 		upstream2 bool
+		handshake time.Duration // transport_socket_connect_timeout
 		want      string
 	}{
 		{name: "h2 offered", alpn: []string{"h2", "http/1.1"}, want: "HTTP/2.0"},
 		{name: "h2 offered, HTTP/2 upstream", alpn: []string{"h2", "http/1.1"}, upstream2: true, want: "HTTP/2.0"},
+		{name: "h2 offered, handshake done before the HTTP server", alpn: []string{"h2", "http/1.1"}, handshake: 5 * time.Second, want: "HTTP/2.0"},
 		{name: "only http/1.1 offered", alpn: []string{"http/1.1"}, want: "HTTP/1.1"},
 		{name: "no ALPN configured", want: "HTTP/1.1"},
 	}
@@ -46,7 +54,7 @@ func TestHTTP2OverTLSByALPN(t *testing.T) {
 				cl = http2Cluster(t, "web", be.Addr())
 			}
 			g.mustApply(resourcev3.ClusterType, cl)
-			g.mustApply(resourcev3.ListenerType, listenerWith(tt.alpn...))
+			g.mustApply(resourcev3.ListenerType, listenerWith(tt.handshake, tt.alpn...))
 			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 				ForceAttemptHTTP2: true,
 				TLSClientConfig:   &tls.Config{RootCAs: ca.pool(), ServerName: "gw.example.com"},

@@ -189,8 +189,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			if cancelTry != nil {
 				cancelTry()
 			}
-			if errors.Is(err, filters.ErrLocalReply) && x.LocalReply() != nil {
-				f.local(x, rt, *x.LocalReply())
+			if rep := x.LocalReply(); rep != nil {
+				// A request body filter answered while the body was
+				// being sent (the connection manager then cancels the
+				// attempt, whatever error the upstream reports).
+				f.local(x, rt, *rep)
 				return
 			}
 			if x.Context.Err() != nil {

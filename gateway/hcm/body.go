@@ -1,6 +1,7 @@
 package hcm
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -33,6 +34,10 @@ type bodyPipe struct {
 	// stopped is the filter that ended the exchange, if one did.
 	stopped filters.RequestBodyFilter
 	mu      *sync.Mutex
+	// panicked counts and logs a filter panic.
+	panicked func(v any)
+	// abort cancels the exchange's context once the body failed.
+	abort context.CancelCauseFunc
 }
 
 func newBodyPipe(src io.ReadCloser, x *filters.Exchange, fs []filters.RequestBodyFilter, limit int, mu *sync.Mutex) *bodyPipe {
@@ -73,6 +78,11 @@ func (p *bodyPipe) step() {
 		return
 	}
 	if err := p.run(p.chunk[:n], end); err != nil {
+		if p.abort != nil {
+			// The router may be waiting on the upstream's answer to a
+			// body that will never be complete: cancel the attempt.
+			p.abort(err)
+		}
 		if errors.Is(err, errPayloadTooLarge) && p.x.LocalReply() == nil {
 			// The router may be reading this body already; a local
 			// reply is how it learns to answer 413.
@@ -112,9 +122,16 @@ func (p *bodyPipe) prime(declared int64) (int64, error) {
 // run passes one chunk down the filters. What comes out of the last one
 // is ready for the router. It runs on the goroutine that sends the body
 // upstream, so it holds the stream's lock against the response filters.
-func (p *bodyPipe) run(data []byte, end bool) error {
+func (p *bodyPipe) run(data []byte, end bool) (err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Off the handler's goroutine no recover of the handler's applies:
+	// a panicking filter would take the process down.
+	defer func() {
+		if v := recover(); v != nil {
+			err = p.recovered(v)
+		}
+	}()
 	for i, f := range p.filters {
 		var b *filters.Buffer
 		if p.held[i] != nil {
@@ -149,6 +166,20 @@ func (p *bodyPipe) run(data []byte, end bool) error {
 	}
 	p.out = data
 	return nil
+}
+
+// recovered turns a body filter's panic into the exchange's 500.
+func (p *bodyPipe) recovered(v any) error {
+	if v == http.ErrAbortHandler {
+		return errAbort
+	}
+	if p.panicked != nil {
+		p.panicked(v)
+	}
+	if p.x.LocalReply() == nil {
+		p.x.SendLocalReply(filters.LocalReply{Status: http.StatusInternalServerError, Body: "filter panic", Details: detailsFilterPanic})
+	}
+	return filters.ErrLocalReply
 }
 
 func (p *bodyPipe) Close() error { return p.src.Close() }

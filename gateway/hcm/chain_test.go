@@ -209,7 +209,7 @@ func TestFilterPanicFailsOneRequest(t *testing.T) {
 	echo := startEcho(t, "echo")
 	// With see-body the chain has a request body filter, which turns on
 	// the stream's filter lock: a panic must not leave it held.
-	for _, spec := range []string{"panic", "panic-resp", "panic-resp,see-body"} {
+	for _, spec := range []string{"panic", "panic-resp", "panic-resp,see-body", "panic-body"} {
 		t.Run(spec, func(t *testing.T) {
 			panics := &stats.Counter{}
 			gw := hcmtest.Start(t, hcmtest.Options{
@@ -225,11 +225,23 @@ func TestFilterPanicFailsOneRequest(t *testing.T) {
 			if r.status != 500 || r.body != "filter panic" {
 				t.Errorf("panicking filter: got %d %q, want 500 %q", r.status, r.body, "filter panic")
 			}
+			// A body of unknown length streams: its filters run while
+			// the router sends it, off the handler's goroutine.
+			req, _ := http.NewRequest("POST", gw.URL+"/boom", io.MultiReader(strings.NewReader("streamed")))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 500 || string(b) != "filter panic" {
+				t.Errorf("streamed body: got %d %q, want 500 %q", resp.StatusCode, b, "filter panic")
+			}
 			if r := do(t, c, "GET", gw.URL+"/safe", ""); r.status != 200 {
 				t.Errorf("next request: status %d, want 200", r.status)
 			}
-			if panics.Value() != 1 {
-				t.Errorf("panic counter = %d, want 1", panics.Value())
+			if panics.Value() != 2 {
+				t.Errorf("panic counter = %d, want 2", panics.Value())
 			}
 		})
 	}
@@ -386,5 +398,31 @@ func TestFilterCallbacksAreSerialized(t *testing.T) {
 	}
 	if got := overlaps.Load() - before; got != 0 {
 		t.Errorf("%d filter callbacks overlapped another", got)
+	}
+}
+
+// TestLocalReplyToStreamedBody checks that a local reply to a request
+// whose body was never read reaches the client intact, however the
+// body's sending and the reply interleave: the connection must not be
+// closed over unread body bytes, which would reset it.
+func TestLocalReplyToStreamedBody(t *testing.T) {
+	echo := startEcho(t, "echo")
+	gw := hcmtest.Start(t, hcmtest.Options{
+		HCM:      hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "echo")), tag(t, "auth", "reply=401")),
+		Clusters: staticClusters([]*clusterSpec{{"echo", echo.Addr()}}),
+	})
+	c := hcmtest.Client()
+	for i := 0; i < 200; i++ {
+		// A reader of unknown length: the body goes chunked.
+		req, _ := http.NewRequest("POST", gw.URL+"/", io.MultiReader(strings.NewReader("some body")))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || string(b) != "denied by auth" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
 	}
 }

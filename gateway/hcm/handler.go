@@ -2,6 +2,7 @@ package hcm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ type stream struct {
 	// mu serializes the request body filters with the response filters
 	// once the router streams the body upstream (see bodyPipe.run).
 	mu sync.Mutex
+	// duplex is set when the HTTP/1.1 request body streams full duplex
+	// (see closeDuplexBody).
+	duplex *http.ResponseController
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -76,15 +80,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	cfg.stats.begin()
 	defer s.finish(h)
+	defer s.closeDuplexBody(r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			if h.Panics != nil {
-				h.Panics.Inc()
-			}
-			cfg.log.Error("filter panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			h.filterPanicked(cfg, v)
 			if s.enc.started {
 				panic(http.ErrAbortHandler)
 			}
@@ -120,11 +122,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// request body ended, and the body must keep flowing while the
 		// response does. Without this, net/http would read and discard
 		// what is left of the body when the response head is written.
-		_ = http.NewResponseController(w).EnableFullDuplex()
+		s.duplex = http.NewResponseController(w)
+		_ = s.duplex.EnableFullDuplex()
 	}
 	var pipe *bodyPipe
 	if len(s.reqBody) > 0 && !endStream {
 		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit, &s.mu)
+		pipe.panicked = func(v any) { h.filterPanicked(cfg, v) }
+		ctx, cancel := context.WithCancelCause(x.Context)
+		defer cancel(nil)
+		x.Context, pipe.abort = ctx, cancel
 		s.enc.mu = &s.mu
 		body = pipe
 	}
@@ -176,6 +183,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// duplexDrain bounds how long an answered HTTP/1.1 request may still
+// send the rest of its body; see closeDuplexBody.
+const duplexDrain = time.Second
+
+// closeDuplexBody ends a full-duplex HTTP/1.1 request body before the
+// response is finished. net/http would otherwise close the connection
+// over the unread rest of the body after the response, and the client's
+// kernel answers that with a reset that can destroy the response before
+// the client reads it (a 401 to a POST, say). Closing the body here
+// reads and discards what is left, as net/http does for requests that
+// are not full duplex, within duplexDrain; past it, the connection is
+// not reused.
+func (s *stream) closeDuplexBody(r *http.Request) {
+	if s.duplex == nil {
+		return
+	}
+	_ = s.duplex.SetReadDeadline(time.Now().Add(duplexDrain))
+	_ = r.Body.Close()
+}
+
+// filterPanicked counts and logs a panic a filter raised.
+func (h *Handler) filterPanicked(cfg *Config, v any) {
+	if h.Panics != nil {
+		h.Panics.Inc()
+	}
+	cfg.log.Error("filter panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 }
 
 // prepare normalizes the request head and fills x.Request. It answers

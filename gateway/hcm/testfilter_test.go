@@ -34,6 +34,7 @@ type tagSpec struct {
 	reply       int    // answer locally with this status
 	panics      bool   // panic in the request headers phase
 	panicsResp  bool   // panic in the response headers phase
+	panicsBody  bool   // panic in the request body phase
 	bufferHdr   bool   // StopAndBuffer from the request headers phase
 	bufferReq   bool   // buffer the request body until its end
 	rewriteReq  string // replace the whole request body ("" keeps it)
@@ -55,6 +56,8 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.panics = true
 		case "panic-resp":
 			s.panicsResp = true
+		case "panic-body":
+			s.panicsBody = true
 		case "buffer-hdr":
 			s.bufferHdr = true
 		case "buffer-req":
@@ -71,7 +74,7 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
 		t := &tagFilter{spec: &s}
-		if s.bufferReq || s.rewriteResp != "" || s.seeBody || s.watch {
+		if s.bufferReq || s.rewriteResp != "" || s.seeBody || s.watch || s.panicsBody {
 			return &bodyTagFilter{t}
 		}
 		return t
@@ -145,6 +148,9 @@ func (f *tagFilter) leave() {
 func (f *bodyTagFilter) OnRequestBody(x *filters.Exchange, b *filters.Buffer, endStream bool) filters.Status {
 	f.enter()
 	defer f.leave()
+	if f.spec.panicsBody {
+		panic("test filter " + f.spec.name + " on the request body")
+	}
 	if f.spec.bufferReq && !endStream {
 		return filters.StopAndBuffer
 	}

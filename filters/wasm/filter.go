@@ -1,0 +1,242 @@
+package wasm
+
+import (
+	"net/http"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/waygate/waygate/filters"
+)
+
+// filter is one stream's context in the instance it is pinned to. Its
+// fields that callbacks of other goroutines touch (paused, resume,
+// reply, reset, vmFailed) are guarded by the instance's mutex.
+type filter struct {
+	f   *Factory
+	vm  *vm // nil when no instance could be started
+	id  uint32
+	x   *filters.Exchange
+	err error
+
+	reqBody, respBody *filters.Buffer
+
+	paused   bool
+	resume   bool
+	reply    *filters.LocalReply
+	reset    bool
+	vmFailed bool
+	wake     chan struct{}
+
+	failed  bool // the fail strategy was applied
+	replied bool // the plugin answered locally
+}
+
+// wakeUp tells a paused stream that something was decided for it.
+func (s *filter) wakeUp() {
+	if s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// OnRequestHeaders runs proxy_on_request_headers. A Pause holds the
+// stream until the plugin continues it (from an http call's answer, a
+// tick), answers it, or the request's context ends.
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_headers
+func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	n := uint64(len(x.Request.Header) + 4)
+	return s.phase(x, func(v *vm) (api.Function, int) {
+		return v.fn.onRequestHeaders, v.fn.requestHeadersArgs
+	}, n, b2u(endStream), false, endStream)
+}
+
+// OnRequestBody runs proxy_on_request_body with the body buffered so
+// far. A Pause before the end of the body buffers it and calls again
+// with more, as Envoy's StopIterationAndBuffer does; at the end it holds
+// the stream like a header Pause.
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_body
+func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
+	s.reqBody = body
+	st := s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onRequestBody, 3 },
+		uint64(body.Len()), b2u(endStream), true, endStream)
+	if st == filters.Continue && endStream && len(x.Request.Trailer) > 0 {
+		st = s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onRequestTrailers, 2 },
+			uint64(len(x.Request.Trailer)), 0, false, true)
+	}
+	return st
+}
+
+// OnResponseHeaders runs proxy_on_response_headers.
+func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	n := uint64(len(x.Response.Header) + 1)
+	return s.phase(x, func(v *vm) (api.Function, int) {
+		return v.fn.onResponseHeaders, v.fn.responseHeadersArgs
+	}, n, b2u(endStream), false, endStream)
+}
+
+// OnResponseBody runs proxy_on_response_body, with the semantics of
+// OnRequestBody.
+func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
+	s.respBody = body
+	st := s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onResponseBody, 3 },
+		uint64(body.Len()), b2u(endStream), true, endStream)
+	if st == filters.Continue && endStream && len(x.Response.Trailer) > 0 {
+		st = s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onResponseTrailers, 2 },
+			uint64(len(x.Response.Trailer)), 0, false, true)
+	}
+	return st
+}
+
+// OnDone ends the stream's context: proxy_on_done, proxy_on_log (where
+// the Go SDK runs OnHttpStreamDone), then proxy_on_delete.
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#context-lifecycle
+func (s *filter) OnDone(x *filters.Exchange) {
+	v := s.vm
+	if v == nil || s.id == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	defer delete(v.streams, s.id)
+	if s.vmFailed || v.dead.Load() {
+		return
+	}
+	s.x = x
+	for _, f := range []api.Function{v.fn.onDone, v.fn.onLog, v.fn.onDelete} {
+		v.active, v.calling = s.id, s
+		v.stack[0] = uint64(s.id)
+		if _, err := v.invoke(f, 1); err != nil {
+			break
+		}
+	}
+	v.calling = nil
+}
+
+// phase runs one stream callback and turns the plugin's action into the
+// chain's status.
+func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), a1, a2 uint64, body, end bool) filters.Status {
+	if s.failed || s.replied {
+		return filters.Continue
+	}
+	v := s.vm
+	if v == nil {
+		return s.failure(x)
+	}
+	v.mu.Lock()
+	if !s.enter(x) {
+		v.mu.Unlock()
+		return s.failure(x)
+	}
+	fn, n := pick(v)
+	v.stack[0], v.stack[1], v.stack[2] = uint64(s.id), a1, a2
+	action, err := v.invoke(fn, n)
+	v.calling = nil
+	v.mu.Unlock()
+	if err != nil {
+		return s.failure(x)
+	}
+	switch {
+	case s.reply != nil:
+		return s.sendReply(x)
+	case s.reset:
+		return filters.Stop
+	case action == actionContinue:
+		return filters.Continue
+	case body && !end:
+		return filters.StopAndBuffer
+	}
+	return s.wait(x)
+}
+
+// enter makes s the running context, creating it in the instance on
+// the stream's first callback. v.mu is held.
+func (s *filter) enter(x *filters.Exchange) bool {
+	v := s.vm
+	if s.vmFailed || v.dead.Load() {
+		return false
+	}
+	s.x = x
+	if s.id == 0 {
+		v.nextID++
+		s.id = v.nextID
+		v.streams[s.id] = s
+		v.active, v.calling = v.rootID, nil
+		v.stack[0], v.stack[1] = uint64(s.id), uint64(v.rootID)
+		if _, err := v.invoke(v.fn.onContextCreate, 2); err != nil {
+			return false
+		}
+	}
+	v.active, v.calling = s.id, s
+	s.resume = false
+	return true
+}
+
+// wait holds a paused stream until it is continued, answered, reset or
+// its instance dies, or the request's context ends.
+func (s *filter) wait(x *filters.Exchange) filters.Status {
+	v := s.vm
+	v.mu.Lock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	select {
+	case <-s.wake: // a stale wake-up from an earlier pause
+	default:
+	}
+	for !s.decided() {
+		s.paused = true
+		v.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-x.Context.Done():
+			v.mu.Lock()
+			s.paused = false
+			v.mu.Unlock()
+			return filters.Stop
+		}
+		v.mu.Lock()
+	}
+	s.paused = false
+	v.mu.Unlock()
+	switch {
+	case s.reply != nil:
+		return s.sendReply(x)
+	case s.reset:
+		return filters.Stop
+	case s.vmFailed:
+		return s.failure(x)
+	}
+	s.resume = false
+	return filters.Continue
+}
+
+func (s *filter) decided() bool { return s.resume || s.reply != nil || s.reset || s.vmFailed }
+
+func (s *filter) sendReply(x *filters.Exchange) filters.Status {
+	r := *s.reply
+	s.reply = nil
+	s.replied = true
+	x.SendLocalReply(r)
+	return filters.Stop
+}
+
+// failure applies the plugin's fail strategy to a stream whose instance
+// failed (or could not start): fail open skips the plugin for the rest
+// of the stream; otherwise the stream ends with Envoy's 503.
+func (s *filter) failure(x *filters.Exchange) filters.Status {
+	s.failed = true
+	if s.f.cfg.failOpen {
+		return filters.Continue
+	}
+	x.SendLocalReply(filters.LocalReply{Status: http.StatusServiceUnavailable, Body: "wasm plugin failed", Details: "wasm_fail_stream"})
+	return filters.Stop
+}

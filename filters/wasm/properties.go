@@ -1,0 +1,298 @@
+package wasm
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/waygate/waygate/filters"
+)
+
+// Properties are Envoy's attributes, read by path: the path's segments
+// are separated by NUL bytes. Values are serialized as Envoy's Wasm host
+// does: strings as their bytes, integers as 8 little-endian bytes,
+// booleans as one byte, timestamps as int64 Unix nanoseconds, header
+// maps in the map wire form, messages in protobuf wire form.
+// https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/advanced/attributes
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#properties
+
+// property returns the value at path, or ok=false (NOT_FOUND).
+func (v *vm) property(path string) ([]byte, bool) {
+	seg := strings.Split(path, "\x00")
+	cfg := v.pool.cfg
+	switch seg[0] {
+	case "plugin_name":
+		return []byte(cfg.name), true
+	case "plugin_root_id":
+		return []byte(cfg.rootID), true
+	case "plugin_vm_id":
+		return []byte(cfg.vmID), true
+	case "node":
+		return nodeProperty(v.pool.env, seg[1:])
+	}
+	s := v.streams[v.active]
+	if s == nil {
+		return nil, false
+	}
+	x := s.x
+	if b, ok := x.Metadata[propertiesNamespace][path].([]byte); ok {
+		return b, true
+	}
+	switch seg[0] {
+	case "request":
+		return requestProperty(v, x, seg[1:])
+	case "response":
+		return responseProperty(v, x, seg[1:])
+	case "source":
+		return addrProperty(x.Downstream.RemoteAddr, seg[1:])
+	case "destination":
+		return addrProperty(x.Downstream.LocalAddr, seg[1:])
+	case "connection":
+		return connectionProperty(x, seg[1:])
+	case "cluster_name":
+		return routeString(x, func(r filters.Route) string { return r.Cluster() })
+	case "route_name":
+		return routeString(x, func(r filters.Route) string { return r.Name() })
+	case "xds":
+		if len(seg) == 2 {
+			switch seg[1] {
+			case "cluster_name":
+				return routeString(x, func(r filters.Route) string { return r.Cluster() })
+			case "route_name":
+				return routeString(x, func(r filters.Route) string { return r.Name() })
+			case "virtual_host_name":
+				return routeString(x, func(r filters.Route) string { return r.VirtualHost() })
+			case "listener_name":
+				return []byte(x.Downstream.Listener), true
+			case "node":
+				return nodeProperty(v.pool.env, nil)
+			}
+		}
+	case "metadata":
+		if len(seg) == 3 {
+			if val, ok := x.Metadata[seg[1]][seg[2]]; ok {
+				return anyValue(val)
+			}
+		}
+	}
+	return nil, false
+}
+
+func int64Bytes(n int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(n)) }
+
+func boolBytes(b bool) []byte {
+	if b {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
+func requestProperty(v *vm, x *filters.Exchange, seg []string) ([]byte, bool) {
+	if len(seg) == 0 {
+		return nil, false
+	}
+	r := &x.Request
+	switch seg[0] {
+	case "path":
+		return []byte(r.Path), true
+	case "url_path":
+		p, _, _ := strings.Cut(r.Path, "?")
+		return []byte(p), true
+	case "host":
+		return []byte(r.Authority), true
+	case "scheme":
+		return []byte(r.Scheme), true
+	case "method":
+		return []byte(r.Method), true
+	case "id":
+		return []byte(r.ID), true
+	case "protocol":
+		return []byte(r.Protocol), true
+	case "query":
+		_, q, _ := strings.Cut(r.Path, "?")
+		return []byte(q), true
+	case "referer":
+		return []byte(r.Header.Get("Referer")), true
+	case "useragent":
+		return []byte(r.Header.Get("User-Agent")), true
+	case "time":
+		return int64Bytes(x.Info.Start.UnixNano()), !x.Info.Start.IsZero()
+	case "duration":
+		if x.Info.Start.IsZero() {
+			return nil, false
+		}
+		return int64Bytes(int64(time.Since(x.Info.Start))), true
+	case "size":
+		if r.ContentLength < 0 {
+			return nil, false
+		}
+		return int64Bytes(r.ContentLength), true
+	case "headers":
+		f := fieldMap{h: &r.Header, req: r}
+		if len(seg) == 2 {
+			val, ok := f.get(seg[1])
+			return []byte(val), ok
+		}
+		return encodeMap(nil, f.all()), true
+	}
+	return nil, false
+}
+
+func responseProperty(v *vm, x *filters.Exchange, seg []string) ([]byte, bool) {
+	if len(seg) == 0 || x.Response.Status == 0 {
+		return nil, false
+	}
+	switch seg[0] {
+	case "code":
+		return int64Bytes(int64(x.Response.Status)), true
+	case "code_details":
+		return []byte(x.Info.ResponseCodeDetails), true
+	case "flags":
+		return []byte(strings.Join(x.Info.ResponseFlags, ",")), true
+	case "headers", "trailers":
+		f := fieldMap{h: &x.Response.Header, resp: &x.Response}
+		if seg[0] == "trailers" {
+			f = fieldMap{h: &x.Response.Trailer}
+		}
+		if len(seg) == 2 {
+			val, ok := f.get(seg[1])
+			return []byte(val), ok
+		}
+		return encodeMap(nil, f.all()), true
+	}
+	return nil, false
+}
+
+func addrProperty(a netip.AddrPort, seg []string) ([]byte, bool) {
+	if len(seg) != 1 || !a.IsValid() {
+		return nil, false
+	}
+	switch seg[0] {
+	case "address":
+		return []byte(a.String()), true
+	case "port":
+		return int64Bytes(int64(a.Port())), true
+	}
+	return nil, false
+}
+
+func connectionProperty(x *filters.Exchange, seg []string) ([]byte, bool) {
+	if len(seg) != 1 {
+		return nil, false
+	}
+	t := x.Downstream.TLS
+	switch seg[0] {
+	case "mtls":
+		return boolBytes(t != nil && len(t.PeerCertificates) > 0), true
+	case "requested_server_name":
+		if t == nil {
+			return []byte{}, true
+		}
+		return []byte(t.ServerName), true
+	case "tls_version":
+		if t == nil {
+			return nil, false
+		}
+		return []byte(tlsVersion(t.Version)), true
+	}
+	return nil, false
+}
+
+func tlsVersion(v uint16) string {
+	switch v {
+	case 0x0301:
+		return "TLSv1"
+	case 0x0302:
+		return "TLSv1.1"
+	case 0x0303:
+		return "TLSv1.2"
+	case 0x0304:
+		return "TLSv1.3"
+	}
+	return ""
+}
+
+func routeString(x *filters.Exchange, f func(filters.Route) string) ([]byte, bool) {
+	r := x.Route
+	if r == nil {
+		return nil, false
+	}
+	return []byte(f(r)), true
+}
+
+// nodeProperty reads the gateway's xDS node: node (the message),
+// node.id, node.cluster, node.metadata and node.metadata.<key>.
+func nodeProperty(env filters.Env, seg []string) ([]byte, bool) {
+	n := env.Node
+	if n == nil {
+		return nil, false
+	}
+	if len(seg) == 0 {
+		b, err := proto.Marshal(n)
+		return b, err == nil
+	}
+	switch seg[0] {
+	case "id":
+		return []byte(n.GetId()), true
+	case "cluster":
+		return []byte(n.GetCluster()), true
+	case "metadata":
+		md := n.GetMetadata()
+		if md == nil {
+			return nil, false
+		}
+		if len(seg) == 1 {
+			b, err := proto.Marshal(md)
+			return b, err == nil
+		}
+		f, ok := md.GetFields()[seg[1]]
+		if !ok {
+			return nil, false
+		}
+		return structValue(f)
+	}
+	return nil, false
+}
+
+func structValue(v *structpb.Value) ([]byte, bool) {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return []byte(k.StringValue), true
+	case *structpb.Value_BoolValue:
+		return boolBytes(k.BoolValue), true
+	case *structpb.Value_NumberValue:
+		return binary.LittleEndian.AppendUint64(nil, uint64(int64(k.NumberValue))), true
+	case *structpb.Value_StructValue:
+		b, err := proto.Marshal(k.StructValue)
+		return b, err == nil
+	case *structpb.Value_ListValue:
+		b, err := proto.Marshal(k.ListValue)
+		return b, err == nil
+	}
+	return nil, false
+}
+
+// anyValue serializes a dynamic metadata value.
+func anyValue(val any) ([]byte, bool) {
+	switch t := val.(type) {
+	case string:
+		return []byte(t), true
+	case []byte:
+		return t, true
+	case bool:
+		return boolBytes(t), true
+	case int:
+		return int64Bytes(int64(t)), true
+	case int64:
+		return int64Bytes(t), true
+	}
+	sv, err := structpb.NewValue(val)
+	if err != nil {
+		return nil, false
+	}
+	return structValue(sv)
+}

@@ -1,0 +1,316 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"crypto/rand"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+var errAllocFailed = errors.New("guest allocator returned a null pointer")
+
+// vm is one instance of a plugin: its own linear memory, one root
+// (plugin) context configured with the plugin's configuration, and the
+// stream contexts of the streams pinned to it. Callbacks into one
+// instance are serialized by mu, since a Wasm instance is single
+// threaded; hostcalls run with mu held, inside the callback that made them.
+type vm struct {
+	pool *pool
+	slot int
+	mod  api.Module
+	fn   exports
+	log  *slog.Logger
+
+	// base is the context every call derives its deadline from. It is
+	// never a request's context: a client going away must not kill the
+	// instance serving other streams.
+	base context.Context
+
+	mu         sync.Mutex
+	dead       atomic.Bool
+	nextID     uint32 // context ids, one counter per instance
+	rootID     uint32
+	streams    map[uint32]*filter
+	active     uint32  // the effective context of the running callback
+	calling    *filter // the stream whose own callback is running
+	callResp   *callResponse
+	nextCallID uint32
+	stack      [8]uint64
+	allocStack [1]uint64
+	scratch    []byte
+	lastError  string // the last error-level log, for a failed start's message
+
+	tickStop chan struct{}
+}
+
+// exports are the plugin's callbacks; a nil one is not exported.
+type exports struct {
+	malloc, initialize                                 api.Function
+	onVMStart, onConfigure, onContextCreate            api.Function
+	onRequestHeaders, onRequestBody, onRequestTrailers api.Function
+	onResponseHeaders, onResponseBody                  api.Function
+	onResponseTrailers, onLog, onDone, onDelete        api.Function
+	onTick, onHTTPCallResponse, onQueueReady           api.Function
+	requestHeadersArgs, responseHeadersArgs            int
+}
+
+type vmKey struct{}
+
+// vmOf is the instance a hostcall was made from.
+func vmOf(ctx context.Context) *vm { return ctx.Value(vmKey{}).(*vm) }
+
+// newVM instantiates the plugin and starts it: _initialize (or _start),
+// proxy_on_vm_start with the VM configuration, then the root context
+// with proxy_on_configure. Lifecycle per
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#integration
+func newVM(p *pool, slot int) (*vm, error) {
+	v := &vm{pool: p, slot: slot, log: p.log, streams: map[uint32]*filter{}}
+	v.base = context.WithValue(context.Background(), vmKey{}, v)
+	out := &logWriter{log: p.log, stream: "stdout"}
+	errw := &logWriter{log: p.log, stream: "stderr"}
+	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithRandSource(rand.Reader).WithStdout(out).WithStderr(errw)
+	for _, k := range p.cfg.hostEnvKeys {
+		if val, ok := os.LookupEnv(k); ok {
+			mc = mc.WithEnv(k, val)
+		}
+	}
+	for k, val := range p.cfg.env {
+		mc = mc.WithEnv(k, val)
+	}
+	ctx, cancel := context.WithTimeout(v.base, p.opts.StartTimeout)
+	defer cancel()
+	mod, err := p.engine.rt.InstantiateModule(ctx, p.engine.compiled, mc)
+	if err != nil {
+		return nil, fmt.Errorf("instantiating: %w", err)
+	}
+	v.mod = mod
+	v.bind()
+	fail := func(err error) (*vm, error) {
+		v.dead.Store(true)
+		mod.Close(context.Background())
+		return nil, err
+	}
+	if v.fn.initialize != nil {
+		if _, err := v.fn.initialize.Call(ctx); err != nil {
+			return fail(fmt.Errorf("_initialize: %w", err))
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.fn.onVMStart != nil {
+		v.stack[0], v.stack[1] = 0, uint64(len(p.cfg.vmConfig))
+		if err := v.fn.onVMStart.CallWithStack(ctx, v.stack[:]); err != nil {
+			return fail(fmt.Errorf("proxy_on_vm_start: %w", err))
+		}
+		if uint32(v.stack[0]) == 0 {
+			return fail(fmt.Errorf("proxy_on_vm_start failed%s", v.reason()))
+		}
+	}
+	v.nextID++
+	v.rootID = v.nextID
+	v.active = v.rootID
+	if v.fn.onContextCreate != nil {
+		v.stack[0], v.stack[1] = uint64(v.rootID), 0
+		if err := v.fn.onContextCreate.CallWithStack(ctx, v.stack[:]); err != nil {
+			return fail(fmt.Errorf("proxy_on_context_create: %w", err))
+		}
+	}
+	if v.fn.onConfigure != nil {
+		v.stack[0], v.stack[1] = uint64(v.rootID), uint64(len(p.cfg.pluginConfig))
+		if err := v.fn.onConfigure.CallWithStack(ctx, v.stack[:]); err != nil {
+			return fail(fmt.Errorf("proxy_on_configure: %w", err))
+		}
+		if uint32(v.stack[0]) == 0 {
+			return fail(fmt.Errorf("proxy_on_configure failed%s", v.reason()))
+		}
+	}
+	return v, nil
+}
+
+// reason is the plugin's last error log, to explain a failed start.
+func (v *vm) reason() string {
+	if v.lastError == "" {
+		return ""
+	}
+	return ": " + v.lastError
+}
+
+func (v *vm) bind() {
+	get := func(name string) api.Function { return v.mod.ExportedFunction(name) }
+	v.fn = exports{
+		malloc:             get("proxy_on_memory_allocate"),
+		initialize:         get("_initialize"),
+		onVMStart:          get("proxy_on_vm_start"),
+		onConfigure:        get("proxy_on_configure"),
+		onContextCreate:    get("proxy_on_context_create"),
+		onRequestHeaders:   get("proxy_on_request_headers"),
+		onRequestBody:      get("proxy_on_request_body"),
+		onRequestTrailers:  get("proxy_on_request_trailers"),
+		onResponseHeaders:  get("proxy_on_response_headers"),
+		onResponseBody:     get("proxy_on_response_body"),
+		onResponseTrailers: get("proxy_on_response_trailers"),
+		onLog:              get("proxy_on_log"),
+		onDone:             get("proxy_on_done"),
+		onDelete:           get("proxy_on_delete"),
+		onTick:             get("proxy_on_tick"),
+		onHTTPCallResponse: get("proxy_on_http_call_response"),
+		onQueueReady:       get("proxy_on_queue_ready"),
+	}
+	if v.fn.malloc == nil {
+		v.fn.malloc = get("malloc")
+	}
+	if v.fn.initialize == nil {
+		v.fn.initialize = get("_start")
+	}
+	// ABI 0.1.0 has no end_of_stream argument on header callbacks.
+	if f := v.fn.onRequestHeaders; f != nil {
+		v.fn.requestHeadersArgs = len(f.Definition().ParamTypes())
+	}
+	if f := v.fn.onResponseHeaders; f != nil {
+		v.fn.responseHeadersArgs = len(f.Definition().ParamTypes())
+	}
+}
+
+// invoke calls f with the first n values of v.stack as arguments, under
+// the per-call deadline, and returns its first result. v.mu is held. An
+// error means the instance is dead: a trap, a Go panic (which reaches
+// the host as unreachable or proc_exit), memory exhausted, or the
+// deadline, which closes the module (wazero's CloseOnContextDone).
+func (v *vm) invoke(f api.Function, n int) (uint32, error) {
+	if v.dead.Load() {
+		return 0, errDead
+	}
+	if f == nil {
+		return actionContinue, nil
+	}
+	_ = n
+	ctx, cancel := context.WithTimeout(v.base, v.pool.opts.CallTimeout)
+	err := f.CallWithStack(ctx, v.stack[:])
+	cancel()
+	if err != nil {
+		v.fail(err)
+		return 0, err
+	}
+	return uint32(v.stack[0]), nil
+}
+
+var errDead = errors.New("wasm: plugin instance failed")
+
+// fail retires a crashed instance: the pool counts the failure and
+// starts a fresh instance in its slot, and every stream paused on this
+// one gives up with the plugin's fail strategy. v.mu is held.
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#plugin-crashes
+func (v *vm) fail(err error) {
+	if v.dead.Swap(true) {
+		return
+	}
+	v.log.Error("wasm plugin instance failed; replacing it", "error", err)
+	v.stopTick()
+	go v.mod.Close(context.Background())
+	for _, s := range v.streams {
+		s.vmFailed = true
+		if s.paused {
+			s.wakeUp()
+		}
+	}
+	v.pool.failed(v)
+}
+
+// close stops the instance for good (its factory is closed).
+func (v *vm) close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.dead.Swap(true) {
+		return
+	}
+	v.stopTick()
+	for _, s := range v.streams {
+		s.vmFailed = true
+		if s.paused {
+			s.wakeUp()
+		}
+	}
+	v.mod.Close(context.Background())
+}
+
+// setTick arms proxy_on_tick every period; 0 stops it.
+// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_set_tick_period_milliseconds
+func (v *vm) setTick(period time.Duration) {
+	v.stopTick()
+	if period <= 0 || v.fn.onTick == nil {
+		return
+	}
+	stop := make(chan struct{})
+	v.tickStop = stop
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			v.mu.Lock()
+			if !v.dead.Load() {
+				v.active, v.calling = v.rootID, nil
+				v.stack[0] = uint64(v.rootID)
+				_, _ = v.invoke(v.fn.onTick, 1)
+			}
+			v.mu.Unlock()
+		}
+	}()
+}
+
+func (v *vm) stopTick() {
+	if v.tickStop != nil {
+		close(v.tickStop)
+		v.tickStop = nil
+	}
+}
+
+// rootCall runs a callback on the root context from a goroutine of the
+// host (an http call's answer, a queue notification).
+func (v *vm) rootCall(f api.Function, args ...uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.dead.Load() || f == nil {
+		return
+	}
+	v.active, v.calling = v.rootID, nil
+	copy(v.stack[:], args)
+	_, _ = v.invoke(f, len(args))
+}
+
+// callResponse is the answer to a proxy_http_call, readable during
+// proxy_on_http_call_response.
+type callResponse struct {
+	status  int
+	header  http.Header
+	trailer http.Header
+	body    []byte
+}
+
+// logWriter turns a plugin's stdout and stderr (where a Go guest's panic
+// message goes) into log lines.
+type logWriter struct {
+	log    *slog.Logger
+	stream string
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.log.Info("wasm plugin output", "stream", w.stream, "text", string(p))
+	return len(p), nil
+}

@@ -467,9 +467,12 @@ func (s *stream) finish(h *Handler) {
 	}
 }
 
+// headerHasToken reports whether a comma-separated header lists token,
+// ignoring parameters ("trailers;q=1" lists trailers).
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h[name] {
 		for _, f := range strings.Split(v, ",") {
+			f, _, _ = strings.Cut(f, ";")
 			if strings.EqualFold(strings.TrimSpace(f), token) {
 				return true
 			}

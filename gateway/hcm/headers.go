@@ -25,14 +25,16 @@ func stripHopByHop(h http.Header, keepUpgrade bool) {
 			}
 		}
 	}
-	te := h.Get("Te")
+	// Of TE, only "trailers" goes on, as in Envoy: it is what gRPC
+	// needs, and other transfer codings are the hop's business.
+	trailers := headerHasToken(h, "Te", "trailers")
 	for _, k := range hopByHop {
 		if keepUpgrade && (k == "Connection" || k == "Upgrade") {
 			continue
 		}
 		delete(h, k)
 	}
-	if strings.EqualFold(strings.TrimSpace(te), "trailers") {
+	if trailers {
 		h.Set("Te", "trailers")
 	}
 	if keepUpgrade {

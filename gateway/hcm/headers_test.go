@@ -95,6 +95,8 @@ func TestRequestNormalization(t *testing.T) {
 			want{status: 200, headers: map[string]string{
 				"x-secret": "", "keep-alive": "", "proxy-connection": "", "upgrade": "", "te": "trailers", "x-kept": "1",
 			}}},
+		{"TE keeps only trailers", nil, "GET / HTTP/1.1\r\nHost: x\r\nTE: deflate, trailers;q=1", want{status: 200, headers: map[string]string{"te": "trailers"}}},
+		{"TE without trailers is dropped", nil, "GET / HTTP/1.1\r\nHost: x\r\nTE: deflate", want{status: 200, headers: map[string]string{"te": ""}}},
 		{"server header overwritten with envoy by default", nil, "GET / HTTP/1.1\r\nHost: x", want{status: 200, check: func(t *testing.T, r result) {
 			if got := r.header.Get("Server"); got != "envoy" {
 				t.Errorf("server = %q, want envoy", got)

@@ -44,6 +44,11 @@ type Listener struct {
 	// matching: the listener has an http_inspector and a chain that
 	// matches on application_protocols.
 	sniffHTTP bool
+	// inspectTimeout is listener_filters_timeout, -1 when unset (the
+	// manager's default applies); continueOnTimeout is
+	// continue_on_listener_filters_timeout.
+	inspectTimeout    time.Duration
+	continueOnTimeout bool
 	// key identifies the listener's content: equal keys mean the config
 	// did not change and open connections keep going untouched.
 	key string
@@ -90,6 +95,14 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 	}
 	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
 	out.NoBind = l.GetBindToPort() != nil && !l.GetBindToPort().GetValue()
+	out.inspectTimeout = -1
+	if d := l.GetListenerFiltersTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+			return nil, fmt.Errorf("listener_filters_timeout: a duration of 0 (none) or more is required")
+		}
+		out.inspectTimeout = d.AsDuration()
+	}
+	out.continueOnTimeout = l.GetContinueOnListenerFiltersTimeout()
 	if l.GetFilterChainMatcher() != nil {
 		// Ignoring it would route connections by the chains'
 		// filter_chain_match, which Envoy ignores when it is set.

@@ -48,23 +48,46 @@ var (
 	errHelloRead    = errors.New("client hello read")
 )
 
+// inspection says how connections of a listener are inspected.
+type inspection struct {
+	// timeout bounds the inspection (listener_filters_timeout); 0
+	// means none.
+	timeout time.Duration
+	// continueOnTimeout matches a connection that sent nothing in time
+	// as raw_buffer instead of closing it
+	// (continue_on_listener_filters_timeout), for protocols where the
+	// server speaks first.
+	continueOnTimeout bool
+	// sniffHTTP reads plaintext up to its request line for the HTTP
+	// version (http_inspector).
+	sniffHTTP bool
+}
+
 // inspect reads just enough of a new connection to learn its transport
 // protocol and, for TLS, the SNI and ALPN of the ClientHello; with
 // sniffHTTP, plaintext is read up to its request line for the HTTP
 // version. It returns a connection that replays what was read. TLS
 // parsing is left to crypto/tls: a handshake is started and stopped at
 // the ClientHello callback.
-func inspect(c net.Conn, f *connFacts, timeout time.Duration, sniffHTTP bool) (net.Conn, error) {
-	_ = c.SetReadDeadline(time.Now().Add(timeout))
-	defer c.SetReadDeadline(time.Time{})
+func inspect(c net.Conn, f *connFacts, opts inspection) (net.Conn, error) {
+	if opts.timeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(opts.timeout))
+		defer c.SetReadDeadline(time.Time{})
+	}
 	var first [1]byte
 	if _, err := io.ReadFull(c, first[:]); err != nil {
+		var ne net.Error
+		if opts.continueOnTimeout && errors.As(err, &ne) && ne.Timeout() {
+			// Envoy's default transport protocol when none was detected.
+			f.transport = "raw_buffer"
+			return c, nil
+		}
 		return nil, err
 	}
 	if first[0] != 0x16 { // not a TLS handshake record
 		f.transport = "raw_buffer"
 		head := first[:]
-		if sniffHTTP {
+		if opts.sniffHTTP {
 			head = sniff(c, head, f)
 		}
 		return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(head), c)}, nil

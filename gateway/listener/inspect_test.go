@@ -60,7 +60,7 @@ func TestInspect(t *testing.T) {
 				// Keep the client side open: inspection must not need EOF.
 			}()
 			var f connFacts
-			got, err := inspect(s, &f, 2*time.Second, tt.sniff)
+			got, err := inspect(s, &f, inspection{timeout: 2 * time.Second, sniffHTTP: tt.sniff})
 			if err != nil {
 				t.Fatalf("inspect: %v", err)
 			}
@@ -81,14 +81,35 @@ func TestInspect(t *testing.T) {
 }
 
 func TestInspectTimesOut(t *testing.T) {
-	c, s := net.Pipe()
-	defer c.Close()
-	go c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00}) // a record header, then silence
-	var f connFacts
-	start := time.Now()
-	_, _ = inspect(s, &f, 100*time.Millisecond, false)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("inspect took %v with a 100ms timeout", d)
+	tests := []struct {
+		name    string
+		sent    []byte
+		cont    bool
+		wantErr bool
+		want    string // transport
+	}{
+		{name: "silent client", wantErr: true},
+		{name: "silent client, continue on timeout", cont: true, want: "raw_buffer"},
+		{name: "half a TLS record", sent: []byte{0x16, 0x03, 0x01, 0x02, 0x00}, want: "tls"},
+		{name: "half a request line", sent: []byte("GET /slow"), want: "raw_buffer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := net.Pipe()
+			defer c.Close()
+			if tt.sent != nil {
+				go c.Write(tt.sent)
+			}
+			var f connFacts
+			start := time.Now()
+			_, err := inspect(s, &f, inspection{timeout: 100 * time.Millisecond, continueOnTimeout: tt.cont, sniffHTTP: true})
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("inspect took %v with a 100ms timeout", d)
+			}
+			if (err != nil) != tt.wantErr || f.transport != tt.want {
+				t.Errorf("error %v, transport %q; want error %v, transport %q", err, f.transport, tt.wantErr, tt.want)
+			}
+		})
 	}
 }
 
@@ -130,7 +151,7 @@ func FuzzInspect(f *testing.F) {
 		var err error
 		go func() {
 			defer close(done)
-			got, err = inspect(s, &facts, 50*time.Millisecond, sniffHTTP)
+			got, err = inspect(s, &facts, inspection{timeout: 50 * time.Millisecond, sniffHTTP: sniffHTTP})
 		}()
 		select {
 		case <-done:

@@ -33,8 +33,9 @@ type Manager struct {
 	// DrainTimeout bounds how long removed listeners wait for their
 	// connections (Envoy's --drain-time-s, 600s by default; Istio uses 45s).
 	DrainTimeout time.Duration
-	// InspectTimeout bounds reading the start of a connection
-	// (listener_filters_timeout, 15s by default).
+	// InspectTimeout bounds reading the start of a connection for
+	// listeners that do not set listener_filters_timeout (15s by
+	// default, as Envoy's).
 	InspectTimeout time.Duration
 	// Handler serves HTTP requests; its Views must be set.
 	Handler *hcm.Handler
@@ -295,11 +296,15 @@ func (s *socket) handle(raw net.Conn) {
 	var conn net.Conn = c
 	if l.inspect {
 		var err error
-		timeout := s.m.InspectTimeout
-		if timeout <= 0 {
-			timeout = 15 * time.Second
+		timeout := l.inspectTimeout
+		if timeout < 0 {
+			timeout = s.m.InspectTimeout
+			if timeout <= 0 {
+				timeout = 15 * time.Second
+			}
 		}
-		if conn, err = inspect(c, &f, timeout, l.sniffHTTP); err != nil {
+		opts := inspection{timeout: timeout, continueOnTimeout: l.continueOnTimeout, sniffHTTP: l.sniffHTTP}
+		if conn, err = inspect(c, &f, opts); err != nil {
 			c.Close()
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,5 +331,68 @@ func TestTCPProxyWithoutView(t *testing.T) {
 	}))
 	if reply, err := echoOnce(g.addr("tcp"), "hello"); err == nil || reply != "" {
 		t.Errorf("got %q %v, want the connection closed", reply, err)
+	}
+}
+
+// startGreeter is a server-first service (SMTP, MySQL): it greets each
+// connection before reading anything.
+func startGreeter(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "220 greeter ready\n")
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestServerFirstProtocolAfterInspection: on a listener that inspects
+// connections (here for SNI), a client waiting for the server to speak
+// first reaches the default chain once listener_filters_timeout passes,
+// if continue_on_listener_filters_timeout says so, and is closed if not.
+func TestServerFirstProtocolAfterInspection(t *testing.T) {
+	g := newGateway(t)
+	g.addClusters(staticCluster("greeter", startGreeter(t)))
+	ca := newCA(t, "test CA")
+	cert := issue(t, &ca, "a", false, "a.example.com")
+	listenerWith := func(cont bool) *listenerv3.Listener {
+		l := newListener("mixed", "127.0.0.1:0", &listenerv3.FilterChain{
+			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{"a.example.com"}},
+			TransportSocket: tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+				TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
+			}}),
+			Filters: []*listenerv3.Filter{tcpFilter(t, "greeter")},
+		})
+		l.DefaultFilterChain = &listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpFilter(t, "greeter")}}
+		l.ListenerFiltersTimeout = durationpb.New(200 * time.Millisecond)
+		l.ContinueOnListenerFiltersTimeout = cont
+		return l
+	}
+	for _, cont := range []bool{true, false} {
+		t.Run(fmt.Sprintf("continue %v", cont), func(t *testing.T) {
+			g.mustApply(resourcev3.ListenerType, listenerWith(cont))
+			c, err := net.DialTimeout("tcp", g.addr("mixed"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if cont && line != "220 greeter ready\n" {
+				t.Errorf("got %q %v, want the greeting", line, err)
+			}
+			if !cont && (line != "" || errors.Is(err, os.ErrDeadlineExceeded)) {
+				t.Errorf("got %q %v, want the connection closed at the timeout", line, err)
+			}
+		})
 	}
 }

@@ -116,6 +116,7 @@ func New(opts Options) *Gateway {
 	compiler := &hcm.Compiler{Env: env, Stats: g.Stats, AccessLog: g.accessLogger}
 	um := upstream.NewManager()
 	um.Stats = g.Stats
+	um.Log = log
 	g.Builder = &snapshot.Builder{HCM: compiler, Upstream: um, Log: log}
 	handler := &hcm.Handler{Views: g.Builder.View, Panics: g.Stats.Counter("http.filter_panics")}
 	g.Listeners = &listener.Manager{Views: g.Builder.View, Log: log, DrainTimeout: opts.DrainTimeout, Handler: handler}
@@ -191,6 +192,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	dcancel()
 	cancel()
 	wg.Wait()
+	// Health checkers and DNS resolvers stop with the clusters.
+	g.Builder.Upstream.Close()
 	return nil
 }
 

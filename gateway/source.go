@@ -139,7 +139,12 @@ func (s source) Clusters() *adminv3.Clusters {
 				Address: socketAddress(ep.Address),
 				Weight:  ep.Weight,
 				HealthStatus: &adminv3.HostHealthStatus{
-					EdsHealthStatus: healthOf(ep.Healthy),
+					EdsHealthStatus:         healthOf(ep.Healthy),
+					FailedActiveHealthCheck: ep.FailedActiveHealthCheck(),
+					FailedOutlierCheck:      ep.FailedOutlierCheck(),
+				},
+				Stats: []*adminv3.SimpleMetric{
+					{Type: adminv3.SimpleMetric_GAUGE, Name: "rq_active", Value: uint64(max(ep.ActiveRequests(), 0))},
 				},
 				Locality: ep.Locality,
 				Priority: ep.Priority,

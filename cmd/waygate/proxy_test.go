@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // routingFixture is the xDS of the routing tests: one listener, one
@@ -371,4 +373,51 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("condition not met within 10s")
+}
+
+// An endpoint failing with 5xx is ejected by outlier detection, and the
+// admin server shows it: /clusters flags it, /stats/prometheus counts it.
+func TestProxyOutlierStateOnAdmin(t *testing.T) {
+	good, bad := startBackend(t, "a", "good"), startBackend(t, "a", "bad")
+	if err := bad.SetFailPercent(100); err != nil {
+		t.Fatal(err)
+	}
+	fx := routingFixture{port: freePort(t), a: good.Addr(), b: good.Addr(), c: good.Addr()}
+	res := fx.resources([]*routev3.Route{{Match: prefix("/"), Action: toCluster("a")}})
+	cl := edsCluster("a")
+	cl.OutlierDetection = &clusterv3.OutlierDetection{
+		Consecutive_5Xx:    wrapperspb.UInt32(1),
+		Interval:           durationpb.New(100 * time.Millisecond),
+		BaseEjectionTime:   durationpb.New(time.Minute),
+		MaxEjectionPercent: wrapperspb.UInt32(100),
+	}
+	res[resourcev3.ClusterType][0] = cl
+	res[resourcev3.EndpointType][0] = assignment("a", good.Addr(), bad.Addr())
+	xds := startXDS(t)
+	xds.push(t, "node-4", "1", res)
+	p := startProxy(t, xds.addr, "node-4")
+	p.waitReady(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", fx.port)
+	for i := 0; i < 20; i++ {
+		resp, _ := get(t, http.DefaultClient, url, nil)
+		_ = resp
+	}
+	waitFor(t, func() bool {
+		_, body := get(t, http.DefaultClient, "http://"+p.admin+"/clusters", nil)
+		return strings.Contains(string(body), "a::"+bad.Addr()+"::health_flags::/failed_outlier_check")
+	})
+	// Once ejected, the bad endpoint gets no more traffic.
+	before := bad.Requests()
+	for i := 0; i < 20; i++ {
+		if resp, _ := get(t, http.DefaultClient, url, nil); resp.StatusCode != 200 {
+			t.Errorf("request after ejection: %d", resp.StatusCode)
+		}
+	}
+	if n := bad.Requests() - before; n != 0 {
+		t.Errorf("the ejected endpoint served %d requests", n)
+	}
+	_, body := get(t, http.DefaultClient, "http://"+p.admin+"/stats/prometheus", nil)
+	if !strings.Contains(string(body), `envoy_cluster_outlier_detection_ejections_enforced_total{envoy_cluster_name="a"} 1`) {
+		t.Errorf("/stats/prometheus does not count the ejection")
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,9 +101,11 @@ func (b *Builder) Names(typeURL string) []string {
 	switch typeURL {
 	case resourcev3.RouteType:
 		seen := map[string]bool{}
-		for _, l := range s.Listeners {
-			for _, n := range listener.RouteNames(l) {
-				seen[n] = true
+		for _, ls := range []map[string]*listener.Listener{s.Listeners, s.Pending} {
+			for _, l := range ls {
+				for _, n := range listener.RouteNames(l) {
+					seen[n] = true
+				}
 			}
 		}
 		return keys(seen)
@@ -132,6 +136,7 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 	b.HCM.Begin()
 	compiled := map[string]*listener.Listener{}
 	warming := map[string]string{}
+	pending := map[string]*listener.Listener{}
 	var errs []string
 	deps := listener.Deps{HCM: b.HCM, Secrets: next, Log: b.log()}
 	for _, name := range sortedNames(ls) {
@@ -152,6 +157,17 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 		case err != nil:
 			errs = append(errs, fmt.Sprintf("listener %q: %v", name, err))
 		default:
+			if missing := missingRoutes(l, next); missing != "" {
+				warming[name] = "waiting for route configuration " + missing
+				pending[name] = l
+				if prev := next.Listeners[name]; prev != nil {
+					if again, err := listener.Compile(prev.Proto, deps); err == nil {
+						prev = again
+					}
+					compiled[name] = prev
+				}
+				continue
+			}
 			compiled[name] = l
 		}
 	}
@@ -163,7 +179,46 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 			return err
 		}
 	}
-	next.Listeners, next.Warming = compiled, warming
+	next.Listeners, next.Warming, next.Pending = compiled, warming, pending
+	return nil
+}
+
+// missingRoutes names the first RDS route configuration l uses that next
+// does not hold yet, or "".
+func missingRoutes(l *listener.Listener, next *Snapshot) string {
+	for _, n := range listener.RouteNames(l) {
+		if next.Routes[n] == nil {
+			return strconv.Quote(n)
+		}
+	}
+	return ""
+}
+
+// promote starts the pending listeners whose routes have arrived.
+func (b *Builder) promote(next *Snapshot) error {
+	var ready []string
+	for name, l := range next.Pending {
+		if missingRoutes(l, next) == "" {
+			ready = append(ready, name)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	active := maps.Clone(next.Listeners)
+	pending := maps.Clone(next.Pending)
+	warming := maps.Clone(next.Warming)
+	for _, name := range ready {
+		active[name] = pending[name]
+		delete(pending, name)
+		delete(warming, name)
+	}
+	if b.Listeners != nil {
+		if err := b.Listeners.Apply(active); err != nil {
+			return err
+		}
+	}
+	next.Listeners, next.Pending, next.Warming = active, pending, warming
 	return nil
 }
 
@@ -199,7 +254,7 @@ func (b *Builder) applyRoutes(next *Snapshot) error {
 	}
 	b.routeCache = cache
 	next.Routes = tables
-	return nil
+	return b.promote(next)
 }
 
 func (b *Builder) applyClusters(next *Snapshot) error {

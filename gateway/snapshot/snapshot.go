@@ -19,8 +19,13 @@ type Snapshot struct {
 	Routes    map[string]*router.Table
 	Clusters  map[string]*upstream.Cluster
 	Secrets   map[string]*tlsv3.Secret
-	// Warming lists listeners waiting for SDS secrets, with the reason.
+	// Warming lists listeners waiting for SDS secrets or RDS route
+	// configurations, with the reason.
 	Warming map[string]string
+	// Pending are compiled listeners waiting for their route
+	// configurations; they start serving when the routes arrive, as an
+	// Envoy listener warms until its RDS is fetched.
+	Pending map[string]*listener.Listener
 
 	// Resources are the accepted resources by type URL and name, as
 	// received, for config dumps.
@@ -74,6 +79,7 @@ func empty() *Snapshot {
 		Clusters:  map[string]*upstream.Cluster{},
 		Secrets:   map[string]*tlsv3.Secret{},
 		Warming:   map[string]string{},
+		Pending:   map[string]*listener.Listener{},
 		Resources: map[string]map[string]*anypb.Any{},
 		Versions:  map[string]string{},
 	}

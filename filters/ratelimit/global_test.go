@@ -368,3 +368,33 @@ func TestGlobalCompileErrors(t *testing.T) {
 		t.Error("built without an upstream that can dial")
 	}
 }
+
+// BenchmarkGlobalOK is one request through the global filter with the
+// service answering OK over gRPC on loopback.
+func BenchmarkGlobalOK(b *testing.B) {
+	srv := &scripted{resp: &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	rlsv3.RegisterRateLimitServiceServer(gs, srv)
+	go gs.Serve(ln)
+	defer gs.Stop()
+	f, err := NewGlobal(globalProto(), filters.Env{Upstream: dialer{ln.Addr().String()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	tbl := table(b, nil, prefixRoute("/", "backend", limit(remoteAction())))
+	x := exchange(tbl, "10.0.0.1:1", "/")
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.mu.Lock()
+		srv.reqs = srv.reqs[:0]
+		srv.mu.Unlock()
+		if f.NewFilter(x).(*globalFilter).OnRequestHeaders(x, true) != filters.Continue {
+			b.Fatal("stopped")
+		}
+	}
+}

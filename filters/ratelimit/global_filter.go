@@ -96,11 +96,19 @@ func NewGlobal(pb *rlv3.RateLimit, env filters.Env) (*GlobalFactory, error) {
 // Close closes the connection to the rate limit service.
 func (f *GlobalFactory) Close() error { return f.client.Close() }
 
-// NewFilter returns a filter for every stream with a route; whether it
-// calls the service is decided on the request headers.
+// NewFilter takes no part in streams without a route, or whose route,
+// virtual host and config have no rate limits: nothing could be asked.
 func (f *GlobalFactory) NewFilter(x *filters.Exchange) any {
-	if x.MatchedRoute() == nil {
+	r := x.MatchedRoute()
+	if r == nil {
 		return nil
+	}
+	if !f.cfg.ownLimits {
+		if _, ok := r.PerFilterConfig(GlobalFilterName).(*routeConfig); !ok {
+			if route, vhost := f.policies.routeLimits(x); len(route)+len(vhost) == 0 {
+				return nil
+			}
+		}
 	}
 	return &globalFilter{f: f}
 }

@@ -265,3 +265,98 @@ spec:
 		apply(t, "# no policies\n", []check{{"DELETE", "/anything", nil, 200}})
 	})
 }
+
+// Istio's external authorization task (authz-custom) at the gateway: a
+// CUSTOM policy names an extension provider from --mesh-config, and the
+// requests it matches are checked by that authorizer.
+func TestRunCustomAuthorization(t *testing.T) {
+	b := startBackend(t, "echo", "v1")
+	authz := startHTTPAuthorizer(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	var backendPort, authzPort int
+	_, bp, _ := net.SplitHostPort(b.Addr())
+	fmt.Sscan(bp, &backendPort)
+	_, ap, _ := net.SplitHostPort(authz)
+	fmt.Sscan(ap, &authzPort)
+	config := fmt.Sprintf(authzGateway, port, backendPort) + fmt.Sprintf(`---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ext-authz
+  namespace: foo
+spec:
+  hosts: [ext-authz.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 8000, name: http, protocol: HTTP}
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http: %d}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: ext-authz
+  namespace: istio-system
+spec:
+  selector:
+    matchLabels:
+      istio: ingressgateway
+  action: CUSTOM
+  provider:
+    name: sample-ext-authz-http
+  rules:
+  - to:
+    - operation:
+        paths: ["/headers*"]
+`, authzPort)
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mesh := filepath.Join(t.TempDir(), "mesh.yaml")
+	if err := os.WriteFile(mesh, []byte(`
+extensionProviders:
+- name: sample-ext-authz-http
+  envoyExtAuthzHttp:
+    service: ext-authz.foo.svc.cluster.local
+    port: 8000
+    includeRequestHeadersInCheck: ["x-ext-authz"]
+    headersToUpstreamOnAllow: ["x-ext-authz-check-result"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _ := startRun(t, "--config", dir, "--mesh-config", mesh, "--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--access-log", "")
+	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cl := &http.Client{Timeout: 5 * time.Second}
+	do := func(path string, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	waitFor(t, func() bool { st, _ := do("/headers", nil); return st == 403 })
+	if st, body := do("/headers", nil); st != 403 || !strings.Contains(body, "denied by ext_authz") {
+		t.Errorf("without x-ext-authz: %d %q, want the authorizer's 403", st, body)
+	}
+	st, body := do("/headers", map[string]string{"x-ext-authz": "allow"})
+	if st != 200 {
+		t.Fatalf("with x-ext-authz: allow: %d %q", st, body)
+	}
+	if e := decodeEcho(t, []byte(body)); e.Headers["x-ext-authz-check-result"] != "allowed" {
+		t.Errorf("backend headers %v, want the authorizer's x-ext-authz-check-result", e.Headers)
+	}
+	if st, body := do("/productpage", nil); st != 200 {
+		t.Errorf("a path no CUSTOM rule matches: %d %q, want 200 without a check", st, body)
+	}
+}

@@ -25,6 +25,7 @@ type sourceFlags struct {
 	kubernetes bool
 	kubeconfig string
 	accessLog  string
+	meshConfig string
 }
 
 func (f *sourceFlags) register(fs *flag.FlagSet) {
@@ -32,6 +33,7 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.kubernetes, "kubernetes", false, "read Istio resources, Services and EndpointSlices from Kubernetes")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --kubernetes (default: in-cluster, then $KUBECONFIG)")
 	fs.StringVar(&f.accessLog, "access-log", "/dev/stdout", "access log file for every HTTP listener, as meshConfig.accessLogFile (empty disables)")
+	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio mesh config YAML (the istio ConfigMap's mesh key) whose extensionProviders CUSTOM AuthorizationPolicies name")
 }
 
 func (f *sourceFlags) check() error {
@@ -107,6 +109,10 @@ func runControlPlane(args []string) int {
 	defer stop()
 	cp := server.New(log)
 	cp.AccessLogFile = src.accessLog
+	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+		fmt.Fprintln(os.Stderr, "waygate controlplane:", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "waygate controlplane:", err)

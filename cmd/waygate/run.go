@@ -78,6 +78,10 @@ func runRun(args []string) int {
 	// what `proxy` does.
 	cp := server.New(log.With("component", "controlplane"))
 	cp.AccessLogFile = src.accessLog
+	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+		fmt.Fprintln(os.Stderr, "waygate run:", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "waygate run:", err)

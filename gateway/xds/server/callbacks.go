@@ -42,6 +42,7 @@ func (s *Server) seen(id int64, n *corev3.Node) {
 	defer s.mu.Unlock()
 	p := proxyOf(n)
 	p.AccessLogFile = s.AccessLogFile
+	p.ExtensionProviders = s.ExtensionProviders
 	if id < 0 {
 		if _, tracked := s.nodes[n.GetId()]; !tracked {
 			s.push(n.GetId(), p, map[string]bool{})

@@ -27,6 +27,7 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/waygate/waygate/gateway/istio"
 	"github.com/waygate/waygate/gateway/istio/translate"
@@ -38,6 +39,9 @@ type Server struct {
 	// AccessLogFile is the mesh-wide access log setting handed to the
 	// translator (Istio's meshConfig.accessLogFile); set it before Serve.
 	AccessLogFile string
+	// ExtensionProviders are meshConfig.extensionProviders, for CUSTOM
+	// AuthorizationPolicies; set them before Serve.
+	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
 
 	log   *slog.Logger
 	cache cachev3.SnapshotCache

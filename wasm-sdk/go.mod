@@ -1,0 +1,3 @@
+module github.com/waygate/waygate/wasm-sdk
+
+go 1.26

@@ -38,6 +38,7 @@ type bodyPipe struct {
 	panicked func(v any)
 	// abort cancels the exchange's context once the body failed.
 	abort context.CancelCauseFunc
+	idle  *idleTimer
 }
 
 func newBodyPipe(src io.ReadCloser, x *filters.Exchange, fs []filters.RequestBodyFilter, limit int, mu *sync.Mutex) *bodyPipe {
@@ -67,6 +68,7 @@ func (p *bodyPipe) step() {
 	}
 	n, err := p.src.Read(p.chunk)
 	p.in += int64(n)
+	p.idle.touch()
 	end := false
 	if err == io.EOF {
 		end = true

@@ -29,6 +29,7 @@ type encoder struct {
 	status int
 	vals   *values
 	mu     *sync.Mutex
+	idle   *idleTimer
 
 	started bool // headers reached the downstream
 	held    bool // a header filter asked for the whole body first
@@ -40,6 +41,7 @@ func (e *encoder) Started() bool { return e.started }
 
 func (e *encoder) WriteHeaders(endStream bool) error {
 	x := e.x
+	e.idle.touch()
 	if e.runHeaderFilters(endStream) {
 		return e.replaceWithLocal()
 	}
@@ -62,6 +64,7 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 	if e.ended {
 		return nil
 	}
+	e.idle.touch()
 	out, held, stop, err := e.runBodyFilters(p, endStream)
 	switch {
 	case stop:

@@ -55,6 +55,11 @@ type stream struct {
 	// duplex is set when the HTTP/1.1 request body streams full duplex
 	// (see closeDuplexBody).
 	duplex *http.ResponseController
+	// cancel ends x.Context: when the stream idles (see startIdle) or a
+	// request body fails while the router sends it.
+	cancel context.CancelCauseFunc
+	idle   *idleTimer
+	idleT  idleTimer
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +89,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
+				if s.idleTimedOut() && !s.enc.started {
+					s.idleReply()
+					return
+				}
 				panic(v)
 			}
 			h.filterPanicked(cfg, v)
@@ -110,6 +119,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	match := cfg.matcherFor(table)
 	x.Route = match(x)
 	x.SetRouteMatcher(match)
+	if needsIdleTimer(x, cfg.streamIdleTimeout) {
+		s.startIdle(cfg.streamIdleTimeout)
+	}
 	s.build()
 
 	endStream := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
@@ -129,9 +141,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.reqBody) > 0 && !endStream {
 		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit, &s.mu)
 		pipe.panicked = func(v any) { h.filterPanicked(cfg, v) }
-		ctx, cancel := context.WithCancelCause(x.Context)
-		defer cancel(nil)
-		x.Context, pipe.abort = ctx, cancel
+		if s.cancel == nil {
+			s.startIdle(0)
+		}
+		pipe.abort, pipe.idle = s.cancel, s.idle
 		s.enc.mu = &s.mu
 		body = pipe
 	}
@@ -448,6 +461,10 @@ func (s *stream) bodyFailed(err error, stopped any) {
 func (s *stream) finish(h *Handler) {
 	x := &s.x
 	end := time.Now()
+	s.idle.stop()
+	if s.cancel != nil {
+		s.cancel(nil)
+	}
 	if x.Response.Status == 0 && s.enc.status != 0 {
 		x.Response.Status = s.enc.status
 	}

@@ -119,8 +119,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	match := cfg.matcherFor(table)
 	x.Route = match(x)
 	x.SetRouteMatcher(match)
-	if needsIdleTimer(x, cfg.streamIdleTimeout) {
-		s.startIdle(cfg.streamIdleTimeout)
+	if d := idleTimeoutFor(x, cfg.streamIdleTimeout); d > 0 {
+		s.startIdle(d)
 	}
 	s.build()
 

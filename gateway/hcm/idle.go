@@ -33,23 +33,29 @@ func (s *stream) startIdle(d time.Duration) {
 	}
 }
 
-// needsIdleTimer reports whether a stream needs its idle timer: not when
-// the route's own timeout, which bounds the whole exchange, would end an
-// idle stream first. Most requests are such, and are spared a timer and
-// a cancelable context.
-func needsIdleTimer(x *filters.Exchange, idle time.Duration) bool {
-	if idle <= 0 {
-		return false
-	}
+// idleTimeoutFor returns the idle timeout the stream needs, 0 for none:
+// the route's idle_timeout if it sets one (0 turning it off), else the
+// connection manager's. A stream whose route timeout, which bounds the
+// whole exchange, would end it first needs none; most requests are such,
+// and are spared a timer and a cancelable context.
+func idleTimeoutFor(x *filters.Exchange, idle time.Duration) time.Duration {
 	rt, _ := x.Route.(*router.Route)
 	if rt == nil || rt.Forward == nil {
-		return false // answered locally, at once
+		return 0 // answered locally, at once
+	}
+	if it := rt.Forward.IdleTimeout; it != nil {
+		idle = *it
+	}
+	if idle <= 0 {
+		return 0
 	}
 	if _, ok := x.Request.Header["X-Envoy-Upstream-Rq-Timeout-Ms"]; ok {
-		return true
+		return idle
 	}
-	t := rt.Forward.Timeout
-	return t <= 0 || t > idle || x.Request.Header.Get("Upgrade") != ""
+	if t := rt.Forward.Timeout; t <= 0 || t > idle || x.Request.Header.Get("Upgrade") != "" {
+		return idle
+	}
+	return 0
 }
 
 // idleTimedOut reports whether the stream ended by its idle timeout.

@@ -27,7 +27,17 @@ func TestStreamIdleTimeout(t *testing.T) {
 		r.GetRoute().Timeout = durationpb.New(0)
 		return r
 	}
-	m := hcmtest.HCM(t, hcmtest.Routes(noTimeout("/trickle", "trickle"), noTimeout("/", "echo")))
+	routeIdle := func(prefix string, d time.Duration) *routev3.Route {
+		r := noTimeout(prefix, "echo")
+		r.GetRoute().IdleTimeout = durationpb.New(d)
+		return r
+	}
+	m := hcmtest.HCM(t, hcmtest.Routes(
+		noTimeout("/trickle", "trickle"),
+		routeIdle("/short-idle", 100*time.Millisecond),
+		routeIdle("/no-idle", 0),
+		noTimeout("/", "echo"),
+	))
 	m.StreamIdleTimeout = durationpb.New(time.Second)
 	gw := hcmtest.Start(t, hcmtest.Options{
 		HCM:      m,
@@ -42,12 +52,14 @@ func TestStreamIdleTimeout(t *testing.T) {
 		wantBody string
 	}{
 		{"an upstream that never answers times the stream out", "/", []string{"x-echo-delay", "1h"}, 408, "stream timeout"},
+		{"a route's idle_timeout overrides the connection manager's", "/short-idle", []string{"x-echo-delay", "1h"}, 408, "stream timeout"},
+		{"a route's idle_timeout of 0 turns it off", "/no-idle", []string{"x-echo-delay", "1500ms"}, 200, ""},
 		{"a stream that keeps moving is not idle", "/trickle", nil, 200, strings.Repeat("chunk\n", 20)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := do(t, hcmtest.Client(), "GET", gw.URL+tt.path, "", tt.hdr...)
-			if r.status != tt.want || r.body != tt.wantBody {
+			if r.status != tt.want || (tt.wantBody != "" && r.body != tt.wantBody) {
 				t.Errorf("got %d %q, want %d %q", r.status, r.body, tt.want, tt.wantBody)
 			}
 		})

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	localv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/waygate/waygate/filters/headers"
 	"github.com/waygate/waygate/filters/matcher"
@@ -42,6 +44,10 @@ type LocalConfig struct {
 	// connBuckets holds per-connection buckets.
 	connBuckets *lru
 	connSpec    *bucketSpec
+	// key identifies the config's content, so that a route config
+	// compiled again from the same proto (every route table push
+	// compiles all of them) keeps counting in the same buckets.
+	key string
 }
 
 // localDescriptor is a LocalRateLimitDescriptor. Entries with an empty
@@ -92,8 +98,14 @@ func CompileLocal(pb *localv3.LocalRateLimit) (*LocalConfig, error) {
 	if pb.GetLocalClusterRateLimit() != nil {
 		return nil, errors.New("local_cluster_rate_limit: not supported; use a global limit through the ratelimit filter to share one limit between gateways")
 	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
 	epoch := time.Now()
 	c := &LocalConfig{
+		key:               string(sum[:]),
 		statPrefix:        pb.GetStatPrefix(),
 		status:            429,
 		stage:             pb.GetStage(),
@@ -121,7 +133,6 @@ func CompileLocal(pb *localv3.LocalRateLimit) (*LocalConfig, error) {
 			c.bucket = newBucket(spec)
 		}
 	}
-	var err error
 	if fe := pb.GetFilterEnabled(); fe != nil {
 		p, err := matcher.CompileRuntimePercent(fe)
 		if err != nil {

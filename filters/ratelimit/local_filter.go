@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	localv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
@@ -58,7 +59,16 @@ type LocalFactory struct {
 	sourceCluster string
 	counters      sync.Map // stat prefix -> *localCounters
 	policies      policyCache
+	// routeConfigs holds the first compiled route config of each
+	// content: the one whose buckets count.
+	routeConfigs sync.Map // LocalConfig.key -> *LocalConfig
+	routeN       atomic.Int64
 }
+
+// maxRouteConfigs bounds routeConfigs; past it the map starts over
+// (and with it the buckets), which only configs churning through
+// thousands of distinct limits reach.
+const maxRouteConfigs = 4096
 
 // localCounters are Envoy's local rate limit stats, under
 // <stat_prefix>.http_local_rate_limit. in the connection manager's scope.
@@ -100,13 +110,27 @@ func (nopCounter) Inc()       {}
 func (nopCounter) Add(uint64) {}
 
 // settings is the route's config when it has one, else the listener's.
+// A route's config is the first one compiled with its content, so that
+// its buckets outlive route table pushes that leave it unchanged.
 func (f *LocalFactory) settings(x *filters.Exchange) *LocalConfig {
 	if r := x.MatchedRoute(); r != nil {
 		if c, ok := r.PerFilterConfig(LocalFilterName).(*LocalConfig); ok && c != nil {
-			return c
+			return f.canonical(c)
 		}
 	}
 	return f.cfg
+}
+
+func (f *LocalFactory) canonical(c *LocalConfig) *LocalConfig {
+	if v, ok := f.routeConfigs.Load(c.key); ok {
+		return v.(*LocalConfig)
+	}
+	if f.routeN.Add(1) > maxRouteConfigs {
+		f.routeConfigs.Clear()
+		f.routeN.Store(1)
+	}
+	v, _ := f.routeConfigs.LoadOrStore(c.key, c)
+	return v.(*LocalConfig)
 }
 
 // NewFilter takes no part in streams the applying config does not

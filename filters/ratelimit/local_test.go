@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/router"
 	"github.com/waygate/waygate/gateway/stats"
 )
 
@@ -379,5 +380,34 @@ func BenchmarkLocalWildcardDescriptor(b *testing.B) {
 	for b.Loop() {
 		fl := f.NewFilter(x).(*localFilter)
 		fl.OnRequestHeaders(x, true)
+	}
+}
+
+// TestLocalBucketsOutlivePushes compiles the same route twice, as a
+// route table push does: the second table's requests count in the
+// first one's buckets.
+func TestLocalBucketsOutlivePushes(t *testing.T) {
+	per, err := anypb.New(enforcing(tokens(2, 2, time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func() *routev3.Route {
+		r := prefixRoute("/", "c1")
+		r.TypedPerFilterConfig = map[string]*anypb.Any{LocalFilterName: per}
+		return r
+	}
+	f, err := NewLocal(&localv3.LocalRateLimit{StatPrefix: "listener"}, filters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := table(t, nil, route()), table(t, nil, route())
+	for i, tbl := range []*router.Table{before, before, after} {
+		want := 200
+		if i == 2 {
+			want = 429
+		}
+		if st, _ := send(t, f, exchange(tbl, "10.0.0.1:1", "/")); st != want {
+			t.Errorf("request %d: %d, want %d", i, st, want)
+		}
 	}
 }

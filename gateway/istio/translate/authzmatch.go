@@ -242,13 +242,14 @@ func requestPrincipals(vs []string) *rbacv3.Principal {
 }
 
 // serviceAccountRegex matches the SPIFFE identity of service account
-// "<ns>/<sa>" or "<sa>" in the policy's namespace.
+// "<ns>/<sa>" or "<sa>" in the policy's namespace. Names are quoted,
+// which changes nothing for valid Kubernetes names.
 func serviceAccountRegex(defaultNS, v string) string {
 	ns, sa, ok := strings.Cut(v, "/")
 	if !ok {
 		ns, sa = defaultNS, v
 	}
-	return fmt.Sprintf("spiffe://.+/ns/%s/(.+/|)sa/%s(/.+)?", ns, sa)
+	return fmt.Sprintf("spiffe://.+/ns/%s/(.+/|)sa/%s(/.+)?", regexp.QuoteMeta(ns), regexp.QuoteMeta(sa))
 }
 
 func trustDomainMatch(v string) *matcherv3.StringMatcher {
@@ -265,7 +266,7 @@ func trustDomainMatch(v string) *matcherv3.StringMatcher {
 // bracketName reads "[name]" after an attribute, as in
 // request.headers[x-user].
 func bracketName(s string) (string, error) {
-	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
+	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") || len(s) < 3 {
 		return "", fmt.Errorf("expecting format [<NAME>], but found %s", s)
 	}
 	return s[1 : len(s)-1], nil
@@ -285,6 +286,9 @@ func bracketNames(s string) ([]string, error) {
 				return nil, err
 			}
 			return []string{n}, nil
+		}
+		if end == 1 {
+			return nil, fmt.Errorf("expecting format [<NAME>], but found %s", s)
 		}
 		out = append(out, rest[1:end])
 		rest = rest[end+1:]

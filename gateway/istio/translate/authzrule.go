@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
@@ -170,8 +171,16 @@ func remoteIP(v string) (*rbacv3.Principal, error) {
 	return &rbacv3.Principal{Identifier: &rbacv3.Principal_RemoteIp{RemoteIp: c}}, nil
 }
 
+// sourceNamespace matches the namespace part of a SPIFFE identity; "*"
+// in the value matches anything. The rest of the value is quoted, which
+// changes nothing for valid namespace names and keeps any other value
+// from producing an invalid regex.
 func sourceNamespace(v string) (*rbacv3.Principal, error) {
-	return principalAuthenticated(regexMatch(".*/ns/" + strings.ReplaceAll(v, "*", ".*") + "/.*")), nil
+	parts := strings.Split(v, "*")
+	for i := range parts {
+		parts[i] = regexp.QuoteMeta(parts[i])
+	}
+	return principalAuthenticated(regexMatch(".*/ns/" + strings.Join(parts, ".*") + "/.*")), nil
 }
 
 func sourceTrustDomain(v string) (*rbacv3.Principal, error) {
@@ -223,7 +232,7 @@ func host(v string) (*rbacv3.Permission, error) {
 // or, written "[v]", a list containing v.
 func envoyFilterMetadata(key string, vs []string) (*rbacv3.Permission, error) {
 	parts := strings.SplitN(strings.TrimSuffix(strings.TrimPrefix(key, "experimental."), "]"), "[", 2)
-	if len(parts) != 2 {
+	if len(parts) != 2 || parts[1] == "" {
 		return nil, fmt.Errorf("invalid key: %v", key)
 	}
 	ms := make([]*matcherv3.ValueMatcher, 0, len(vs))

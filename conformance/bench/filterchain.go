@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// FilterSetup is the full filter chain scenario: a RequestAuthentication
+// verifying ES256 tokens against an inline JWKS, an AuthorizationPolicy
+// requiring that principal and a GET on /, a RateLimitPolicy with a
+// local limit far above the load (so it counts but never rejects), and a
+// fault abort at 0% on the route. Token is a valid token for every
+// request to carry.
+type FilterSetup struct {
+	JWKS  string
+	Token string
+}
+
+const benchIssuer = "bench@waygate.dev"
+
+// NewFilterSetup makes a fresh P-256 key, its JWKS and a token valid for
+// a day.
+func NewFilterSetup() (*FilterSetup, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	pad := func(n *big.Int) string { return b64(n.FillBytes(make([]byte, 32))) }
+	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "bench", "use": "sig",
+		"x": pad(key.PublicKey.X), "y": pad(key.PublicKey.Y),
+	}}})
+	header, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": "bench"})
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{"iss": benchIssuer, "sub": "loadgen", "iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix()})
+	signing := b64(header) + "." + b64(claims)
+	sum := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		return nil, err
+	}
+	sig := append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
+	return &FilterSetup{JWKS: string(jwks), Token: signing + "." + b64(sig)}, nil
+}
+
+func (f *FilterSetup) yaml() string {
+	return fmt.Sprintf(`apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: bench-jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules:
+  - issuer: %s
+    jwks: '%s'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bench-authz, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: ALLOW
+  rules:
+  - from:
+    - source: {requestPrincipals: ["%s/*"]}
+    to:
+    - operation: {methods: [GET], paths: ["/*"]}
+---
+apiVersion: waygate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: bench-local, namespace: istio-system}
+spec:
+  rules:
+  - name: generous
+    by: clientIP
+    local: {requests: 100000000, per: second}
+`, benchIssuer, f.JWKS, benchIssuer)
+}

@@ -1,0 +1,210 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Runner runs scenarios: it starts the backend and every proxy, drives
+// them in alternating rounds and collects the results.
+type Runner struct {
+	WaygateBin string
+	// ResultsDir receives CPU profiles of Waygate (profiles/).
+	ResultsDir string
+	Rounds     int
+	// Only, when set, limits the proxies to these names ("direct" is
+	// always run: every ratio needs it).
+	Only []string
+	// Profile takes a CPU profile of each Waygate target in an extra,
+	// unmeasured run per scenario.
+	Profile bool
+	Log     io.Writer
+}
+
+// ScenarioResult is everything one scenario measured.
+type ScenarioResult struct {
+	Scenario Scenario
+	// Order is the targets in round order; Runs their results per round.
+	Order    []string
+	Runs     map[string][]Result
+	Commands map[string]string
+	// Skipped names targets that could not run, with the reason.
+	Skipped  map[string]string
+	Profiles map[string]string // target -> pprof -top file
+	// PeakReset says whether VmHWM could be reset before each run.
+	PeakReset    bool
+	ReloadErrors map[string]int
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format+"\n", args...)
+	}
+}
+
+// Run runs one scenario.
+func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
+	tmp, err := os.MkdirTemp("", "waygate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	// nginx workers run as nobody and must read the backend's files.
+	_ = os.Chmod(tmp, 0o755)
+
+	backend, err := StartBackend(filepath.Join(tmp, "backend"))
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	defer backend.Close()
+
+	res := &ScenarioResult{Scenario: sc, Runs: map[string][]Result{}, Commands: map[string]string{},
+		Skipped: map[string]string{}, Profiles: map[string]string{}, ReloadErrors: map[string]int{}, PeakReset: true}
+	targets := []*Target{}
+	if !sc.Idle {
+		targets = append(targets, backend.Direct())
+	}
+	setup := Setup{Backend: backend.Addr, Routes: sc.Routes}
+	start := func(p Proxy, s Setup, label string) {
+		s.Dir = filepath.Join(tmp, label)
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			res.Skipped[label] = err.Error()
+			return
+		}
+		t, err := p.Start(s)
+		if err != nil {
+			res.Skipped[label] = err.Error()
+			r.logf("  %s: not started: %v", label, err)
+			return
+		}
+		targets = append(targets, t)
+	}
+	for _, p := range Proxies(r.WaygateBin) {
+		if len(r.Only) > 0 && !slices.Contains(r.Only, p.Name) {
+			continue
+		}
+		start(p, setup, p.Name)
+		if sc.Filters && p.Name == "waygate" {
+			fs, err := NewFilterSetup()
+			if err != nil {
+				return nil, err
+			}
+			withFilters := setup
+			withFilters.Filters = fs
+			start(p, withFilters, "waygate+filters")
+		}
+	}
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	loadDir := filepath.Join(tmp, "load")
+	if err := os.MkdirAll(loadDir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		res.Order = append(res.Order, t.Name)
+		res.Commands[t.Name] = sc.Load.Command(t, loadDir)
+		if !sc.Idle {
+			if err := warmUp(ctx, t, loadDir, sc.Path); err != nil {
+				return nil, fmt.Errorf("warm-up %s: %w", t.Name, err)
+			}
+		}
+	}
+
+	for round := 1; round <= r.Rounds; round++ {
+		for _, t := range targets {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			out, err := r.measure(ctx, sc, t, loadDir, res)
+			if err != nil {
+				return nil, fmt.Errorf("%s round %d: %w", t.Name, round, err)
+			}
+			out.Target = t.Name
+			res.Runs[t.Name] = append(res.Runs[t.Name], out)
+			r.logf("  round %d %-16s %s", round, t.Name, summaryLine(sc, out))
+		}
+	}
+	if r.Profile {
+		for _, t := range targets {
+			if t.Admin == "" {
+				continue
+			}
+			file, err := r.profile(ctx, sc, t, loadDir)
+			if err != nil {
+				r.logf("  profile %s: %v", t.Name, err)
+				continue
+			}
+			res.Profiles[t.Name] = file
+		}
+	}
+	return res, nil
+}
+
+// measure runs the load once against t, with the target's CPU time and
+// peak memory read around it, and a push every second if asked.
+func (r *Runner) measure(ctx context.Context, sc Scenario, t *Target, dir string, res *ScenarioResult) (Result, error) {
+	pids := t.PIDs()
+	if len(pids) > 0 && !resetPeak(pids) {
+		res.PeakReset = false
+	}
+	cpu0 := cpuSeconds(pids)
+	stopPush := r.pushEverySecond(sc, t, res)
+	out, err := sc.Load.Run(ctx, t, dir)
+	stopPush()
+	if err != nil {
+		return out, err
+	}
+	pids = t.PIDs()
+	if len(pids) > 0 {
+		out.CPU = cpuSeconds(pids) - cpu0
+		out.PeakKiB = memKiB(pids, "VmHWM")
+	}
+	time.Sleep(300 * time.Millisecond)
+	return out, nil
+}
+
+// pushEverySecond reloads the target's configuration once a second
+// until the returned function is called; failed reloads are counted.
+func (r *Runner) pushEverySecond(sc Scenario, t *Target, res *ScenarioResult) func() {
+	if !sc.Push || t.Reload == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if err := t.Reload(n); err != nil {
+					res.ReloadErrors[t.Name]++
+					r.logf("  reload %s: %v", t.Name, err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func summaryLine(sc Scenario, r Result) string {
+	if sc.Idle {
+		return fmt.Sprintf("%d conns, RSS %.1f -> %.1f MiB, %.1f KiB/conn, %d errors",
+			r.Conns, float64(r.RSSBeforeKiB)/1024, float64(r.RSSKiB)/1024, r.KiBPerConn(), r.Errors)
+	}
+	return fmt.Sprintf("%8.0f req/s  p50 %s p99 %s p99.9 %s  errors %d  cpu %.2fs/10k  peak %.1f MiB",
+		r.RPS, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), r.Errors, r.CPUPer10k(), float64(r.PeakKiB)/1024)
+}

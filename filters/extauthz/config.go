@@ -64,7 +64,7 @@ type httpService struct {
 type grpcService struct {
 	cluster   string
 	authority string
-	timeout   time.Duration // 0: no deadline but the request's
+	timeout   time.Duration // 200ms unset; an explicit 0 is no deadline but the request's
 	metadata  [][2]string   // initial_metadata
 }
 
@@ -206,7 +206,8 @@ func compileGRPC(g *corev3.GrpcService) (*grpcService, error) {
 	if eg.GetClusterName() == "" {
 		return nil, fmt.Errorf("envoy_grpc.cluster_name: required")
 	}
-	s := &grpcService{cluster: eg.GetClusterName(), authority: eg.GetAuthority()}
+	// Envoy's default gRPC timeout for ext_authz is 200ms.
+	s := &grpcService{cluster: eg.GetClusterName(), authority: eg.GetAuthority(), timeout: 200 * time.Millisecond}
 	if s.authority == "" {
 		s.authority = s.cluster
 	}

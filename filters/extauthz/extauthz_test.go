@@ -122,8 +122,11 @@ func TestHTTPService(t *testing.T) {
 		if req.Header.Get("X-Ext-Authz") != "allow" || req.Header.Get("X-B3-Traceid") != "abc" || req.Header.Get("X-Added") != "by-gateway" {
 			t.Errorf("allowed headers missing from the check: %v", req.Header)
 		}
-		if req.Header.Get("Cookie") != "" || req.Header.Get("Authorization") != "" {
-			t.Errorf("headers outside allowed_headers reached the authorizer: %v", req.Header)
+		if req.Header.Get("Cookie") != "" {
+			t.Errorf("a header outside allowed_headers reached the authorizer: %v", req.Header)
+		}
+		if req.Header.Get("Authorization") != "Bearer t" {
+			t.Errorf("Authorization is always sent to an HTTP authorizer: %v", req.Header)
 		}
 		h := x.Request.Header
 		if h.Get("X-Ext-Authz-Check-Result") != "allowed" || h.Get("X-User") != "alice" {

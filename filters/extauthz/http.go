@@ -28,8 +28,9 @@ var hopHeaders = map[string]bool{
 var alwaysClient = []string{"Path", "Status", "Content-Length", "Www-Authenticate", "Location"}
 
 // checkHTTP asks an HTTP authorization service: the original method, the
-// path prefixed with path_prefix, the original host, the allowed request
-// headers and headers_to_add, and the buffered body when configured. A
+// path prefixed with path_prefix, the original host, Authorization and
+// the allowed request headers (Envoy always adds Host, Method, Path,
+// Content-Length and Authorization to allowed_headers), headers_to_add, and the buffered body when configured. A
 // 200 allows; any other status denies; no answer (connection failure,
 // timeout) is a failure.
 // https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto#extensions-filters-http-ext-authz-v3-httpservice
@@ -46,7 +47,7 @@ func (c *Config) checkHTTP(ctx context.Context, up filters.Upstream, x *filters.
 	}
 	req.Host = x.Request.Authority
 	for k, vs := range x.Request.Header {
-		if c.allowed.matches(k) && !c.disallowed.matches(k) {
+		if (k == "Authorization" || c.allowed.matches(k)) && !c.disallowed.matches(k) {
 			req.Header[k] = vs
 		}
 	}

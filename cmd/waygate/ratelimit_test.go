@@ -73,7 +73,8 @@ spec:
 func TestRunLocalRateLimit(t *testing.T) {
 	b := startBackend(t, "echo", "v1")
 	port := freePort(t)
-	admin := startRateLimitedRun(t, rateLimitDir(t, port, b.Addr(), localPolicy))
+	dir := rateLimitDir(t, port, b.Addr(), localPolicy)
+	admin := startRateLimitedRun(t, dir)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	c := &http.Client{Timeout: 5 * time.Second}
 	for i := range 7 {
@@ -97,8 +98,21 @@ func TestRunLocalRateLimit(t *testing.T) {
 			t.Errorf("request %d: x-ratelimit-reset %q", i+1, resp.Header.Get("X-Ratelimit-Reset"))
 		}
 	}
+	// An unrelated edit pushes the route table again: the client's
+	// bucket stays empty.
+	edited := fmt.Sprintf(runRoute, "v1") + "    headers: {response: {set: {x-edited: \"yes\"}}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "route.yaml"), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, dump := do(t, c, "http://"+admin+"/config_dump")
+		return strings.Contains(dump, "x-edited")
+	})
+	if resp, _ := do(t, c, url); resp.StatusCode != 429 {
+		t.Errorf("after a route push: %d, want 429: the push refilled the bucket", resp.StatusCode)
+	}
 	_, stats := do(t, c, "http://"+admin+"/stats?filter=http_local_rate_limit")
-	for _, want := range []string{"http_local_rate_limiter.http_local_rate_limit.ok: 5", "http_local_rate_limiter.http_local_rate_limit.enforced: 2"} {
+	for _, want := range []string{"http_local_rate_limiter.http_local_rate_limit.ok: 5", "http_local_rate_limiter.http_local_rate_limit.enforced: 3"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("stats lack %q:\n%s", want, stats)
 		}

@@ -29,6 +29,11 @@ type filter struct {
 
 	failed  bool // the fail strategy was applied
 	replied bool // the plugin answered locally
+	// orphaned is set when the instance died while the stream was
+	// neither running in it nor waiting on it: the plugin had let the
+	// stream go on, so the stream finishes without it instead of
+	// failing for another stream's crash.
+	orphaned bool
 }
 
 // wakeUp tells a paused stream that something was decided for it.
@@ -107,7 +112,7 @@ func (s *filter) OnDone(x *filters.Exchange) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	defer delete(v.streams, s.id)
-	if s.vmFailed || v.dead.Load() {
+	if s.vmFailed || s.orphaned || v.dead.Load() {
 		return
 	}
 	s.x = x
@@ -127,12 +132,15 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), 
 	if s.failed || s.replied {
 		return filters.Continue
 	}
-	v := s.vm
+	v := s.lock()
 	if v == nil {
 		return s.failure(x)
 	}
-	v.mu.Lock()
-	if !s.enter(x) {
+	switch s.enter(x) {
+	case lost:
+		v.mu.Unlock()
+		return filters.Continue
+	case dead:
 		v.mu.Unlock()
 		return s.failure(x)
 	}
@@ -157,12 +165,44 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), 
 	return s.wait(x)
 }
 
+// lock locks the stream's instance and returns it. A stream that has no
+// context yet is moved off a dead instance onto a live one: nothing of
+// it was lost, so it need not fail.
+func (s *filter) lock() *vm {
+	for range 3 {
+		v := s.vm
+		if v == nil || (s.id == 0 && v.dead.Load()) {
+			nv, err := s.f.pool.pick()
+			if err != nil {
+				return nil
+			}
+			s.vm, v = nv, nv
+		}
+		v.mu.Lock()
+		if s.id != 0 || !v.dead.Load() {
+			return v
+		}
+		v.mu.Unlock()
+	}
+	return nil
+}
+
+// Outcomes of enter.
+const (
+	entered = iota
+	lost    // the instance died after the stream's decisions were made
+	dead    // the instance died, or died while the stream waited on it
+)
+
 // enter makes s the running context, creating it in the instance on
 // the stream's first callback. v.mu is held.
-func (s *filter) enter(x *filters.Exchange) bool {
+func (s *filter) enter(x *filters.Exchange) int {
 	v := s.vm
+	if s.orphaned {
+		return lost
+	}
 	if s.vmFailed || v.dead.Load() {
-		return false
+		return dead
 	}
 	s.x = x
 	if s.id == 0 {
@@ -172,12 +212,12 @@ func (s *filter) enter(x *filters.Exchange) bool {
 		v.active, v.calling = v.rootID, nil
 		v.stack[0], v.stack[1] = uint64(s.id), uint64(v.rootID)
 		if _, err := v.invoke(v.fn.onContextCreate, 2); err != nil {
-			return false
+			return dead
 		}
 	}
 	v.active, v.calling = s.id, s
 	s.resume = false
-	return true
+	return entered
 }
 
 // wait holds a paused stream until it is continued, answered, reset or

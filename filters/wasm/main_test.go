@@ -17,7 +17,13 @@ var pluginPath = map[string]string{}
 // testPlugins are the plugin modules under testdata.
 var testPlugins = []string{"examples", "faults"}
 
+// raceEnabled is set in builds with the race detector.
+var raceEnabled bool
+
 func TestMain(m *testing.M) {
+	if raceEnabled && os.Getenv(EnvCallTimeout) == "" {
+		os.Setenv(EnvCallTimeout, "1s")
+	}
 	dir, err := os.MkdirTemp("", "waygate-wasm-plugins")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -209,8 +209,11 @@ func (v *vm) invoke(f api.Function, n int) (uint32, error) {
 var errDead = errors.New("wasm: plugin instance failed")
 
 // fail retires a crashed instance: the pool counts the failure and
-// starts a fresh instance in its slot, and every stream paused on this
-// one gives up with the plugin's fail strategy. v.mu is held.
+// starts a fresh instance in its slot. The stream whose callback crashed
+// it and the streams paused on it get the plugin's fail strategy; the
+// others, which the plugin had already let go on, finish without it
+// (Envoy fails those too; failing them for another stream's crash
+// would spread one bad request to its neighbors). v.mu is held.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#plugin-crashes
 func (v *vm) fail(err error) {
 	if v.dead.Swap(true) {
@@ -220,9 +223,14 @@ func (v *vm) fail(err error) {
 	v.stopTick()
 	go v.mod.Close(context.Background())
 	for _, s := range v.streams {
-		s.vmFailed = true
-		if s.paused {
+		switch {
+		case s.paused:
+			s.vmFailed = true
 			s.wakeUp()
+		case s == v.calling:
+			s.vmFailed = true
+		default:
+			s.orphaned = true
 		}
 	}
 	v.pool.failed(v)
@@ -304,13 +312,29 @@ type callResponse struct {
 }
 
 // logWriter turns a plugin's stdout and stderr (where a Go guest's panic
-// message goes) into log lines.
+// and stack trace go, a few bytes per write) into log lines.
 type logWriter struct {
 	log    *slog.Logger
 	stream string
+	mu     sync.Mutex
+	line   []byte
 }
 
+// maxLogLine flushes a line that never ends.
+const maxLogLine = 4 << 10
+
 func (w *logWriter) Write(p []byte) (int, error) {
-	w.log.Info("wasm plugin output", "stream", w.stream, "text", string(p))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range p {
+		if c == '\n' || len(w.line) >= maxLogLine {
+			w.log.Info("wasm plugin output", "stream", w.stream, "text", string(w.line))
+			w.line = w.line[:0]
+			if c == '\n' {
+				continue
+			}
+		}
+		w.line = append(w.line, c)
+	}
 	return len(p), nil
 }

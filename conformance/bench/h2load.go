@@ -40,8 +40,8 @@ func (h H2load) run(ctx context.Context, t *Target) (Result, error) {
 
 var (
 	h2Finished = regexp.MustCompile(`finished in ([0-9.]+)(m?s), ([0-9.]+) req/s`)
-	h2Requests = regexp.MustCompile(`requests: (\d+) total, \d+ started, (\d+) done`)
-	h2Status   = regexp.MustCompile(`status codes: (\d+) 2xx`)
+	h2Requests = regexp.MustCompile(`requests: (\d+) total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed`)
+	h2Status   = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
 	h2Time     = regexp.MustCompile(`time for request:\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)`)
 )
 
@@ -60,9 +60,11 @@ func parseH2load(out string) (Result, error) {
 		r.Seconds /= 1000
 	}
 	r.Requests = num(q[2])
-	// Anything started but not answered 2xx is an error: failed,
-	// errored, timed out or another status.
-	r.Errors = num(q[1]) - num(s[1])
+	// Failed streams (errored and timed out ones included) and 4xx/5xx
+	// answers. In duration mode h2load's totals and status counts do not
+	// add up exactly (streams in flight at the end), so they are not
+	// subtracted from each other.
+	r.Errors = num(q[3]) + num(s[3]) + num(s[4])
 	if m := h2Time.FindStringSubmatch(out); m != nil {
 		r.Mean = parseUnit(m[5], m[6])
 	}

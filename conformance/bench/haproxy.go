@@ -55,7 +55,7 @@ frontend fe
 backend be
     http-reuse always
     server s1 %s
-`, fds, fds-256, fds-256, t.Addr, routing, s.Backend)
+`, fds, fds/2-64, fds/2-64, t.Addr, routing, s.Backend)
 	path := filepath.Join(s.Dir, "haproxy.cfg")
 	if err := writeFile(path, conf); err != nil {
 		return nil, err

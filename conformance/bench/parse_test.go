@@ -23,14 +23,14 @@ func TestParseWrk(t *testing.T) {
 func TestParseH2load(t *testing.T) {
 	out := `finished in 10.00s, 41234.50 req/s, 45.12MB/s
 requests: 412345 total, 412445 started, 412345 done, 412300 succeeded, 45 failed, 45 errored, 0 timeout
-status codes: 412300 2xx, 0 3xx, 0 4xx, 0 5xx
+status codes: 412300 2xx, 0 3xx, 0 4xx, 5 5xx
 time for request:      210us     45.12ms      2.35ms      1.10ms    80.12%
 `
 	r, err := parseH2load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.RPS != 41234.5 || r.Requests != 412345 || r.Errors != 45 || r.Mean != 2350*time.Microsecond {
+	if r.RPS != 41234.5 || r.Requests != 412345 || r.Errors != 50 || r.Mean != 2350*time.Microsecond {
 		t.Errorf("got %+v", r)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/waygate/waygate/gateway/istio"
 	"github.com/waygate/waygate/gateway/istio/translate"
@@ -76,6 +78,9 @@ func runRateLimitServer(args []string) int {
 	}
 	gs := grpc.NewServer()
 	rlsv3.RegisterRateLimitServiceServer(gs, svc)
+	// The standard gRPC health service, for Kubernetes probes.
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,6 +105,7 @@ func runRateLimitServer(args []string) int {
 	}()
 	go func() {
 		<-ctx.Done()
+		hs.Shutdown()
 		gs.GracefulStop()
 	}()
 	fmt.Printf("ratelimit-server listening on %s (redis %s)\n", ln.Addr(), *redisAddr)

@@ -184,6 +184,9 @@ func (fl *globalFilter) OnRequestHeaders(x *filters.Exchange, _ bool) filters.St
 	} else {
 		f.counters.ok.Inc()
 	}
+	if len(resp.GetRequestHeadersToAdd()) > 0 && x.Request.Header == nil {
+		x.Request.Header = make(http.Header)
+	}
 	for _, h := range resp.GetRequestHeadersToAdd() {
 		if h.GetKey() != "" && !strings.HasPrefix(h.GetKey(), ":") {
 			x.Request.Header.Set(h.GetKey(), h.GetValue())

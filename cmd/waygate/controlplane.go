@@ -92,6 +92,8 @@ func runControlPlane(args []string) int {
 	listen := fs.String("listen", ":15010", "xDS (gRPC, plaintext) listen address")
 	var src sourceFlags
 	src.register(fs)
+	var cf caFlags
+	cf.register(fs)
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,6 +112,10 @@ func runControlPlane(args []string) int {
 	cp := server.New(log)
 	cp.AccessLogFile = src.accessLog
 	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+		fmt.Fprintln(os.Stderr, "waygate controlplane:", err)
+		return 2
+	}
+	if cp.CA, err = cf.workloads(); err != nil {
 		fmt.Fprintln(os.Stderr, "waygate controlplane:", err)
 		return 2
 	}

@@ -35,6 +35,8 @@ func runRun(args []string) int {
 	drain := fs.Duration("drain-time", 5*time.Second, "how long to let connections finish on shutdown")
 	var src sourceFlags
 	src.register(fs)
+	var cf caFlags
+	cf.register(fs)
 	var id identityFlags
 	id.register(fs)
 	var lf logFlags
@@ -79,6 +81,10 @@ func runRun(args []string) int {
 	cp := server.New(log.With("component", "controlplane"))
 	cp.AccessLogFile = src.accessLog
 	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+		fmt.Fprintln(os.Stderr, "waygate run:", err)
+		return 2
+	}
+	if cp.CA, err = cf.workloads(); err != nil {
 		fmt.Fprintln(os.Stderr, "waygate run:", err)
 		return 2
 	}

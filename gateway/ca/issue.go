@@ -54,14 +54,17 @@ type Certificate struct {
 	ChainPEM, KeyPEM []byte
 	NotBefore        time.Time
 	NotAfter         time.Time
+	// issued is when it was signed: NotBefore is backdated.
+	issued time.Time
 }
 
 // TLS is the certificate for crypto/tls.
 func (c *Certificate) TLS() (tls.Certificate, error) { return tls.X509KeyPair(c.ChainPEM, c.KeyPEM) }
 
-// renewAt is halfway through the lifetime, when Istio's agent renews.
+// renewAt is halfway from its signing to its expiry, when Istio's agent
+// renews.
 func (c *Certificate) renewAt() time.Time {
-	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
+	return c.issued.Add(c.NotAfter.Sub(c.issued) / 2)
 }
 
 // Issue signs a fresh key for id, valid for lifetime (DefaultLifetime
@@ -113,5 +116,6 @@ func (c *CA) Issue(id Identity, lifetime time.Duration) (*Certificate, error) {
 		KeyPEM:    pemBlock("PRIVATE KEY", keyDER),
 		NotBefore: notBefore,
 		NotAfter:  notAfter,
+		issued:    now,
 	}, nil
 }

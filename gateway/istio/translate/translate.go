@@ -32,6 +32,10 @@ type Proxy struct {
 	ID string
 	// Namespace is the proxy's namespace; "istio-system" when empty.
 	Namespace string
+	// ServiceAccount is the proxy's Kubernetes service account (node
+	// metadata SERVICE_ACCOUNT): with Namespace, the identity its
+	// workload certificate carries.
+	ServiceAccount string
 	// Labels select Gateways; the istio-ingressgateway labels when nil.
 	Labels map[string]string
 	// DomainSuffix completes short service names; "cluster.local" when empty.

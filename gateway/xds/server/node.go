@@ -11,15 +11,17 @@ import (
 )
 
 // proxyOf reads a node's identity from its metadata the way istiod does
-// (pilot/pkg/model NodeMetadata): LABELS, a struct of strings, and
-// NAMESPACE. Missing fields take the translator's ingress gateway
-// defaults.
+// (pilot/pkg/model NodeMetadata): LABELS, a struct of strings,
+// NAMESPACE, and SERVICE_ACCOUNT, whose identity its workload
+// certificate carries. Missing fields take the translator's ingress
+// gateway defaults.
 func proxyOf(n *corev3.Node) translate.Proxy {
 	p := translate.Proxy{ID: n.GetId()}
 	md := n.GetMetadata().GetFields()
 	if ns := md["NAMESPACE"].GetStringValue(); ns != "" {
 		p.Namespace = ns
 	}
+	p.ServiceAccount = md["SERVICE_ACCOUNT"].GetStringValue()
 	if ls := md["LABELS"].GetStructValue(); ls != nil {
 		p.Labels = map[string]string{}
 		for k, v := range ls.GetFields() {
@@ -33,6 +35,7 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 func identity(p translate.Proxy) string {
 	var b strings.Builder
 	b.WriteString(p.Namespace)
+	b.WriteString("|sa=" + p.ServiceAccount)
 	if p.Labels == nil {
 		b.WriteString("|default")
 	}

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 
+	"github.com/waygate/waygate/gateway/ca"
 	"github.com/waygate/waygate/gateway/istio"
 	"github.com/waygate/waygate/gateway/istio/translate"
 )
@@ -42,6 +43,10 @@ type Server struct {
 	// ExtensionProviders are meshConfig.extensionProviders, for CUSTOM
 	// AuthorizationPolicies; set them before Serve.
 	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
+	// CA, when set, issues each proxy its workload certificate, served
+	// with the mesh root as the SDS secrets "default" and "ROOTCA"
+	// (secrets.go); set it before Serve.
+	CA *ca.Workloads
 
 	log   *slog.Logger
 	cache cachev3.SnapshotCache
@@ -53,6 +58,8 @@ type Server struct {
 	nodes map[string]*node
 	// streams maps an open stream to its node id, once known.
 	streams map[int64]string
+	// renewKick wakes the certificate renewal loop.
+	renewKick chan struct{}
 }
 
 // node is a connected proxy: its identity and how many streams it holds.
@@ -74,6 +81,8 @@ func New(log *slog.Logger) *Server {
 		cfg:     &istio.Config{},
 		nodes:   map[string]*node{},
 		streams: map[int64]string{},
+
+		renewKick: make(chan struct{}, 1),
 	}
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cacheLogger{log})
 	s.xds = serverv3.NewServer(context.Background(), s.cache, s.callbacks())
@@ -119,6 +128,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		case <-stopped:
 		}
 	}()
+	if s.CA != nil {
+		go s.renew(ctx)
+	}
 	s.log.Info("serving xDS", "address", lis.Addr().String())
 	err := g.Serve(lis)
 	close(stopped)

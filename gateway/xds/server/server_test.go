@@ -257,11 +257,11 @@ func TestDelta(t *testing.T) {
 func TestSnapshotConsistent(t *testing.T) {
 	cfg := config(t, "8080")
 	p := proxyOf(nodeWith(t, "n", map[string]any{"istio": "ingressgateway"}))
-	a, _, err := snapshotFor(cfg, p)
+	a, _, err := snapshotFor(cfg, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := snapshotFor(config(t, "8080"), p)
+	b, _, err := snapshotFor(config(t, "8080"), p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestSnapshotConsistent(t *testing.T) {
 			t.Errorf("%s versions %q and %q; want equal and set", typ, a.GetVersion(typ), b.GetVersion(typ))
 		}
 	}
-	c, _, err := snapshotFor(config(t, "9090"), p)
+	c, _, err := snapshotFor(config(t, "9090"), p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

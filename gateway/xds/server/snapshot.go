@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -15,11 +16,13 @@ import (
 	"github.com/waygate/waygate/gateway/istio/translate"
 )
 
-// snapshotFor translates cfg for proxy p into a consistent snapshot. Each
+// snapshotFor translates cfg for proxy p into a consistent snapshot, with
+// the proxy's mesh secrets (secrets.go) beside the translated ones. Each
 // resource type is versioned by a hash of its content, so a type whose
 // resources did not change keeps its version and is not pushed again.
-func snapshotFor(cfg *istio.Config, p translate.Proxy) (*cachev3.Snapshot, []translate.Warning, error) {
+func snapshotFor(cfg *istio.Config, p translate.Proxy, mesh []*tlsv3.Secret) (*cachev3.Snapshot, []translate.Warning, error) {
 	res, warnings := translate.Translate(cfg, p)
+	res.Secrets = append(res.Secrets, mesh...)
 	byType := map[string][]types.Resource{
 		resourcev3.ListenerType: {},
 		resourcev3.RouteType:    {},
@@ -79,7 +82,11 @@ func contentVersion(list []types.Resource) (string, error) {
 // snapshot. Warnings are logged once per Update (logged records them).
 // The caller holds s.mu.
 func (s *Server) push(id string, p translate.Proxy, logged map[string]bool) {
-	snap, warnings, err := snapshotFor(s.cfg, p)
+	mesh, err := s.meshSecrets(p)
+	if err != nil {
+		s.log.Error("workload certificate not issued", "node", id, "error", err)
+	}
+	snap, warnings, err := snapshotFor(s.cfg, p, mesh)
 	for _, w := range warnings {
 		msg := w.String()
 		if logged != nil && !logged[msg] {

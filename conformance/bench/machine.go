@@ -13,11 +13,12 @@ import (
 // WriteHeader starts a results file: when, on what machine, with which
 // versions and which command, so figures can be compared only with
 // figures taken the same way.
-func WriteHeader(w io.Writer, command string) {
+// waygate says which build of Waygate was measured.
+func WriteHeader(w io.Writer, command, waygate string) {
 	fmt.Fprintf(w, "# Waygate side-by-side load results, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %d cores, %s, %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(run("uname", "-sr")))
 	fmt.Fprintf(w, "- load average before the run: %s\n", loadAvg())
-	fmt.Fprintf(w, "- waygate: %s\n", strings.TrimSpace(run("git", "log", "-1", "--format=%h %s")))
+	fmt.Fprintf(w, "- waygate: %s\n", waygate)
 	fmt.Fprintf(w, "- %s\n", strings.TrimSpace(run("go", "version")))
 	fmt.Fprintf(w, "- nginx: %s; haproxy: %s; caddy: %s; wrk: %s; h2load: %s\n",
 		version("nginx", "-v"), version("haproxy", "-v"), version("caddy", "version"), version("wrk", "-v"), version("h2load", "--version"))
@@ -67,4 +68,14 @@ func version(name string, arg string) string {
 		line = line[:i]
 	}
 	return strings.TrimSpace(line)
+}
+
+// TreeBuild describes a build of the working tree: its commit, and
+// whether the packages the binary is built from had uncommitted changes.
+func TreeBuild() string {
+	desc := "built from the working tree at " + strings.TrimSpace(run("git", "log", "-1", "--format=%h (%s)"))
+	if strings.TrimSpace(run("git", "status", "--porcelain", "--", "cmd", "gateway", "filters", "go.mod", "go.sum")) != "" {
+		desc += ", with uncommitted changes"
+	}
+	return desc
 }

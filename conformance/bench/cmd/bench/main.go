@@ -40,6 +40,7 @@ func run() int {
 		idleConns = flag.Int("idle-conns", 10000, "connections of the idle scenario")
 		only      = flag.String("proxies", "", "only these proxies, comma-separated (waygate,nginx,haproxy,caddy); direct always runs")
 		waygate   = flag.String("waygate", "", "waygate binary (default: build ./cmd/waygate)")
+		built     = flag.String("waygate-desc", "", "what the -waygate binary was built from (a commit), for the results")
 		results   = flag.String("results", "conformance/bench/results", "directory for profiles")
 		out       = flag.String("out", "", "also write the markdown results to this file")
 		profile   = flag.Bool("profile", true, "save a CPU profile of waygate per scenario (an extra unmeasured run)")
@@ -60,8 +61,12 @@ func run() int {
 	}
 	bench.RaiseFileLimit(65536)
 
-	bin := *waygate
+	bin, desc := *waygate, *built
+	if bin != "" && desc == "" {
+		desc = "binary " + bin
+	}
 	if bin == "" {
+		desc = bench.TreeBuild()
 		dir, err := os.MkdirTemp("", "waygate-bench-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -85,7 +90,7 @@ func run() int {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	bench.WriteHeader(w, "go run ./conformance/bench/cmd/bench "+strings.Join(os.Args[1:], " "))
+	bench.WriteHeader(w, "go run ./conformance/bench/cmd/bench "+strings.Join(os.Args[1:], " "), desc)
 
 	r := &bench.Runner{WaygateBin: bin, ResultsDir: *results, Rounds: *rounds, Profile: *profile, Log: os.Stderr}
 	if *only != "" {

@@ -86,6 +86,9 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// envForTest is the environment of a factory built outside a chain.
+func envForTest(t testing.TB) filters.Env { return filters.Env{Log: testLog(t)} }
+
 // gateway is a connection manager serving a chain with Wasm filters on
 // loopback, whose filters reach the clusters of its view for callouts.
 type gateway struct {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
@@ -62,4 +64,15 @@ func (*foreign) OnHttpRequestHeaders(int, bool) types.Action {
 	}
 	_ = proxywasm.SendHttpResponse(200, [][2]string{{"x-foreign", msg}}, nil, -1)
 	return types.ActionPause
+}
+
+// environ reports the environment variable WASM_TEST and the VM
+// configuration in request headers.
+type environ struct{ types.DefaultHttpContext }
+
+func (*environ) OnHttpRequestHeaders(int, bool) types.Action {
+	_ = proxywasm.AddHttpRequestHeader("x-env", os.Getenv("WASM_TEST"))
+	_ = proxywasm.AddHttpRequestHeader("x-host-env", os.Getenv("WASM_HOST_TEST"))
+	_ = proxywasm.AddHttpRequestHeader("x-vm-config", string(vmConfig))
+	return types.ActionContinue
 }

@@ -19,6 +19,14 @@ func init() { proxywasm.SetVMContext(&vmContext{}) }
 
 type vmContext struct{ types.DefaultVMContext }
 
+// vmConfig is the VM configuration read in OnVMStart.
+var vmConfig []byte
+
+func (*vmContext) OnVMStart(int) types.OnVMStartStatus {
+	vmConfig, _ = proxywasm.GetVMConfiguration()
+	return types.OnVMStartStatusOK
+}
+
 // config is the plugin configuration.
 type config struct {
 	Mode         string   `json:"mode"`
@@ -133,6 +141,8 @@ func (p *plugin) NewHttpContext(id uint32) types.HttpContext {
 		return &readBody{}
 	case "foreign":
 		return &foreign{}
+	case "env":
+		return &environ{}
 	}
 	return &noop{}
 }

@@ -330,7 +330,6 @@ func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 		// the head and the body at once.
 		end := err == io.EOF && len(resp.Trailer) == 0
 		if n > 0 || end {
-			x.Info.BytesSent += int64(n)
 			if werr := enc.WriteBody(buf[:n], end); werr != nil {
 				abortUnlessAnswered(werr)
 				return

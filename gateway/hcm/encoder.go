@@ -89,6 +89,7 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 		e.flushHeaders(-1)
 	}
 	if len(out) > 0 {
+		e.x.Info.BytesSent += int64(len(out))
 		if _, err := e.w.Write(out); err != nil {
 			return err
 		}
@@ -189,6 +190,7 @@ func (e *encoder) WriteTrailers(t http.Header) error {
 	if !e.started {
 		if e.held {
 			e.flushHeaders(len(e.heldOut))
+			e.x.Info.BytesSent += int64(len(e.heldOut))
 			if _, err := e.w.Write(e.heldOut); err != nil {
 				return err
 			}
@@ -276,6 +278,7 @@ func (e *encoder) replaceWithLocal() error {
 	e.status = r.Status
 	e.ended = true
 	e.mutateHeaders(e.x.Response.Header)
+	e.x.Info.BytesSent += int64(len(r.Body))
 	writeLocal(e.w, r)
 	return errStopped
 }

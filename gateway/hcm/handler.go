@@ -60,6 +60,8 @@ type stream struct {
 	cancel context.CancelCauseFunc
 	idle   *idleTimer
 	idleT  idleTimer
+	// counted wraps the downstream body to count its bytes.
+	counted countingBody
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +138,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// what is left of the body when the response head is written.
 		s.duplex = http.NewResponseController(w)
 		_ = s.duplex.EnableFullDuplex()
+	}
+	if !endStream {
+		// %BYTES_RECEIVED% counts the body as the downstream sent it.
+		s.counted = countingBody{ReadCloser: body, n: &x.Info.BytesReceived}
+		body = &s.counted
 	}
 	var pipe *bodyPipe
 	if len(s.reqBody) > 0 && !endStream {
@@ -500,3 +507,15 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // The router package's Route must satisfy the filter API's view of it.
 var _ filters.Route = (*router.Route)(nil)
+
+// countingBody counts the bytes read from the downstream body.
+type countingBody struct {
+	io.ReadCloser
+	n *int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	*c.n += int64(n)
+	return n, err
+}

@@ -6,6 +6,7 @@ package hcmtest
 
 import (
 	"context"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	"net"
 	"net/http"
 	"net/netip"
@@ -47,6 +48,8 @@ type Options struct {
 	BufferLimit int
 	// Panics receives the handler's filter panic count.
 	Panics filters.Counter
+	// AccessLog, when set, compiles the HCM's access_log entries.
+	AccessLog func(*accesslogv3.AccessLog) (hcm.AccessLogger, error)
 }
 
 // Gateway is a running connection manager.
@@ -75,7 +78,7 @@ func (v *View) Cluster(name string) *upstream.Cluster { return v.Clusters[name] 
 // Compile compiles the HCM, the route tables and the clusters of o.
 func Compile(tb testing.TB, o Options) (*hcm.Config, *View) {
 	tb.Helper()
-	c := &hcm.Compiler{BufferLimit: o.BufferLimit}
+	c := &hcm.Compiler{BufferLimit: o.BufferLimit, AccessLog: o.AccessLog}
 	cfg, err := c.Compile(o.HCM)
 	if err != nil {
 		tb.Fatalf("compile HCM: %v", err)

@@ -36,6 +36,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 			routes = append(routes, t.buildRouteConfig(routeName, ps.servers))
 		} else {
 			taken := map[string]bool{}
+			plainTaken := false // PeerAuthentication's plain-text chain (peerauthn.go)
 			for _, gs := range ps.servers {
 				switch {
 				case isTLSTerminatedHTTPS(gs.server):
@@ -59,11 +60,11 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 							secrets = append(secrets, s)
 						}
 					}
-					chains = append(chains, &listenerv3.FilterChain{
+					chains = append(chains, t.istioMutualChains(gs, &listenerv3.FilterChain{
 						FilterChainMatch: sniMatch(gs),
 						Filters:          []*listenerv3.Filter{hcmNetworkFilter(t.connectionManager(prefix, routeName))},
 						TransportSocket:  downstreamSocket(ctx),
-					})
+					}, &plainTaken)...)
 					routes = append(routes, t.buildRouteConfig(routeName, []*gatewayServer{gs}))
 				case gs.server.Tls == nil:
 					filters := t.tcpRouteFilters(gs)
@@ -98,11 +99,11 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 							secrets = append(secrets, s)
 						}
 					}
-					chains = append(chains, &listenerv3.FilterChain{
+					chains = append(chains, t.istioMutualChains(gs, &listenerv3.FilterChain{
 						FilterChainMatch: sniMatch(gs),
 						Filters:          filters,
 						TransportSocket:  downstreamSocket(ctx),
-					})
+					}, &plainTaken)...)
 				}
 			}
 		}
@@ -122,7 +123,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 		}
 		if needsTLSInspector(chains) {
-			// Matching on SNI needs the ClientHello.
+			// Matching on SNI or TLS needs the ClientHello.
 			l.ListenerFilters = []*listenerv3.ListenerFilter{{
 				Name:       "envoy.filters.listener.tls_inspector",
 				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
@@ -152,7 +153,7 @@ func downstreamSocket(ctx *tlsv3.DownstreamTlsContext) *corev3.TransportSocket {
 
 func needsTLSInspector(chains []*listenerv3.FilterChain) bool {
 	for _, c := range chains {
-		if len(c.GetFilterChainMatch().GetServerNames()) > 0 {
+		if m := c.GetFilterChainMatch(); len(m.GetServerNames()) > 0 || m.GetTransportProtocol() != "" {
 			return true
 		}
 	}

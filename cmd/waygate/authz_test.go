@@ -14,46 +14,7 @@ import (
 
 // authzGateway routes every request on the gateway port to one echo
 // backend.
-const authzGateway = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-  namespace: default
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port: {number: %d, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: echo
-  namespace: default
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: %d}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: echo
-  namespace: default
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - route:
-    - destination: {host: echo}
-`
+const authzGateway = echoGateway
 
 // The seed's AuthorizationPolicy task, applied at the gateway (namespace
 // istio-system, selector istio=ingressgateway): each step is a new

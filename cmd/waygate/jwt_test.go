@@ -21,46 +21,7 @@ import (
 
 // jwtConfig is a gateway routing to one echo backend, with a
 // RequestAuthentication whose keys a JWKS server on loopback serves.
-const jwtConfig = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-  namespace: default
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port: {number: %d, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: echo
-  namespace: default
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: %d}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: echo
-  namespace: default
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http:
-  - route:
-    - destination: {host: echo}
----
+const jwtConfig = echoGateway + `---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata:

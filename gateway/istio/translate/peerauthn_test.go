@@ -11,7 +11,7 @@ import (
 const istioMutualGateway = `
 apiVersion: networking.istio.io/v1
 kind: Gateway
-metadata: {name: mesh, namespace: default}
+metadata: {name: mesh-gateway, namespace: default}
 spec:
   selector: {istio: ingressgateway}
   servers:
@@ -24,7 +24,7 @@ kind: VirtualService
 metadata: {name: web, namespace: default}
 spec:
   hosts: ["*"]
-  gateways: [mesh]
+  gateways: [mesh-gateway]
   http:
   - route:
     - destination: {host: web.default.svc.cluster.local, port: {number: 80}}

@@ -40,6 +40,10 @@ type service struct {
 	// Istio mTLS to it.
 	external  bool
 	endpoints []serviceEndpoint
+	// serviceAccounts are the SPIFFE identities the service's workloads
+	// may present, checked under Istio mTLS (secure naming,
+	// https://istio.io/latest/docs/concepts/security/#secure-naming).
+	serviceAccounts []string
 }
 
 type servicePort struct {
@@ -183,6 +187,24 @@ func (t *translator) serviceEntryServices(namespace, name string, spec *v1alpha3
 		}
 	}
 
+	// istiod's secure naming for a ServiceEntry: its subjectAltNames,
+	// then the service account of each workload endpoint.
+	accounts := slices.Clone(spec.SubjectAltNames)
+	for _, we := range spec.Endpoints {
+		if we.ServiceAccount != "" {
+			accounts = append(accounts, t.spiffeID(namespace, we.ServiceAccount))
+		}
+	}
+	if sel := spec.GetWorkloadSelector().GetLabels(); len(sel) > 0 {
+		for _, we := range t.cfg.WorkloadEntries {
+			if we != nil && we.Namespace == namespace && labelsSubset(sel, we.Spec.Labels) && we.Spec.ServiceAccount != "" {
+				accounts = append(accounts, t.spiffeID(namespace, we.Spec.ServiceAccount))
+			}
+		}
+	}
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+
 	var out []*service
 	for _, h := range spec.Hosts {
 		s := &service{
@@ -193,6 +215,8 @@ func (t *translator) serviceEntryServices(namespace, name string, spec *v1alpha3
 			resolution: res,
 			external:   spec.Location == v1alpha3.ServiceEntry_MESH_EXTERNAL,
 			endpoints:  eps,
+
+			serviceAccounts: accounts,
 		}
 		if res == resolutionDNS || res == resolutionDNSRoundRobin {
 			if len(eps) == 0 {

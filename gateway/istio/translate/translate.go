@@ -36,6 +36,10 @@ type Proxy struct {
 	// metadata SERVICE_ACCOUNT): with Namespace, the identity its
 	// workload certificate carries.
 	ServiceAccount string
+	// TrustDomain is the mesh's trust domain (meshConfig.trustDomain),
+	// of the SPIFFE identities upstream Istio mTLS expects; "cluster.local"
+	// when empty.
+	TrustDomain string
 	// Labels select Gateways; the istio-ingressgateway labels when nil.
 	Labels map[string]string
 	// DomainSuffix completes short service names; "cluster.local" when empty.
@@ -83,6 +87,9 @@ func (p Proxy) withDefaults() Proxy {
 	}
 	if p.DomainSuffix == "" {
 		p.DomainSuffix = "cluster.local"
+	}
+	if p.TrustDomain == "" {
+		p.TrustDomain = "cluster.local"
 	}
 	return p
 }

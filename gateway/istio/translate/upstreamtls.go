@@ -44,8 +44,16 @@ func istioSDS(name string) *tlsv3.SdsSecretConfig {
 
 // istioMutualContext is the client side of Istio mTLS: the workload
 // certificate, the mesh root, and the ALPN and SNI istiod sets
-// (outbound_.<port>_.<subset>_.<host>).
-func istioMutualContext(sni string) *tlsv3.UpstreamTlsContext {
+// (outbound_.<port>_.<subset>_.<host>). sans are the identities the
+// server may present (secure naming): istiod's match_subject_alt_names,
+// none meaning any certificate from the mesh root.
+func istioMutualContext(sni string, sans []string) *tlsv3.UpstreamTlsContext {
+	validation := &tlsv3.CertificateValidationContext{}
+	for _, san := range sans {
+		//nolint:staticcheck // the field istiod sets.
+		validation.MatchSubjectAltNames = append(validation.MatchSubjectAltNames,
+			&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}})
+	}
 	return &tlsv3.UpstreamTlsContext{
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			TlsParams: &tlsv3.TlsParameters{
@@ -55,7 +63,7 @@ func istioMutualContext(sni string) *tlsv3.UpstreamTlsContext {
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{istioSDS(workloadCertSecret)},
 			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-					DefaultValidationContext:         &tlsv3.CertificateValidationContext{},
+					DefaultValidationContext:         validation,
 					ValidationContextSdsSecretConfig: istioSDS(rootCASecret),
 				},
 			},
@@ -88,7 +96,7 @@ func (t *translator) applyUpstreamTLS(c *clusterv3.Cluster, svc *service, port s
 				Match: &structpb.Struct{Fields: map[string]*structpb.Value{
 					"tlsMode": structpb.NewStringValue("istio"),
 				}},
-				TransportSocket: upstreamSocket(istioMutualContext(sni)),
+				TransportSocket: upstreamSocket(istioMutualContext(sni, svc.serviceAccounts)),
 			},
 			{
 				Name:  "tlsMode-disabled",
@@ -112,7 +120,11 @@ func (t *translator) applyUpstreamTLS(c *clusterv3.Cluster, svc *service, port s
 		if tls.Sni != "" {
 			sni = tls.Sni
 		}
-		c.TransportSocket = upstreamSocket(istioMutualContext(sni))
+		sans := svc.serviceAccounts
+		if len(tls.SubjectAltNames) > 0 {
+			sans = tls.SubjectAltNames
+		}
+		c.TransportSocket = upstreamSocket(istioMutualContext(sni, sans))
 		return
 	}
 
@@ -166,4 +178,10 @@ func (t *translator) applyUpstreamTLS(c *clusterv3.Cluster, svc *service, port s
 		}
 	}
 	c.TransportSocket = upstreamSocket(ctx)
+}
+
+// spiffeID is the identity of service account sa in namespace ns, as
+// Istio writes it: spiffe://<trust domain>/ns/<ns>/sa/<sa>.
+func (t *translator) spiffeID(ns, sa string) string {
+	return "spiffe://" + t.proxy.TrustDomain + "/ns/" + ns + "/sa/" + sa
 }

@@ -43,6 +43,9 @@ func (s *Server) seen(id int64, n *corev3.Node) {
 	p := proxyOf(n)
 	p.AccessLogFile = s.AccessLogFile
 	p.ExtensionProviders = s.ExtensionProviders
+	if s.CA != nil {
+		p.TrustDomain = s.CA.CA.TrustDomain
+	}
 	if id < 0 {
 		if _, tracked := s.nodes[n.GetId()]; !tracked {
 			s.push(n.GetId(), p, map[string]bool{})

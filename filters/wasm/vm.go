@@ -35,6 +35,8 @@ type vm struct {
 	// never a request's context: a client going away must not kill the
 	// instance serving other streams.
 	base context.Context
+	// deadline is base with the per-call deadline, for every call.
+	deadline *deadline
 
 	mu         sync.Mutex
 	dead       atomic.Bool
@@ -76,6 +78,7 @@ func vmOf(ctx context.Context) *vm { return ctx.Value(vmKey{}).(*vm) }
 func newVM(p *pool, slot int) (*vm, error) {
 	v := &vm{pool: p, slot: slot, log: p.log, streams: map[uint32]*filter{}}
 	v.base = context.WithValue(context.Background(), vmKey{}, v)
+	v.deadline = newDeadline(v.base)
 	out := &logWriter{log: p.log, stream: "stdout"}
 	errw := &logWriter{log: p.log, stream: "stderr"}
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
@@ -196,9 +199,9 @@ func (v *vm) invoke(f api.Function, n int) (uint32, error) {
 		return actionContinue, nil
 	}
 	_ = n
-	ctx, cancel := context.WithTimeout(v.base, v.pool.opts.CallTimeout)
-	err := f.CallWithStack(ctx, v.stack[:])
-	cancel()
+	v.deadline.arm(v.pool.opts.CallTimeout)
+	err := f.CallWithStack(v.deadline, v.stack[:])
+	v.deadline.disarm()
 	if err != nil {
 		v.fail(err)
 		return 0, err

@@ -39,6 +39,7 @@ import (
 	_ "github.com/waygate/waygate/filters/jwt"
 	_ "github.com/waygate/waygate/filters/ratelimit"
 	_ "github.com/waygate/waygate/filters/router"
+	_ "github.com/waygate/waygate/filters/wasm"
 	// Every extension type istiod may send, so its configs decode.
 	_ "github.com/waygate/waygate/gateway/xds/extensions"
 )

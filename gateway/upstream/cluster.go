@@ -43,6 +43,7 @@ type Cluster struct {
 	outlier          *outlierConfig
 	health           *healthConfig
 	dns              *dnsConfig
+	transport        *transport // nil: plain text to every endpoint
 
 	state *clusterState
 	tbl   atomic.Pointer[table]

@@ -15,7 +15,8 @@
 // Report), table.go (priorities, panic threshold, localities),
 // balancer.go, leastrequest.go, ringhash.go, maglev.go (the lb_policy
 // balancers), pool.go (the HTTP/1.1 connection pool), breakers.go,
-// outlier.go, health.go, dns.go, manager.go.
+// outlier.go, health.go, dns.go, tls.go (transport sockets: upstream
+// TLS and Istio mTLS), manager.go.
 //
 // See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/cluster_manager
 // and https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/load_balancing

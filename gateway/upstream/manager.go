@@ -9,9 +9,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/waygate/waygate/gateway/stats"
+	"github.com/waygate/waygate/gateway/tlsconfig"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -46,6 +46,13 @@ func NewManager() *Manager { return &Manager{clusters: map[string]*clusterState{
 // closed (requests in flight on an older snapshot finish on theirs);
 // clusters that go away stop their checkers.
 func (m *Manager) Build(clusters map[string]*clusterv3.Cluster, assignments map[string]*endpointv3.ClusterLoadAssignment) (map[string]*Cluster, error) {
+	return m.BuildWithSecrets(clusters, assignments, nil)
+}
+
+// BuildWithSecrets is Build for clusters whose TLS transport sockets
+// read SDS secrets (tls.go); a cluster whose secret is missing is built,
+// and its TLS connections fail until a build with the secret.
+func (m *Manager) BuildWithSecrets(clusters map[string]*clusterv3.Cluster, assignments map[string]*endpointv3.ClusterLoadAssignment, secrets tlsconfig.Secrets) (map[string]*Cluster, error) {
 	names := make([]string, 0, len(clusters))
 	for n := range clusters {
 		names = append(names, n)
@@ -60,6 +67,9 @@ func (m *Manager) Build(clusters map[string]*clusterv3.Cluster, assignments map[
 			edsName = name
 		}
 		c, err := compile(pc, assignments[edsName])
+		if err == nil {
+			c.transport, err = compileTransport(pc, c.endpoints, secrets)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cluster %q: %w", name, err)
 		}
@@ -134,6 +144,8 @@ type clusterState struct {
 	used atomic.Bool
 
 	detector atomic.Pointer[detector]
+	// transport is the current cluster's TLS sockets (tls.go).
+	transport atomic.Pointer[transport]
 
 	// mu guards the fields below and serializes table rebuilds.
 	mu       sync.Mutex
@@ -147,10 +159,9 @@ type clusterState struct {
 
 func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *breakers, st *ClusterStats) *clusterState {
 	cs := &clusterState{m: m, name: name, settings: s, protocol: p, breakers: b, stats: st, hosts: map[string]*host{}}
-	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
 	base := func() *http.Transport {
 		return &http.Transport{
-			DialContext:         dialer.DialContext,
+			DialContext:         cs.dial,
 			MaxIdleConnsPerHost: 1024,
 			IdleConnTimeout:     s.idleTimeout,
 			DisableCompression:  true, // a proxy passes encodings through
@@ -170,6 +181,7 @@ func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *bre
 func (cs *clusterState) install(c *Cluster) {
 	c.state = cs
 	cs.breakers.limits.Store(&c.limits)
+	cs.transport.Store(c.transport)
 
 	d := cs.detector.Load()
 	if !d.sameConfig(c.outlier) {
@@ -232,7 +244,7 @@ func (cs *clusterState) rebuildLocked() {
 	for _, e := range eps {
 		h := cs.hosts[e.Address]
 		if h == nil {
-			h = newHost(e.Address, cs.breakers, cs.settings, cs.stats, cs.m.Dial)
+			h = newHost(e.Address, cs.breakers, cs.settings, cs.stats, cs.dial)
 			cs.hosts[e.Address] = h
 			if cs.checker != nil {
 				// Envoy holds new hosts out until their first check.

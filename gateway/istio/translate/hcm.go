@@ -50,6 +50,7 @@ func (t *translator) connectionManager(statPrefix, routeName string) *hcmv3.Http
 	m.HttpFilters = withJWTFilter(m.HttpFilters, t.jwtHTTPFilters())
 	m.HttpFilters = withAuthzFilters(m.HttpFilters, t.authzHTTPFilters())
 	m.HttpFilters = withRateLimitFilters(m.HttpFilters, t.rateLimitHTTPFilters())
+	m.HttpFilters = withWasmFilters(m.HttpFilters, t.wasmHTTPFilters())
 	if f := t.proxy.AccessLogFile; f != "" {
 		m.AccessLog = []*accesslogv3.AccessLog{{
 			Name:       "envoy.access_loggers.file",

@@ -109,6 +109,8 @@ type translator struct {
 	// authn holds the jwt_authn filter and its JWKS clusters once
 	// built (requestauthn.go).
 	authn *authnChain
+	// wasm holds the WasmPlugins' filters once built (wasmplugin.go).
+	wasm *wasmChain
 }
 
 func (t *translator) warn(key istio.Key, field, format string, args ...any) {

@@ -1,0 +1,40 @@
+// Package http1 is the gateway's HTTP/1.1 server: plaintext HTTP/1.0
+// and HTTP/1.1 connections are parsed here and handed to the connection
+// manager as *http.Request values with an http.ResponseWriter, so the
+// connection manager and every filter run unchanged. HTTP/2 (the h2c
+// prior-knowledge preface, see Sniff) and TLS connections stay on
+// net/http's server.
+//
+// Why not net/http's server: the request hot path of a proxy is a parse,
+// a handler call and a write, and net/http spends more than the proxy
+// itself around them. Per request it allocates a context pair, a
+// response, a bufio-backed chunk writer, a string per header name and
+// value and a clone of the response header map, and it starts a
+// goroutine that reads the connection while the handler runs. Here a
+// request head costs one string for its text, one header map and one
+// array for its values (common names are interned, canonical ones are
+// substrings), the response writer and buffers belong to the connection,
+// the Date line is formatted once a second, and the watch for a client
+// that went away starts only for requests still running after
+// bgReadDelay. BenchmarkServer in this package compares the two servers
+// behind the same handler:
+//
+//	go test -run XXX -bench Server -benchmem ./gateway/http1
+//
+// and BenchmarkProxyEmptyChain in gateway/hcm measures the whole proxy.
+//
+// Parsing is strict where leniency lets two parsers disagree about where
+// a request ends (RFC 9112 section 11.2, request smuggling): obs-fold,
+// a line ended by a bare LF, a duplicate or malformed Content-Length,
+// Content-Length with Transfer-Encoding, Transfer-Encoding in HTTP/1.0
+// and a transfer coding other than one final chunked get 400 (501 for a
+// coding that is only unknown), invalid chunked framing gets 400, an
+// oversized head gets 431 (414 for the request line alone), an unknown
+// Expect gets 417; each closes the connection. Keep-alive, pipelining,
+// Expect: 100-continue, chunked request and response bodies, trailers,
+// Connection: close, HTTP/1.0 and Hijack (upgrades) behave as with
+// net/http.
+//
+// Setting the environment variable WAYGATE_HTTP1=nethttp sends every
+// connection to net/http's server instead, as before this package.
+package http1

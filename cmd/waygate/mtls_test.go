@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -223,5 +224,150 @@ func TestRunIstioMutualTLS(t *testing.T) {
 		if code, err := try(plain, plainURL); code != 403 {
 			t.Errorf("plain text, no principal: %d %v, want 403", code, err)
 		}
+	})
+}
+
+// upstreamMesh routes a plain HTTP port to httpbin, a mesh workload
+// running as default/httpbin whose sidecar takes Istio mTLS only.
+const upstreamMesh = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port: {number: %d, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin
+  namespace: default
+spec:
+  hosts: [httpbin.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 8000, name: http, protocol: HTTP}
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http: %d}
+    serviceAccount: httpbin
+    labels: {security.istio.io/tlsMode: istio}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+  namespace: default
+spec:
+  hosts: ["*"]
+  gateways: [web]
+  http:
+  - route:
+    - destination: {host: httpbin, port: {number: 8000}}
+`
+
+// startSidecar serves HTTP over Istio mTLS as a sidecar does: the
+// certificate of id from the CA in dir, a client certificate from the
+// same root required. It answers with the client's SPIFFE identity.
+func startSidecar(t *testing.T, dir string, id ca.Identity) int {
+	t.Helper()
+	c, err := ca.Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := c.Issue(id, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := wc.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(c.Root())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-peer", r.TLS.PeerCertificates[0].URIs[0].String())
+	}), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Upstream Istio mTLS: the gateway reaches a mesh workload with its own
+// workload certificate and checks the workload's identity, by auto mTLS
+// (the endpoint's tlsMode label) and by a DestinationRule ISTIO_MUTUAL;
+// a DestinationRule expecting another identity gets no connection.
+func TestRunIstioMutualUpstream(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	// The CA exists before the gateway starts, so the workload's
+	// certificate comes from the root waygate run then loads.
+	backendPort := startSidecar(t, caDir, ca.Identity{Namespace: "default", ServiceAccount: "httpbin"})
+	port := freePort(t)
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mesh.yaml", fmt.Sprintf(upstreamMesh, port, backendPort))
+	stdout, _ := startRun(t, "--config", dir, "--ca-dir", caDir, "--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--access-log", "")
+	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	c := &http.Client{Timeout: 5 * time.Second}
+	peer := func() (int, string) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("x-peer")
+	}
+
+	t.Run("auto mTLS", func(t *testing.T) {
+		// The cluster connects once the SDS secrets arrive.
+		waitFor(t, func() bool { code, _ := peer(); return code == 200 })
+		if code, got := peer(); code != 200 || got != gatewayIdentity {
+			t.Fatalf("got %d, peer %q; want 200 from the workload, which saw %s", code, got, gatewayIdentity)
+		}
+	})
+	t.Run("wrong identity", func(t *testing.T) {
+		write("dr.yaml", `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin, namespace: default}
+spec:
+  host: httpbin.default.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/reviews"]}
+`)
+		waitFor(t, func() bool { code, _ := peer(); return code == 503 })
+	})
+	t.Run("ISTIO_MUTUAL", func(t *testing.T) {
+		write("dr.yaml", `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin, namespace: default}
+spec:
+  host: httpbin.default.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+`)
+		waitFor(t, func() bool { code, got := peer(); return code == 200 && got == gatewayIdentity })
 	})
 }

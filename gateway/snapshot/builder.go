@@ -95,7 +95,8 @@ func (b *Builder) Apply(typeURL string, resources map[string]*anypb.Any) error {
 
 // Names returns the resource names to subscribe to for typeURL: nil
 // (wildcard) for listeners and clusters; for routes, endpoints and
-// secrets the names the accepted listeners and clusters refer to.
+// secrets the names the accepted listeners and clusters refer to
+// (clusters' TLS sockets name secrets too).
 func (b *Builder) Names(typeURL string) []string {
 	s := b.Current()
 	switch typeURL {
@@ -122,6 +123,10 @@ func (b *Builder) Names(typeURL string) []string {
 			for _, n := range listener.SecretNames(l) {
 				seen[n] = true
 			}
+		}
+		cs, _ := decodeAll[*clusterv3.Cluster](s.Resources[resourcev3.ClusterType])
+		for _, n := range upstream.SecretNames(cs) {
+			seen[n] = true
 		}
 		return keys(seen)
 	}
@@ -266,7 +271,7 @@ func (b *Builder) applyClusters(next *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	built, err := b.Upstream.Build(cs, las)
+	built, err := b.Upstream.BuildWithSecrets(cs, las, next)
 	if err != nil {
 		return err
 	}
@@ -280,9 +285,16 @@ func (b *Builder) applySecrets(next *Snapshot) error {
 		return err
 	}
 	next.Secrets = ss
-	// Listeners that use secrets compile again: warming ones may now
-	// start, and serving ones pick up rotated certificates.
-	return b.applyListeners(next)
+	// Listeners and clusters that use secrets compile again: warming
+	// listeners may now start, TLS clusters connect, and both pick up
+	// rotated certificates.
+	if err := b.applyListeners(next); err != nil {
+		return err
+	}
+	if len(next.Resources[resourcev3.ClusterType]) == 0 {
+		return nil
+	}
+	return b.applyClusters(next)
 }
 
 func (b *Builder) log() *slog.Logger {

@@ -93,7 +93,7 @@ func (m *Manager) BuildWithSecrets(clusters map[string]*clusterv3.Cluster, assig
 		}
 		c.Stats = m.stats[name]
 		cs := m.clusters[name]
-		if cs == nil || cs.settings != c.settings || cs.protocol != c.Protocol {
+		if cs == nil || cs.settings != c.settings || cs.protocol != c.Protocol || !sameSockets(cs.current.Proto, c.Proto) {
 			if cs != nil {
 				cs.close()
 			}

@@ -192,3 +192,21 @@ func (cs *clusterState) dial(ctx context.Context, network, addr string) (net.Con
 	}
 	return tc, nil
 }
+
+// sameSockets says whether two versions of a cluster configure the same
+// transport sockets. When they do not, the cluster starts over with new
+// connection pools, as Envoy replaces a cluster whose config changed:
+// a connection opened under the old rules (another expected identity)
+// must not serve requests under the new ones. A rotated SDS secret
+// keeps the sockets and the connections.
+func sameSockets(a, b *clusterv3.Cluster) bool {
+	if !proto.Equal(a.GetTransportSocket(), b.GetTransportSocket()) || len(a.GetTransportSocketMatches()) != len(b.GetTransportSocketMatches()) {
+		return false
+	}
+	for i, m := range a.GetTransportSocketMatches() {
+		if !proto.Equal(m, b.GetTransportSocketMatches()[i]) {
+			return false
+		}
+	}
+	return true
+}

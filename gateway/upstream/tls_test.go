@@ -199,6 +199,17 @@ func TestIstioMutualUpstream(t *testing.T) {
 		})
 	}
 
+	// A new expected identity is a new cluster: the connection the old
+	// one opened to mesh is not reused.
+	clusters["mesh"] = istioCluster(t, "mesh", meshAddr, true, "spiffe://cluster.local/ns/default/sa/reviews")
+	changed, err := m.BuildWithSecrets(clusters, nil, meshSecrets(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(changed["mesh"]); err == nil {
+		t.Errorf("after the identity changed: %q over a connection opened for the old one", got)
+	}
+
 	if names := upstream.SecretNames(clusters); len(names) != 2 {
 		t.Errorf("SecretNames = %v, want default and ROOTCA", names)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -370,4 +371,48 @@ spec:
 `)
 		waitFor(t, func() bool { code, got := peer(); return code == 200 && got == gatewayIdentity })
 	})
+}
+
+// waygate ca writes a workload certificate from the CA directory that
+// waygate run uses, with the file names of Istio's mounted certificates.
+func TestCACommand(t *testing.T) {
+	caDir, out := filepath.Join(t.TempDir(), "ca"), t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"no CA directory", []string{"ca", "--identity", "default/sleep"}, 2},
+		{"identity without namespace", []string{"ca", "--ca-dir", caDir, "--identity", "sleep"}, 2},
+		{"issue", []string{"ca", "--ca-dir", caDir, "--identity", "default/sleep", "--out", out}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			b, _ := cmd.CombinedOutput()
+			if got := cmd.ProcessState.ExitCode(); got != tc.code {
+				t.Fatalf("exit %d, want %d: %s", got, tc.code, b)
+			}
+		})
+	}
+	kp, err := tls.LoadX509KeyPair(filepath.Join(out, "cert-chain.pem"), filepath.Join(out, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(kp.Certificate[0])
+	rootPEM, err := os.ReadFile(filepath.Join(out, "root-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/default/sa/sleep" {
+		t.Fatalf("identity %v", leaf.URIs)
+	}
+	c, err := ca.Open(caDir, "")
+	if err != nil || string(c.RootPEM()) != string(rootPEM) {
+		t.Fatalf("root-cert.pem is not the root kept in --ca-dir (%v)", err)
+	}
 }

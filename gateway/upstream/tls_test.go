@@ -16,6 +16,7 @@ import (
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -213,4 +214,72 @@ func TestIstioMutualUpstream(t *testing.T) {
 	if names := upstream.SecretNames(clusters); len(names) != 2 {
 		t.Errorf("SecretNames = %v, want default and ROOTCA", names)
 	}
+}
+
+// An HTTP/2 cluster over Istio mTLS speaks h2 on the TLS connection
+// when the server agrees to it by ALPN, as istiod's ALPN for h2
+// clusters (istio-peer-exchange, istio, h2) lets a sidecar do.
+func TestIstioMutualUpstreamHTTP2(t *testing.T) {
+	root, err := ca.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := root.Issue(ca.Identity{Namespace: "default", ServiceAccount: "grpc"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := cert.TLS()
+	roots := x509.NewCertPool()
+	roots.AddCert(root.Root())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{kp}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots,
+		NextProtos: []string{"h2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-proto", r.Proto)
+	}), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	c := istioCluster(t, "h2", ln.Addr().String(), true)
+	c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{} //nolint:staticcheck // the field istiod still sets.
+	ctx := &tlsv3.UpstreamTlsContext{}
+	if err := c.TransportSocketMatches[0].TransportSocket.GetTypedConfig().UnmarshalTo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx.CommonTlsContext.AlpnProtocols = []string{"istio-peer-exchange", "istio", "h2"}
+	c.TransportSocketMatches[0].TransportSocket.ConfigType = &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, ctx)}
+
+	m := upstream.NewManager()
+	t.Cleanup(m.Close)
+	built, err := m.BuildWithSecrets(map[string]*clusterv3.Cluster{"h2": c}, nil, meshSecrets(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := built["h2"]
+	e, err := cl.Pick(upstream.PickContext{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+e.Address+"/", nil)
+	resp, err := cl.RoundTrip(e, req, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("x-proto"); got != "HTTP/2.0" {
+		t.Fatalf("backend saw %q, want HTTP/2.0", got)
+	}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

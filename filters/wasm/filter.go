@@ -148,11 +148,20 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), 
 	v.stack[0], v.stack[1], v.stack[2] = uint64(s.id), a1, a2
 	action, err := v.invoke(fn, n)
 	v.calling = nil
+	hold := err == nil && action != actionContinue && (!body || end) && !s.decided()
+	if hold {
+		// Paused from now on, before another goroutine can take the
+		// instance: an http call's answer may act for the stream as
+		// soon as the lock is released.
+		s.paused = true
+	}
 	v.mu.Unlock()
 	if err != nil {
 		return s.failure(x)
 	}
 	switch {
+	case hold:
+		return s.wait(x)
 	case s.reply != nil:
 		return s.sendReply(x)
 	case s.reset:
@@ -162,7 +171,8 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), 
 	case body && !end:
 		return filters.StopAndBuffer
 	}
-	return s.wait(x)
+	// Continued (or failed) during the callback itself.
+	return s.resumed(x)
 }
 
 // lock locks the stream's instance and returns it. A stream that has no
@@ -221,19 +231,14 @@ func (s *filter) enter(x *filters.Exchange) int {
 }
 
 // wait holds a paused stream until it is continued, answered, reset or
-// its instance dies, or the request's context ends.
+// its instance dies, or the request's context ends. s.paused is set.
 func (s *filter) wait(x *filters.Exchange) filters.Status {
 	v := s.vm
 	v.mu.Lock()
 	if s.wake == nil {
 		s.wake = make(chan struct{}, 1)
 	}
-	select {
-	case <-s.wake: // a stale wake-up from an earlier pause
-	default:
-	}
 	for !s.decided() {
-		s.paused = true
 		v.mu.Unlock()
 		select {
 		case <-s.wake:
@@ -247,6 +252,11 @@ func (s *filter) wait(x *filters.Exchange) filters.Status {
 	}
 	s.paused = false
 	v.mu.Unlock()
+	return s.resumed(x)
+}
+
+// resumed turns what was decided for a paused stream into its status.
+func (s *filter) resumed(x *filters.Exchange) filters.Status {
 	switch {
 	case s.reply != nil:
 		return s.sendReply(x)

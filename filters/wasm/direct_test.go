@@ -121,8 +121,9 @@ func TestEnvironmentAndVMConfig(t *testing.T) {
 	}
 }
 
-// TestCloseStopsInstances checks that a closed factory holds no
-// instance, and a stream arriving late gets the fail strategy.
+// TestCloseStopsInstances checks that a closed factory stops its
+// instances once its last stream is done, and that a stream arriving
+// after that gets the fail strategy.
 func TestCloseStopsInstances(t *testing.T) {
 	f, err := New(context.Background(), pluginConf(t, "examples", mode("noop")), envForTest(t), Options{PoolSize: 2})
 	if err != nil {
@@ -131,12 +132,20 @@ func TestCloseStopsInstances(t *testing.T) {
 	x := exchange()
 	fl := f.NewFilter(x).(*filter)
 	f.Close()
+	// A stream in flight when its config was replaced finishes with
+	// the plugin; the instances stop when it is done.
+	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
+		t.Errorf("stream in flight after close: %v %+v", st, x.LocalReply())
+	}
+	fl.OnDone(x)
 	for i := range f.pool.slots {
 		if f.pool.slots[i].vm.Load() != nil {
 			t.Errorf("slot %d still holds an instance", i)
 		}
 	}
+	x = exchange()
+	fl = f.NewFilter(x).(*filter)
 	if st := fl.OnRequestHeaders(x, true); st != filters.Stop || x.LocalReply() == nil || x.LocalReply().Status != 503 {
-		t.Errorf("stream after close: %v %+v", st, x.LocalReply())
+		t.Errorf("stream after the instances stopped: %v %+v", st, x.LocalReply())
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -30,13 +32,23 @@ func build(cfg proto.Message, env filters.Env) (filters.Factory, error) {
 
 // Factory is a compiled Wasm filter: the plugin's code compiled once and
 // its pool of instances. It implements io.Closer: closing it stops the
-// instances once no listener uses the config.
+// instances once no listener uses the config and its last stream ended.
 type Factory struct {
 	cfg  *pluginConfig
 	pool *pool
+
+	// active counts the streams created and not done: a closed factory
+	// stops its instances when it reaches zero, so requests still in
+	// flight on a replaced config finish with their plugin.
+	active   atomic.Int64
+	closing  atomic.Bool
+	shutOnce sync.Once
 }
 
 var _ io.Closer = (*Factory)(nil)
+
+// closeGrace bounds how long a closed factory waits for its streams.
+const closeGrace = time.Minute
 
 // New loads and compiles the plugin, and starts one instance to check
 // that it starts and accepts its configuration: a plugin whose
@@ -111,15 +123,36 @@ func (nopCounter) Add(n uint64) {}
 
 // NewFilter pins the stream to one instance of the pool.
 func (f *Factory) NewFilter(x *filters.Exchange) any {
+	f.active.Add(1)
 	v, err := f.pool.pick()
 	return &filter{f: f, vm: v, err: err}
 }
 
-// Close stops every instance and releases the compiled code.
+// done is called once per stream, when it ends.
+func (f *Factory) done() {
+	if f.active.Add(-1) == 0 && f.closing.Load() {
+		f.shutdown()
+	}
+}
+
+// Close stops every instance and releases the compiled code, at once
+// when no stream uses the factory, else when the last one ends (or
+// after a minute).
 func (f *Factory) Close() error {
-	f.pool.close()
-	f.pool.engine.close(context.Background())
+	f.closing.Store(true)
+	if f.active.Load() == 0 {
+		f.shutdown()
+		return nil
+	}
+	time.AfterFunc(closeGrace, f.shutdown)
 	return nil
+}
+
+func (f *Factory) shutdown() {
+	f.shutOnce.Do(func() {
+		f.pool.close()
+		f.pool.engine.close(context.Background())
+	})
 }
 
 // SHA256 is the hex sha256 of the plugin's code.

@@ -105,6 +105,7 @@ func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endSt
 // the Go SDK runs OnHttpStreamDone), then proxy_on_delete.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#context-lifecycle
 func (s *filter) OnDone(x *filters.Exchange) {
+	defer s.f.done()
 	v := s.vm
 	if v == nil || s.id == 0 {
 		return

@@ -43,7 +43,7 @@ func (h *headers) OnHttpResponseHeaders(int, bool) types.Action {
 	return types.ActionContinue
 }
 
-func (h *headers) OnHttpStreamDone() { proxywasm.LogInfof("%d finished", h.id) }
+func (h *headers) OnHttpStreamDone() { proxywasm.LogDebugf("%d finished", h.id) }
 
 // addHeader is the benchmark's header-adding plugin.
 type addHeader struct{ types.DefaultHttpContext }

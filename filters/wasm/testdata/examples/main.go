@@ -105,7 +105,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 			_ = proxywasm.SetSharedData(sharedKey, nil, 0)
 		}
 	}
-	proxywasm.LogInfof("plugin started in mode %s", p.cfg.Mode)
+	proxywasm.LogDebugf("plugin started in mode %s", p.cfg.Mode)
 	return types.OnPluginStartStatusOK
 }
 

@@ -14,7 +14,7 @@ import (
 // versions and which command, so figures can be compared only with
 // figures taken the same way.
 // waygate says which build of Waygate was measured.
-func WriteHeader(w io.Writer, command, waygate string) {
+func WriteHeader(w io.Writer, command []string, waygate string) {
 	fmt.Fprintf(w, "# Waygate side-by-side load results, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %d cores, %s, %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(run("uname", "-sr")))
 	fmt.Fprintf(w, "- load average before the run: %s\n", loadAvg())
@@ -22,7 +22,7 @@ func WriteHeader(w io.Writer, command, waygate string) {
 	fmt.Fprintf(w, "- %s\n", strings.TrimSpace(run("go", "version")))
 	fmt.Fprintf(w, "- nginx: %s; haproxy: %s; caddy: %s; wrk: %s; h2load: %s\n",
 		version("nginx", "-v"), version("haproxy", "-v"), version("caddy", "version"), version("wrk", "-v"), version("h2load", "--version"))
-	fmt.Fprintf(w, "- command: `%s`\n\n", command)
+	fmt.Fprintf(w, "- command: `%s`\n\n", shellJoin(command))
 }
 
 func cpuModel() string {

@@ -78,3 +78,18 @@ func TestSelectScenarios(t *testing.T) {
 		t.Error("unknown scenario: want an error")
 	}
 }
+
+func TestParseStraceSummary(t *testing.T) {
+	out := `% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 45.00    0.450000           4    100000           write
+ 30.00    0.300000           3    100000     50000 read
+ 25.00    0.250000           5     50000           epoll_wait
+------ ----------- ----------- --------- --------- ----------------
+100.00    1.000000           4    250000     50000 total
+`
+	sc := parseStraceSummary(out)
+	if sc.Calls != 250000 || len(sc.Top) != 3 || sc.Top[2].Name != "epoll_wait" {
+		t.Errorf("got %+v", sc)
+	}
+}

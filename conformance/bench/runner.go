@@ -24,7 +24,10 @@ type Runner struct {
 	// Profile takes a CPU profile of each Waygate target in an extra,
 	// unmeasured run per scenario.
 	Profile bool
-	Log     io.Writer
+	// Syscalls counts each proxy's system calls per request with strace
+	// in an extra, unmeasured run of closed-loop scenarios.
+	Syscalls bool
+	Log      io.Writer
 }
 
 // ScenarioResult is everything one scenario measured.
@@ -40,6 +43,7 @@ type ScenarioResult struct {
 	// PeakReset says whether VmHWM could be reset before each run.
 	PeakReset    bool
 	ReloadErrors map[string]int
+	Syscalls     []SyscallCount
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -71,13 +75,11 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 		targets = append(targets, backend.Direct())
 	}
 	setup := Setup{Backend: backend.Addr, Routes: sc.Routes}
+	launches := map[string]launch{}
 	start := func(p Proxy, s Setup, label string) {
 		s.Dir = filepath.Join(tmp, label)
-		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-			res.Skipped[label] = err.Error()
-			return
-		}
-		t, err := p.Start(s)
+		launches[label] = launch{p, s}
+		t, err := launches[label].start()
 		if err != nil {
 			res.Skipped[label] = err.Error()
 			r.logf("  %s: not started: %v", label, err)
@@ -120,9 +122,22 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 	}
 
 	for round := 1; round <= r.Rounds; round++ {
-		for _, t := range targets {
+		for i, t := range targets {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			// Memory per idle connection is measured from a fresh
+			// process each round: after a first run, Go heaps and
+			// nginx pools keep what they grew, and a later "before"
+			// figure would already hold the connections' memory.
+			if sc.Idle && round > 1 {
+				t.Close()
+				fresh, err := launches[t.Name].start()
+				if err != nil {
+					targets = slices.Delete(targets, i, i+1)
+					return nil, fmt.Errorf("restart %s: %w", t.Name, err)
+				}
+				targets[i], t = fresh, fresh
 			}
 			out, err := r.measure(ctx, sc, t, loadDir, res)
 			if err != nil {
@@ -146,7 +161,36 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 			res.Profiles[t.Name] = file
 		}
 	}
+	if _, closedLoop := sc.Load.(Wrk); r.Syscalls && closedLoop {
+		for _, t := range targets {
+			if t.proc == nil {
+				continue
+			}
+			count, err := countSyscalls(ctx, t, loadDir, sc.Path)
+			if err != nil {
+				r.logf("  syscalls %s: %v", t.Name, err)
+				continue
+			}
+			res.Syscalls = append(res.Syscalls, count)
+		}
+	}
 	return res, nil
+}
+
+// launch is how a target was started, to start it again afresh.
+type launch struct {
+	proxy Proxy
+	setup Setup
+}
+
+func (l launch) start() (*Target, error) {
+	if err := os.RemoveAll(l.setup.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(l.setup.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	return l.proxy.Start(l.setup)
 }
 
 // measure runs the load once against t, with the target's CPU time and

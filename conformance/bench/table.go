@@ -169,6 +169,26 @@ func WriteMarkdown(w io.Writer, res *ScenarioResult) {
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
 	}
+	writeSyscalls(w, res.Syscalls)
+}
+
+// writeSyscalls renders the system calls per request of each proxy.
+func writeSyscalls(w io.Writer, counts []SyscallCount) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "System calls per request (strace -c -f on the proxy's tree, an extra 3 s run; its speed is not a figure):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | requests | syscalls / request | most frequent (calls / request) |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
+	for _, c := range counts {
+		var top []string
+		for _, t := range c.Top {
+			top = append(top, fmt.Sprintf("%s %.2f", t.Name, float64(t.Calls)/float64(max(c.Requests, 1))))
+		}
+		fmt.Fprintf(w, "| %s | %d | %.2f | %s |\n", c.Target, c.Requests, c.PerRequest(), strings.Join(top, ", "))
+	}
+	fmt.Fprintln(w)
 }
 
 func val(r *row, f func(*row) float64) float64 {

@@ -44,6 +44,7 @@ func run() int {
 		results   = flag.String("results", "conformance/bench/results", "directory for profiles")
 		out       = flag.String("out", "", "also write the markdown results to this file")
 		profile   = flag.Bool("profile", true, "save a CPU profile of waygate per scenario (an extra unmeasured run)")
+		syscalls  = flag.Bool("syscalls", false, "count each proxy's system calls per request with strace (an extra unmeasured run per proxy)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -90,9 +91,9 @@ func run() int {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	bench.WriteHeader(w, "go run ./conformance/bench/cmd/bench "+strings.Join(os.Args[1:], " "), desc)
+	bench.WriteHeader(w, append([]string{"go", "run", "./conformance/bench/cmd/bench"}, os.Args[1:]...), desc)
 
-	r := &bench.Runner{WaygateBin: bin, ResultsDir: *results, Rounds: *rounds, Profile: *profile, Log: os.Stderr}
+	r := &bench.Runner{WaygateBin: bin, ResultsDir: *results, Rounds: *rounds, Profile: *profile, Syscalls: *syscalls, Log: os.Stderr}
 	if *only != "" {
 		r.Only = strings.Split(*only, ",")
 	}

@@ -12,17 +12,17 @@ import (
 
 // stream runs one exchange through a filter as the chain does: request
 // headers, the body when there is one, response headers, done.
-func stream(b *testing.B, fac filters.Factory, body []byte) {
+func stream(fac filters.Factory, body []byte) error {
 	x := exchange("User-Agent", "bench", "Accept", "*/*")
 	x.Response = filters.Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}}
 	fl := fac.NewFilter(x)
 	end := body == nil
 	if st := fl.(filters.RequestHeadersFilter).OnRequestHeaders(x, end); st != filters.Continue {
-		b.Fatalf("request headers: %v %+v", st, x.LocalReply())
+		return fmt.Errorf("request headers: %v %+v", st, x.LocalReply())
 	}
 	if !end {
 		if st := fl.(filters.RequestBodyFilter).OnRequestBody(x, filters.NewBuffer(body), true); st != filters.Continue {
-			b.Fatalf("request body: %v", st)
+			return fmt.Errorf("request body: %v %+v", st, x.LocalReply())
 		}
 	}
 	if rh, ok := fl.(filters.ResponseHeadersFilter); ok {
@@ -31,6 +31,7 @@ func stream(b *testing.B, fac filters.Factory, body []byte) {
 	if d, ok := fl.(filters.DoneFilter); ok {
 		d.OnDone(x)
 	}
+	return nil
 }
 
 // Native filters doing what the benchmark plugins do, for comparison.
@@ -78,13 +79,17 @@ func BenchmarkRequest(b *testing.B) {
 			f := newFactory(b, pluginConf(b, "examples", mode(c.mode)), Options{PoolSize: 1})
 			b.ReportAllocs()
 			for b.Loop() {
-				stream(b, f, c.body)
+				if err := stream(f, c.body); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 		b.Run(c.name+"/native", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				stream(b, c.native, c.body)
+				if err := stream(c.native, c.body); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
@@ -100,7 +105,10 @@ func BenchmarkPoolThroughput(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					stream(b, f, nil)
+					if err := stream(f, nil); err != nil {
+						b.Error(err)
+						return
+					}
 				}
 			})
 		})

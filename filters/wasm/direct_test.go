@@ -149,3 +149,41 @@ func TestCloseStopsInstances(t *testing.T) {
 		t.Errorf("stream after the instances stopped: %v %+v", st, x.LocalReply())
 	}
 }
+
+// TestPoolShared checks that factories of the same plugin in one
+// gateway (as the gateway builds one per listener) share instances, and
+// that the pool lives until the last of them is closed.
+func TestPoolShared(t *testing.T) {
+	env := envForTest(t)
+	pb := pluginConf(t, "examples", mode("noop"))
+	a, err := New(context.Background(), pb, env, Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(context.Background(), pb, env, Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(context.Background(), pluginConf(t, "examples", mode("addheader")), env, Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if a.pool != b.pool {
+		t.Fatal("two factories of one plugin have two pools")
+	}
+	if a.pool == other.pool {
+		t.Fatal("plugins with different configurations share a pool")
+	}
+	a.Close()
+	x := exchange()
+	fl := b.NewFilter(x).(*filter)
+	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
+		t.Fatalf("the pool stopped with a factory still using it: %v %+v", st, x.LocalReply())
+	}
+	fl.OnDone(x)
+	b.Close()
+	if b.pool.slots[0].vm.Load() != nil {
+		t.Error("the last factory closed, yet the pool holds an instance")
+	}
+}

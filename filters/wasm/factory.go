@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/waygate/waygate/filters"
@@ -69,28 +71,48 @@ func New(ctx context.Context, pb *wasmfilterv3.Wasm, env filters.Env, o Options)
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("plugin", cfg.name)
-	start := time.Now()
-	e, err := newEngine(ctx, code, o, log)
+	sum := sha256.Sum256(code)
+	key, shared := keyFor(string(sum[:]), pluginKey(pb.GetConfig()), o, env)
+	p, err := acquire(key, shared, func() (*pool, error) {
+		start := time.Now()
+		e, err := newEngine(ctx, code, o, log)
+		if err != nil {
+			return nil, fmt.Errorf("config.vm_config.code: %w", err)
+		}
+		p := &pool{
+			cfg:    cfg,
+			engine: e,
+			opts:   o,
+			env:    env,
+			log:    log,
+			shared: sharedFor(cfg.vmID),
+			slots:  make([]slot, o.PoolSize),
+		}
+		p.vmFailures = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures")
+		p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
+		if _, err := p.start(0); err != nil {
+			p.close()
+			e.close(ctx)
+			return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
+		}
+		log.Debug("wasm plugin loaded", "sha256", e.sha256, "abi", e.abi, "took", time.Since(start))
+		return p, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("config.vm_config.code: %w", err)
+		return nil, err
 	}
-	p := &pool{
-		cfg:    cfg,
-		engine: e,
-		opts:   o,
-		env:    env,
-		log:    log,
-		shared: sharedFor(cfg.vmID),
-		slots:  make([]slot, o.PoolSize),
-	}
-	p.vmFailures, p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures"), counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
-	if _, err := p.start(0); err != nil {
-		p.close()
-		e.close(ctx)
-		return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
-	}
-	log.Debug("wasm plugin loaded", "sha256", e.sha256, "abi", e.abi, "took", time.Since(start))
 	return &Factory{cfg: cfg, pool: p}, nil
+}
+
+// pluginKey is the PluginConfig without the code's source, which the
+// code's sha256 stands for in a pool's key.
+func pluginKey(pc *wasmv3.PluginConfig) string {
+	pc = proto.Clone(pc).(*wasmv3.PluginConfig)
+	if vc := pc.GetVmConfig(); vc != nil {
+		vc.Code = nil
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(pc)
+	return string(b)
 }
 
 // statName names the plugin in its stats: its name, else its vm_id.
@@ -135,9 +157,9 @@ func (f *Factory) done() {
 	}
 }
 
-// Close stops every instance and releases the compiled code, at once
-// when no stream uses the factory, else when the last one ends (or
-// after a minute).
+// Close lets go of the instances, at once when no stream uses the
+// factory, else when the last one ends (or after a minute); the last
+// factory of a shared pool stops its instances and frees the code.
 func (f *Factory) Close() error {
 	f.closing.Store(true)
 	if f.active.Load() == 0 {
@@ -149,10 +171,7 @@ func (f *Factory) Close() error {
 }
 
 func (f *Factory) shutdown() {
-	f.shutOnce.Do(func() {
-		f.pool.close()
-		f.pool.engine.close(context.Background())
-	})
+	f.shutOnce.Do(f.pool.release)
 }
 
 // SHA256 is the hex sha256 of the plugin's code.

@@ -29,6 +29,11 @@ type pool struct {
 
 	vmFailures filters.Counter
 	vmCreated  filters.Counter
+
+	// key, registered and refs are guarded by pools' lock (pools.go).
+	key        poolKey
+	registered bool
+	refs       int
 }
 
 type slot struct {

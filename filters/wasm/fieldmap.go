@@ -86,7 +86,21 @@ func (f fieldMap) all() iter.Seq2[string, string] {
 	}
 }
 
-// get returns a field's value; several values are joined with ",".
+// first returns a field's first value, as Envoy's
+// proxy_get_header_map_value does.
+func (f fieldMap) first(name string) (string, bool) {
+	if _, ok := f.pseudo(name); ok || name == ":status" {
+		return f.get(name)
+	}
+	vs := (*f.h)[textproto.CanonicalMIMEHeaderKey(name)]
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// get returns a field's value, several values joined with "," as the
+// request.headers attribute has them.
 func (f fieldMap) get(name string) (string, bool) {
 	if p, ok := f.pseudo(name); ok {
 		return *p, true

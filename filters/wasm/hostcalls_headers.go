@@ -51,7 +51,7 @@ var proxyGetHeaderMapValue = sf(5, func(ctx context.Context, v *vm, m api.Module
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	val, found := f.get(k)
+	val, found := f.first(k)
 	if !found {
 		return statusNotFound
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 var errAllocFailed = errors.New("guest allocator returned a null pointer")
@@ -107,7 +108,13 @@ func newVM(p *pool, slot int) (*vm, error) {
 	}
 	if v.fn.initialize != nil {
 		if _, err := v.fn.initialize.Call(ctx); err != nil {
-			return fail(fmt.Errorf("_initialize: %w", err))
+			name := v.fn.initialize.Definition().ExportNames()[0]
+			var exit *sys.ExitError
+			if errors.As(err, &exit) && exit.ExitCode() == 0 {
+				// A command module: its _start ran main, which exited.
+				return fail(fmt.Errorf("%s: the module exited; build it as a reactor (Go: -buildmode=c-shared)", name))
+			}
+			return fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	v.mu.Lock()

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/http1"
 )
 
 // Manager owns the listening sockets. Apply reconciles them with a new
@@ -47,11 +49,13 @@ type Manager struct {
 
 // socket is one bound listener.
 type socket struct {
-	m     *Manager
-	name  string
-	ln    net.Listener
-	cur   atomic.Pointer[Listener]
-	srv   *http.Server
+	m    *Manager
+	name string
+	ln   net.Listener
+	cur  atomic.Pointer[Listener]
+	srv  *http.Server
+	// h1 serves plaintext HTTP/1.x connections (see serveHTTP1).
+	h1    *http1.Server
 	conns *connQueue
 	http  sync.Map // net.Conn -> *hcm.Conn
 	ctx   context.Context
@@ -254,6 +258,15 @@ func (m *Manager) newSocket(name string, ln net.Listener) *socket {
 			}
 		},
 	}
+	if http1.Enabled() {
+		s.h1 = &http1.Server{
+			Handler:           m.Handler,
+			MaxHeaderBytes:    s.srv.MaxHeaderBytes,
+			ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+			IdleTimeout:       s.srv.IdleTimeout,
+			Log:               m.log(),
+		}
+	}
 	return s
 }
 
@@ -351,12 +364,38 @@ func (s *socket) handle(raw net.Conn) {
 		}
 		ch.tcp.Serve(s.ctx, conn, view)
 	case ch.http != nil:
-		s.http.Store(conn, &hcm.Conn{Config: ch.http, Info: info})
+		hc := &hcm.Conn{Config: ch.http, Info: info}
+		if s.h1 != nil && ch.tls == nil {
+			if conn = s.serveHTTP1(conn, hc); conn == nil {
+				return
+			}
+		}
+		s.http.Store(conn, hc)
 		if !s.conns.push(conn) {
 			s.http.Delete(conn)
 			conn.Close()
 		}
 	}
+}
+
+// serveHTTP1 serves a plaintext HTTP connection with the HTTP/1.1 codec
+// unless it opens with the HTTP/2 preface: then it returns the
+// connection, replaying what was read, for net/http's server, which
+// speaks HTTP/2. It returns nil once it served the connection.
+func (s *socket) serveHTTP1(conn net.Conn, hc *hcm.Conn) net.Conn {
+	br := bufio.NewReaderSize(conn, 4096)
+	_ = conn.SetReadDeadline(time.Now().Add(s.srv.ReadHeaderTimeout))
+	h2, err := http1.Sniff(br)
+	if err != nil {
+		conn.Close()
+		return nil
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if h2 {
+		return http1.Replay(conn, br)
+	}
+	s.h1.ServeConn(hcm.WithConn(context.Background(), hc), conn, br)
+	return nil
 }
 
 // drain stops accepting and lets connections finish for up to timeout.
@@ -369,6 +408,9 @@ func (s *socket) drain(timeout time.Duration) {
 func (s *socket) shutdown(ctx context.Context) {
 	s.ln.Close()
 	s.conns.close()
+	if s.h1 != nil {
+		s.h1.Shutdown()
+	}
 	_ = s.srv.Shutdown(ctx)
 	// TCP proxy and upgraded connections finish on their own, or are
 	// closed when the drain time is over, as Envoy closes them.
@@ -390,6 +432,9 @@ func (s *socket) shutdown(ctx context.Context) {
 	}
 	s.stop()
 	_ = s.srv.Close()
+	if s.h1 != nil {
+		s.h1.Close()
+	}
 	s.mu.Lock()
 	left := make([]*trackedConn, 0, len(s.live))
 	for c := range s.live {

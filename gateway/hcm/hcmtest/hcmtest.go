@@ -5,11 +5,13 @@
 package hcmtest
 
 import (
+	"bufio"
 	"context"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"github.com/waygate/waygate/filters"
 	_ "github.com/waygate/waygate/filters/router" // the terminal filter every chain ends with
 	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/http1"
 	"github.com/waygate/waygate/gateway/router"
 	"github.com/waygate/waygate/gateway/upstream"
 )
@@ -115,22 +118,54 @@ func Start(tb testing.TB, o Options) *Gateway {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
+	connOf := func(c net.Conn) *hcm.Conn {
+		info := filters.Connection{Listener: "test"}
+		info.RemoteAddr, _ = netip.ParseAddrPort(c.RemoteAddr().String())
+		info.LocalAddr, _ = netip.ParseAddrPort(c.LocalAddr().String())
+		if o.RemoteAddr.IsValid() {
+			info.RemoteAddr = o.RemoteAddr
+		}
+		return &hcm.Conn{Config: cfg, Info: info}
+	}
 	srv := &http.Server{
 		Handler:           h,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			info := filters.Connection{Listener: "test"}
-			info.RemoteAddr, _ = netip.ParseAddrPort(c.RemoteAddr().String())
-			info.LocalAddr, _ = netip.ParseAddrPort(c.LocalAddr().String())
-			if o.RemoteAddr.IsValid() {
-				info.RemoteAddr = o.RemoteAddr
-			}
-			return hcm.WithConn(ctx, &hcm.Conn{Config: cfg, Info: info})
+			return hcm.WithConn(ctx, connOf(c))
 		},
 	}
-	go func() { _ = srv.Serve(ln) }()
-	tb.Cleanup(func() { _ = srv.Close() })
+	if !http1.Enabled() {
+		go func() { _ = srv.Serve(ln) }()
+		tb.Cleanup(func() { _ = srv.Close() })
+		return &Gateway{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Config: cfg, Handler: h}
+	}
+	// As the listener does: HTTP/1.x on the gateway's own codec, the
+	// HTTP/2 preface on net/http's server.
+	h1 := &http1.Server{Handler: h, MaxHeaderBytes: 60 << 10, ReadHeaderTimeout: 10 * time.Second}
+	h2c := &sniffedConns{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	go func() { _ = srv.Serve(h2c) }()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReaderSize(c, 4096)
+				h2, err := http1.Sniff(br)
+				switch {
+				case err != nil:
+					c.Close()
+				case h2:
+					h2c.push(http1.Replay(c, br))
+				default:
+					h1.ServeConn(hcm.WithConn(context.Background(), connOf(c)), c, br)
+				}
+			}()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); _ = srv.Close(); h1.Close() })
 	return &Gateway{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Config: cfg, Handler: h}
 }
 
@@ -235,3 +270,36 @@ func H2(tb testing.TB, c *clusterv3.Cluster) *clusterv3.Cluster {
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": Any(tb, opts)}
 	return c
 }
+
+// sniffedConns is the net.Listener net/http's server takes HTTP/2
+// connections from.
+type sniffedConns struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+	addr   net.Addr
+}
+
+func (l *sniffedConns) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *sniffedConns) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *sniffedConns) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *sniffedConns) Addr() net.Addr { return l.addr }

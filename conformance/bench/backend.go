@@ -15,11 +15,15 @@ import (
 type Backend struct {
 	Addr   string // HTTP/1.1
 	H2Addr string // h2c prior knowledge, for the direct HTTP/2 baseline
-	proc   *process
+	// TLSAddr is HTTPS, for the direct TLS baseline; empty without
+	// certificate files.
+	TLSAddr string
+	proc    *process
 }
 
-// StartBackend starts the nginx backend in dir.
-func StartBackend(dir string) (*Backend, error) {
+// StartBackend starts the nginx backend in dir, with an HTTPS listener
+// too when tls is set.
+func StartBackend(dir string, tls *TLSFiles) (*Backend, error) {
 	www := filepath.Join(dir, "www")
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		return nil, err
@@ -38,15 +42,24 @@ func StartBackend(dir string) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{Addr: fmt.Sprintf("127.0.0.1:%d", p1), H2Addr: fmt.Sprintf("127.0.0.1:%d", p2)}
+	tlsListen := ""
+	if tls != nil {
+		p3, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		b.TLSAddr = fmt.Sprintf("127.0.0.1:%d", p3)
+		tlsListen = nginxTLS(b.TLSAddr, tls)
+	}
 	conf := nginxMain(dir) + fmt.Sprintf(`
     server {
         listen %s backlog=4096;
         listen %s http2 backlog=4096;
-        root %s;
+%s        root %s;
         location / { try_files $uri /1k; }
     }
 }
-`, b.Addr, b.H2Addr, www)
+`, b.Addr, b.H2Addr, tlsListen, www)
 	path, err := writeNginxConf(dir, conf)
 	if err != nil {
 		return nil, err
@@ -66,8 +79,17 @@ func StartBackend(dir string) (*Backend, error) {
 func (b *Backend) Close() { b.proc.stop() }
 
 // Direct is the baseline target: the backend without a proxy.
-func (b *Backend) Direct() *Target {
+func (b *Backend) Direct(tls bool) *Target {
+	if tls {
+		return &Target{Name: "direct", Addr: b.TLSAddr, H2Addr: b.H2Addr, TLS: true}
+	}
 	return &Target{Name: "direct", Addr: b.Addr, H2Addr: b.H2Addr}
+}
+
+// nginxTLS is a TLS listen directive with the certificate, in the
+// session-cache-free form every target is compared in.
+func nginxTLS(addr string, f *TLSFiles) string {
+	return fmt.Sprintf("        listen %s ssl backlog=4096;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n", addr, f.Cert, f.Key)
 }
 
 // nginxMain is the part of an nginx config shared by the backend and the

@@ -23,7 +23,15 @@ func startCaddy(s Setup) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Name: "caddy", Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	t := &Target{Name: "caddy", Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: s.TLS != nil}
+	site, tlsLine, sni := "http", "", ""
+	if s.TLS != nil {
+		// wrk sends no SNI to an IP address: default_sni picks the
+		// site's certificate for it.
+		site = "https"
+		tlsLine = fmt.Sprintf("    tls %s %s\n", s.TLS.Cert, s.TLS.Key)
+		sni = "    default_sni bench.waygate.dev\n"
+	}
 	t.H2Addr = t.Addr
 	var routes strings.Builder
 	for i := range s.Routes {
@@ -32,19 +40,19 @@ func startCaddy(s Setup) (*Target, error) {
 	conf := fmt.Sprintf(`{
     admin 127.0.0.1:%d
     auto_https off
-    servers {
+%s    servers {
         protocols h1 h2 h2c
     }
 }
 
-http://:%d {
+%s://:%d {
     bind 127.0.0.1
-%s    handle {
+%s%s    handle {
         reverse_proxy %s {
 %s        }
     }
 }
-`, admin, port, routes.String(), s.Backend, caddyTransport)
+`, admin, sni, site, port, tlsLine, routes.String(), s.Backend, caddyTransport)
 	path := filepath.Join(s.Dir, "Caddyfile")
 	if err := writeFile(path, conf); err != nil {
 		return nil, err

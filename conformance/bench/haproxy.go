@@ -17,7 +17,11 @@ func startHAProxy(s Setup) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Name: "haproxy", Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	t := &Target{Name: "haproxy", Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: s.TLS != nil}
+	bind := t.Addr
+	if s.TLS != nil {
+		bind += " ssl crt " + s.TLS.Combined
+	}
 	t.H2Addr = t.Addr
 	routing := "    default_backend be\n"
 	if s.Routes > 0 {
@@ -55,7 +59,7 @@ frontend fe
 backend be
     http-reuse always
     server s1 %s
-`, fds, fds/2-64, fds/2-64, t.Addr, routing, s.Backend)
+`, fds, fds/2-64, fds/2-64, bind, routing, s.Backend)
 	path := filepath.Join(s.Dir, "haproxy.cfg")
 	if err := writeFile(path, conf); err != nil {
 		return nil, err

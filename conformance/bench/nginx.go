@@ -20,7 +20,11 @@ func startNginx(s Setup) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Name: "nginx", Addr: fmt.Sprintf("127.0.0.1:%d", p1), H2Addr: fmt.Sprintf("127.0.0.1:%d", p2)}
+	t := &Target{Name: "nginx", Addr: fmt.Sprintf("127.0.0.1:%d", p1), H2Addr: fmt.Sprintf("127.0.0.1:%d", p2), TLS: s.TLS != nil}
+	listen := fmt.Sprintf("        listen %s backlog=4096;\n", t.Addr)
+	if s.TLS != nil {
+		listen = nginxTLS(t.Addr, s.TLS)
+	}
 	var routes strings.Builder
 	for i := range s.Routes {
 		fmt.Fprintf(&routes, "        location /r%d/ { proxy_pass http://backend; }\n", i)
@@ -33,8 +37,7 @@ func startNginx(s Setup) (*Target, error) {
         keepalive_timeout 300s;
     }
     server {
-        listen %s backlog=4096;
-        listen %s http2 backlog=4096;
+%s        listen %s http2 backlog=4096;
         http2_max_concurrent_streams 128;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -43,7 +46,7 @@ func startNginx(s Setup) (*Target, error) {
 %s        location / { proxy_pass http://backend; }
     }
 }
-`, s.Backend, t.Addr, t.H2Addr, routes.String())
+`, s.Backend, listen, t.H2Addr, routes.String())
 	path, err := writeNginxConf(s.Dir, conf)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,13 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 	// nginx workers run as nobody and must read the backend's files.
 	_ = os.Chmod(tmp, 0o755)
 
-	backend, err := StartBackend(filepath.Join(tmp, "backend"))
+	var tlsFiles *TLSFiles
+	if sc.TLS {
+		if tlsFiles, err = NewTLSFiles(filepath.Join(tmp, "tls")); err != nil {
+			return nil, err
+		}
+	}
+	backend, err := StartBackend(filepath.Join(tmp, "backend"), tlsFiles)
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
@@ -72,9 +78,9 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 		Skipped: map[string]string{}, Profiles: map[string]string{}, ReloadErrors: map[string]int{}, PeakReset: true}
 	targets := []*Target{}
 	if !sc.Idle {
-		targets = append(targets, backend.Direct())
+		targets = append(targets, backend.Direct(sc.TLS))
 	}
-	setup := Setup{Backend: backend.Addr, Routes: sc.Routes}
+	setup := Setup{Backend: backend.Addr, Routes: sc.Routes, TLS: tlsFiles}
 	launches := map[string]launch{}
 	start := func(p Proxy, s Setup, label string) {
 		s.Dir = filepath.Join(tmp, label)

@@ -22,6 +22,8 @@ type Scenario struct {
 	Push bool
 	// Idle scenarios report memory per connection instead of speed.
 	Idle bool
+	// TLS serves HTTPS on every target.
+	TLS bool
 }
 
 // Settings are the knobs the command line exposes.
@@ -43,6 +45,12 @@ func Scenarios(s Settings) []Scenario {
 			Load: H2load{Conns: 1, Streams: 100, Duration: s.Duration, Path: "/1k"}, Path: "/1k"},
 		{Name: "fixed-1k", Title: fmt.Sprintf("fixed %d req/s, 1 KiB body, latency from each request's due time", s.Rate),
 			Load: FixedRate{Rate: s.Rate, Duration: s.Duration, Conns: 64, Path: "/1k"}, Path: "/1k"},
+		// wrk keeps each connection's TLS session and resumes it on the
+		// next connection (checked against nginx's $ssl_session_reused):
+		// after the first, handshakes are abbreviated ones, as a
+		// returning browser's would be.
+		{Name: "tls-new-conn", Title: fmt.Sprintf("HTTPS, a new TCP connection and resumed TLS session per request (Connection: close), %d clients, ECDSA P-256", s.Conns),
+			Load: Wrk{Threads: 1, Conns: s.Conns, Duration: s.Duration, Path: "/1k", Close: true}, Path: "/1k", TLS: true},
 		{Name: "filters", Title: "full filter chain (JWT ES256, authorization, local rate limit, fault 0%), 1 KiB body",
 			Load: h1("/1k"), Path: "/1k", Filters: true},
 		{Name: "routes-10k", Title: "10,000 prefix routes, request matching the last one, 1 KiB body",

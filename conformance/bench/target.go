@@ -19,6 +19,8 @@ type Setup struct {
 	// fault at 0%. Only Waygate implements it; the other proxies serve
 	// plain routes as baselines.
 	Filters *FilterSetup
+	// TLS, when set, makes Addr a TLS listener with this certificate.
+	TLS *TLSFiles
 }
 
 // Target is one place load is driven at: the backend reached directly,
@@ -28,6 +30,8 @@ type Target struct {
 	// Addr takes HTTP/1.1 (and h2c prior knowledge where H2Addr is the
 	// same); H2Addr takes h2c prior knowledge.
 	Addr, H2Addr string
+	// TLS says Addr speaks HTTPS.
+	TLS bool
 	// Headers are added to every request (the JWT of the filter chain).
 	Headers map[string]string
 	// Admin is Waygate's admin address, for profiles.
@@ -36,6 +40,13 @@ type Target struct {
 	Reload func(n int) error
 	proc   *process
 	stop   []func()
+}
+
+func (t *Target) url(path string) string {
+	if t.TLS {
+		return "https://" + t.Addr + path
+	}
+	return "http://" + t.Addr + path
 }
 
 // PIDs is the serving process tree; none for the direct baseline, whose

@@ -29,7 +29,11 @@ func startWaygate(bin string, s Setup) (*Target, error) {
 	if s.Filters != nil {
 		name = "waygate+filters"
 	}
-	t := &Target{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	t := &Target{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: s.TLS != nil}
+	server := fmt.Sprintf("  - port: {number: %d, name: http, protocol: HTTP}\n", port)
+	if s.TLS != nil {
+		server = fmt.Sprintf("  - port: {number: %d, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, serverCertificate: %s, privateKey: %s}\n", port, s.TLS.Cert, s.TLS.Key)
+	}
 	t.H2Addr = t.Addr
 	cfg := filepath.Join(s.Dir, "config")
 	base := fmt.Sprintf(`apiVersion: networking.istio.io/v1
@@ -38,8 +42,7 @@ metadata: {name: bench, namespace: default}
 spec:
   selector: {istio: ingressgateway}
   servers:
-  - port: {number: %d, name: http, protocol: HTTP}
-    hosts: ["*"]
+%s    hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -50,7 +53,7 @@ spec:
   resolution: STATIC
   ports: [{number: %s, name: http, protocol: HTTP}]
   endpoints: [{address: %s}]
-`, port, bport, host)
+`, server, bport, host)
 	if err := writeFile(filepath.Join(cfg, "base.yaml"), base); err != nil {
 		return nil, err
 	}

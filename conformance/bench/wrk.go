@@ -27,6 +27,9 @@ type Wrk struct {
 	Threads, Conns int
 	Duration       time.Duration
 	Path           string
+	// Close sends Connection: close, so every request opens a new
+	// connection (and, over TLS, makes a new handshake).
+	Close bool
 }
 
 // Args is the exact wrk command line for a target (for the results).
@@ -36,7 +39,10 @@ func (w Wrk) Args(t *Target, script string) []string {
 	for k, v := range t.Headers {
 		args = append(args, "-H", k+": "+v)
 	}
-	return append(args, "http://"+t.Addr+w.Path)
+	if w.Close {
+		args = append(args, "-H", "Connection: close")
+	}
+	return append(args, t.url(w.Path))
 }
 
 // Run drives the target and parses wrk's summary.

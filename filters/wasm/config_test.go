@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -193,20 +192,12 @@ func TestNotAPlugin(t *testing.T) {
 	}
 }
 
-// TestCommandModuleRefused builds the faults plugin as a WASI command
-// (no -buildmode=c-shared): its _start runs main, which exits, so the
-// module cannot serve as a plugin, and the error says how to build it.
+// TestCommandModuleRefused loads the faults plugin built as a WASI
+// command (no -buildmode=c-shared): its _start runs main, which exits,
+// so the module cannot serve as a plugin, and the error says how to
+// build it.
 func TestCommandModuleRefused(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "command.wasm")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Dir = filepath.Join("testdata", "faults")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod -buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	pb := pluginConf(t, "faults", "")
-	pb.GetConfig().GetVmConfig().GetCode().GetLocal().Specifier = &corev3.DataSource_Filename{Filename: out}
-	_, err := New(context.Background(), pb, envForTest(t), Options{})
+	_, err := New(context.Background(), pluginConf(t, "command", ""), envForTest(t), Options{})
 	if err == nil || !strings.Contains(err.Error(), "build it as a reactor") {
 		t.Fatalf("err = %v", err)
 	}

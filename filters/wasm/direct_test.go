@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
@@ -121,28 +122,35 @@ func TestEnvironmentAndVMConfig(t *testing.T) {
 	}
 }
 
-// TestCloseStopsInstances checks that a closed factory stops its
-// instances once its last stream is done, and that a stream arriving
-// after that gets the fail strategy.
+// TestCloseStopsInstances checks that a closed factory serves the
+// streams in flight and those arriving during its close delay, then
+// stops its instances, after which a stream gets the fail strategy.
 func TestCloseStopsInstances(t *testing.T) {
-	f, err := New(context.Background(), pluginConf(t, "examples", mode("noop")), envForTest(t), Options{PoolSize: 2})
+	f, err := New(context.Background(), pluginConf(t, "examples", mode("noop")), envForTest(t), Options{PoolSize: 2, CloseDelay: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := exchange()
 	fl := f.NewFilter(x).(*filter)
 	f.Close()
-	// A stream in flight when its config was replaced finishes with
-	// the plugin; the instances stop when it is done.
 	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
 		t.Errorf("stream in flight after close: %v %+v", st, x.LocalReply())
 	}
-	fl.OnDone(x)
-	for i := range f.pool.slots {
-		if f.pool.slots[i].vm.Load() != nil {
-			t.Errorf("slot %d still holds an instance", i)
-		}
+	late := exchange()
+	lf := f.NewFilter(late).(*filter)
+	if st := lf.OnRequestHeaders(late, true); st != filters.Continue {
+		t.Errorf("stream arriving on the old config: %v %+v", st, late.LocalReply())
 	}
+	lf.OnDone(late)
+	fl.OnDone(x)
+	eventually(t, "the instances to stop", func() bool {
+		for i := range f.pool.slots {
+			if f.pool.slots[i].vm.Load() != nil {
+				return false
+			}
+		}
+		return true
+	})
 	x = exchange()
 	fl = f.NewFilter(x).(*filter)
 	if st := fl.OnRequestHeaders(x, true); st != filters.Stop || x.LocalReply() == nil || x.LocalReply().Status != 503 {
@@ -156,15 +164,16 @@ func TestCloseStopsInstances(t *testing.T) {
 func TestPoolShared(t *testing.T) {
 	env := envForTest(t)
 	pb := pluginConf(t, "examples", mode("noop"))
-	a, err := New(context.Background(), pb, env, Options{PoolSize: 1})
+	o := Options{PoolSize: 1, CloseDelay: -1}
+	a, err := New(context.Background(), pb, env, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(context.Background(), pb, env, Options{PoolSize: 1})
+	b, err := New(context.Background(), pb, env, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := New(context.Background(), pluginConf(t, "examples", mode("addheader")), env, Options{PoolSize: 1})
+	other, err := New(context.Background(), pluginConf(t, "examples", mode("addheader")), env, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +185,7 @@ func TestPoolShared(t *testing.T) {
 		t.Fatal("plugins with different configurations share a pool")
 	}
 	a.Close()
+	time.Sleep(10 * time.Millisecond)
 	x := exchange()
 	fl := b.NewFilter(x).(*filter)
 	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
@@ -183,7 +193,5 @@ func TestPoolShared(t *testing.T) {
 	}
 	fl.OnDone(x)
 	b.Close()
-	if b.pool.slots[0].vm.Load() != nil {
-		t.Error("the last factory closed, yet the pool holds an instance")
-	}
+	eventually(t, "the last factory's close to stop the pool", func() bool { return b.pool.slots[0].vm.Load() == nil })
 }

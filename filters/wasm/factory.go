@@ -44,7 +44,9 @@ type Factory struct {
 	// flight on a replaced config finish with their plugin.
 	active   atomic.Int64
 	closing  atomic.Bool
+	expired  atomic.Bool // closing, and CloseDelay has passed
 	shutOnce sync.Once
+	delay    time.Duration
 }
 
 var _ io.Closer = (*Factory)(nil)
@@ -101,7 +103,7 @@ func New(ctx context.Context, pb *wasmfilterv3.Wasm, env filters.Env, o Options)
 	if err != nil {
 		return nil, err
 	}
-	return &Factory{cfg: cfg, pool: p}, nil
+	return &Factory{cfg: cfg, pool: p, delay: o.CloseDelay}, nil
 }
 
 // pluginKey is the PluginConfig without the code's source, which the
@@ -152,20 +154,26 @@ func (f *Factory) NewFilter(x *filters.Exchange) any {
 
 // done is called once per stream, when it ends.
 func (f *Factory) done() {
-	if f.active.Add(-1) == 0 && f.closing.Load() {
+	if f.active.Add(-1) == 0 && f.expired.Load() {
 		f.shutdown()
 	}
 }
 
-// Close lets go of the instances, at once when no stream uses the
-// factory, else when the last one ends (or after a minute); the last
-// factory of a shared pool stops its instances and frees the code.
+// Close lets go of the instances once the config is out of use: after
+// Options.CloseDelay, during which connections accepted with the old
+// config may still bring requests, and when no stream created by the
+// factory is left (a minute at most). The last factory of a shared pool
+// stops its instances and frees the code.
 func (f *Factory) Close() error {
-	f.closing.Store(true)
-	if f.active.Load() == 0 {
-		f.shutdown()
+	if f.closing.Swap(true) {
 		return nil
 	}
+	time.AfterFunc(f.delay, func() {
+		f.expired.Store(true)
+		if f.active.Load() == 0 {
+			f.shutdown()
+		}
+	})
 	time.AfterFunc(closeGrace, f.shutdown)
 	return nil
 }

@@ -14,13 +14,27 @@ import (
 // test and benchmark.
 var pluginPath = map[string]string{}
 
-// testPlugins are the plugin modules under testdata.
-var testPlugins = []string{"examples", "faults"}
+// testPlugins are the plugins built from the modules under testdata:
+// name, module directory, and whether to build a reactor, as plugins
+// must be (the command is for the test that refuses one).
+var testPlugins = []struct {
+	name, dir string
+	reactor   bool
+}{
+	{"examples", "examples", true},
+	{"faults", "faults", true},
+	{"command", "faults", false},
+}
 
 // raceEnabled is set in builds with the race detector.
 var raceEnabled bool
 
 func TestMain(m *testing.M) {
+	// Gateways of finished tests let their plugins go at once rather
+	// than keep them ticking beside the next tests.
+	if os.Getenv(EnvCloseDelay) == "" {
+		os.Setenv(EnvCloseDelay, "-1ns")
+	}
 	if raceEnabled && os.Getenv(EnvCallTimeout) == "" {
 		os.Setenv(EnvCallTimeout, "1s")
 	}
@@ -44,17 +58,21 @@ func TestMain(m *testing.M) {
 func buildPlugins(dir string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(testPlugins))
-	for i, name := range testPlugins {
-		out := filepath.Join(dir, name+".wasm")
-		pluginPath[name] = out
+	for i, p := range testPlugins {
+		out := filepath.Join(dir, p.name+".wasm")
+		pluginPath[p.name] = out
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-			cmd.Dir = filepath.Join("testdata", name)
+			args := []string{"build", "-o", out}
+			if p.reactor {
+				args = append(args, "-buildmode=c-shared")
+			}
+			cmd := exec.Command("go", append(args, ".")...)
+			cmd.Dir = filepath.Join("testdata", p.dir)
 			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod -buildvcs=false")
 			if b, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("building testdata/%s: %v\n%s", name, err, b)
+				errs[i] = fmt.Errorf("building testdata/%s: %v\n%s", p.dir, err, b)
 			}
 		}()
 	}

@@ -28,6 +28,11 @@ type Options struct {
 	MemoryLimitPages uint32
 	// PoolSize is the number of instances per plugin. Default GOMAXPROCS.
 	PoolSize int
+	// CloseDelay is how long a replaced plugin keeps its instances for
+	// requests still arriving on connections accepted with the old
+	// config, which close after their current request. Default 5s; a
+	// negative value stops them as soon as no stream uses them.
+	CloseDelay time.Duration
 }
 
 // Environment variables read by DefaultOptions, for the gateway binary
@@ -37,6 +42,7 @@ const (
 	EnvCallTimeout      = "WAYGATE_WASM_CALL_TIMEOUT"
 	EnvMemoryLimitPages = "WAYGATE_WASM_MEMORY_LIMIT_PAGES"
 	EnvPoolSize         = "WAYGATE_WASM_POOL_SIZE"
+	EnvCloseDelay       = "WAYGATE_WASM_CLOSE_DELAY"
 )
 
 // DefaultOptions are the options the registered builder uses: the
@@ -52,6 +58,9 @@ func DefaultOptions() Options {
 	}
 	if n, err := strconv.Atoi(os.Getenv(EnvPoolSize)); err == nil {
 		o.PoolSize = n
+	}
+	if d, err := time.ParseDuration(os.Getenv(EnvCloseDelay)); err == nil {
+		o.CloseDelay = d
 	}
 	return o
 }
@@ -71,6 +80,11 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	if o.CloseDelay == 0 {
+		o.CloseDelay = 5 * time.Second
+	} else if o.CloseDelay < 0 {
+		o.CloseDelay = 0
 	}
 	return o
 }

@@ -264,7 +264,9 @@ func TestIstioMutualUpstreamHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", "http://"+e.Address+"/", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.Address+"/", nil)
 	resp, err := cl.RoundTrip(e, req, false)
 	if err != nil {
 		t.Fatal(err)

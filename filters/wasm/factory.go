@@ -148,8 +148,10 @@ func (nopCounter) Add(n uint64) {}
 // NewFilter pins the stream to one instance of the pool.
 func (f *Factory) NewFilter(x *filters.Exchange) any {
 	f.active.Add(1)
-	v, err := f.pool.pick()
-	return &filter{f: f, vm: v, err: err}
+	// An instance that cannot start now is retried at the stream's
+	// first callback, which then gets the fail strategy.
+	v, _ := f.pool.pick()
+	return &filter{f: f, vm: v}
 }
 
 // done is called once per stream, when it ends.

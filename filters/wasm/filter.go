@@ -12,11 +12,10 @@ import (
 // fields that callbacks of other goroutines touch (paused, resume,
 // reply, reset, vmFailed) are guarded by the instance's mutex.
 type filter struct {
-	f   *Factory
-	vm  *vm // nil when no instance could be started
-	id  uint32
-	x   *filters.Exchange
-	err error
+	f  *Factory
+	vm *vm // nil when no instance could be started
+	id uint32
+	x  *filters.Exchange
 
 	reqBody, respBody *filters.Buffer
 
@@ -59,9 +58,7 @@ func b2u(b bool) uint64 {
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_headers
 func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	n := uint64(len(x.Request.Header) + 4)
-	return s.phase(x, func(v *vm) (api.Function, int) {
-		return v.fn.onRequestHeaders, v.fn.requestHeadersArgs
-	}, n, b2u(endStream), false, endStream)
+	return s.phase(x, func(v *vm) api.Function { return v.fn.onRequestHeaders }, n, b2u(endStream), false, endStream)
 }
 
 // OnRequestBody runs proxy_on_request_body with the body buffered so
@@ -71,10 +68,10 @@ func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.S
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_body
 func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
 	s.reqBody = body
-	st := s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onRequestBody, 3 },
+	st := s.phase(x, func(v *vm) api.Function { return v.fn.onRequestBody },
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Request.Trailer) > 0 {
-		st = s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onRequestTrailers, 2 },
+		st = s.phase(x, func(v *vm) api.Function { return v.fn.onRequestTrailers },
 			uint64(len(x.Request.Trailer)), 0, false, true)
 	}
 	return st
@@ -83,19 +80,17 @@ func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStr
 // OnResponseHeaders runs proxy_on_response_headers.
 func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	n := uint64(len(x.Response.Header) + 1)
-	return s.phase(x, func(v *vm) (api.Function, int) {
-		return v.fn.onResponseHeaders, v.fn.responseHeadersArgs
-	}, n, b2u(endStream), false, endStream)
+	return s.phase(x, func(v *vm) api.Function { return v.fn.onResponseHeaders }, n, b2u(endStream), false, endStream)
 }
 
 // OnResponseBody runs proxy_on_response_body, with the semantics of
 // OnRequestBody.
 func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
 	s.respBody = body
-	st := s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onResponseBody, 3 },
+	st := s.phase(x, func(v *vm) api.Function { return v.fn.onResponseBody },
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Response.Trailer) > 0 {
-		st = s.phase(x, func(v *vm) (api.Function, int) { return v.fn.onResponseTrailers, 2 },
+		st = s.phase(x, func(v *vm) api.Function { return v.fn.onResponseTrailers },
 			uint64(len(x.Response.Trailer)), 0, false, true)
 	}
 	return st
@@ -120,7 +115,7 @@ func (s *filter) OnDone(x *filters.Exchange) {
 	for _, f := range []api.Function{v.fn.onDone, v.fn.onLog, v.fn.onDelete} {
 		v.active, v.calling = s.id, s
 		v.stack[0] = uint64(s.id)
-		if _, err := v.invoke(f, 1); err != nil {
+		if _, err := v.invoke(f); err != nil {
 			break
 		}
 	}
@@ -129,7 +124,7 @@ func (s *filter) OnDone(x *filters.Exchange) {
 
 // phase runs one stream callback and turns the plugin's action into the
 // chain's status.
-func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), a1, a2 uint64, body, end bool) filters.Status {
+func (s *filter) phase(x *filters.Exchange, pick func(*vm) api.Function, a1, a2 uint64, body, end bool) filters.Status {
 	if s.failed || s.replied {
 		return filters.Continue
 	}
@@ -145,9 +140,9 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) (api.Function, int), 
 		v.mu.Unlock()
 		return s.failure(x)
 	}
-	fn, n := pick(v)
+	fn := pick(v)
 	v.stack[0], v.stack[1], v.stack[2] = uint64(s.id), a1, a2
-	action, err := v.invoke(fn, n)
+	action, err := v.invoke(fn)
 	v.calling = nil
 	hold := err == nil && action != actionContinue && (!body || end) && !s.decided()
 	if hold {
@@ -222,7 +217,7 @@ func (s *filter) enter(x *filters.Exchange) int {
 		v.streams[s.id] = s
 		v.active, v.calling = v.rootID, nil
 		v.stack[0], v.stack[1] = uint64(s.id), uint64(v.rootID)
-		if _, err := v.invoke(v.fn.onContextCreate, 2); err != nil {
+		if _, err := v.invoke(v.fn.onContextCreate); err != nil {
 			return dead
 		}
 	}

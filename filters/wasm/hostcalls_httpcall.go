@@ -123,6 +123,6 @@ func (v *vm) httpCall(id uint32, cluster string, req *http.Request, timeout time
 	v.callResp = cr
 	v.active, v.calling = v.rootID, nil
 	v.stack[0], v.stack[1], v.stack[2], v.stack[3], v.stack[4] = uint64(v.rootID), uint64(id), uint64(nh), uint64(nb), uint64(nt)
-	_, _ = v.invoke(v.fn.onHTTPCallResponse, 5)
+	_, _ = v.invoke(v.fn.onHTTPCallResponse)
 	v.callResp = nil
 }

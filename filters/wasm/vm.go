@@ -184,28 +184,22 @@ func (v *vm) bind() {
 	if v.fn.initialize == nil {
 		v.fn.initialize = get("_start")
 	}
-	// ABI 0.1.0 has no end_of_stream argument on header callbacks.
-	if f := v.fn.onRequestHeaders; f != nil {
-		v.fn.requestHeadersArgs = len(f.Definition().ParamTypes())
-	}
-	if f := v.fn.onResponseHeaders; f != nil {
-		v.fn.responseHeadersArgs = len(f.Definition().ParamTypes())
-	}
 }
 
-// invoke calls f with the first n values of v.stack as arguments, under
-// the per-call deadline, and returns its first result. v.mu is held. An
+// invoke calls f with its arguments in v.stack, under the per-call
+// deadline, and returns its first result. A function reads only the
+// arguments it declares: ABI 0.1.0's header callbacks, which lack
+// end_of_stream, ignore the third. v.mu is held. An
 // error means the instance is dead: a trap, a Go panic (which reaches
 // the host as unreachable or proc_exit), memory exhausted, or the
 // deadline, which closes the module (wazero's CloseOnContextDone).
-func (v *vm) invoke(f api.Function, n int) (uint32, error) {
+func (v *vm) invoke(f api.Function) (uint32, error) {
 	if v.dead.Load() {
 		return 0, errDead
 	}
 	if f == nil {
 		return actionContinue, nil
 	}
-	_ = n
 	v.deadline.arm(v.pool.opts.CallTimeout)
 	err := f.CallWithStack(v.deadline, v.stack[:])
 	v.deadline.disarm()
@@ -285,7 +279,7 @@ func (v *vm) setTick(period time.Duration) {
 			if !v.dead.Load() {
 				v.active, v.calling = v.rootID, nil
 				v.stack[0] = uint64(v.rootID)
-				_, _ = v.invoke(v.fn.onTick, 1)
+				_, _ = v.invoke(v.fn.onTick)
 			}
 			v.mu.Unlock()
 		}
@@ -309,7 +303,7 @@ func (v *vm) rootCall(f api.Function, args ...uint64) {
 	}
 	v.active, v.calling = v.rootID, nil
 	copy(v.stack[:], args)
-	_, _ = v.invoke(f, len(args))
+	_, _ = v.invoke(f)
 }
 
 // callResponse is the answer to a proxy_http_call, readable during

@@ -86,10 +86,12 @@ func (b *Backend) Direct(tls bool) *Target {
 	return &Target{Name: "direct", Addr: b.Addr, H2Addr: b.H2Addr}
 }
 
-// nginxTLS is a TLS listen directive with the certificate, in the
-// session-cache-free form every target is compared in.
+// nginxTLS is a TLS listen directive with the certificate. nginx 1.22
+// offers TLS 1.2 at most unless told otherwise, while HAProxy, Caddy and
+// Waygate offer 1.3; a 1.2 resumption skips the key exchange a 1.3 one
+// makes, so every target is held to the same protocols.
 func nginxTLS(addr string, f *TLSFiles) string {
-	return fmt.Sprintf("        listen %s ssl backlog=4096;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n", addr, f.Cert, f.Key)
+	return fmt.Sprintf("        listen %s ssl backlog=4096;\n        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n", addr, f.Cert, f.Key)
 }
 
 // nginxMain is the part of an nginx config shared by the backend and the

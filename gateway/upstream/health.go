@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -151,7 +150,9 @@ func newChecker(cs *clusterState, cfg *healthConfig) *checker {
 	ch := &checker{cfg: cfg, cs: cs, sessions: map[*host]context.CancelFunc{}}
 	if cfg.http {
 		tr := &http.Transport{
-			DialContext:        (&net.Dialer{Timeout: cfg.timeout}).DialContext,
+			// Envoy checks a host over the cluster's transport socket:
+			// a mesh endpoint is checked over Istio mTLS (tls.go).
+			DialContext:        cs.dial,
 			DisableCompression: true,
 			Protocols:          new(http.Protocols),
 		}
@@ -275,8 +276,7 @@ func (ch *checker) check(ctx context.Context, h *host) error {
 		}
 		return nil
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", h.addr)
+	c, err := ch.cs.dial(ctx, "tcp", h.addr)
 	if err != nil {
 		return err
 	}

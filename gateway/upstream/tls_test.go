@@ -264,9 +264,9 @@ func TestIstioMutualUpstreamHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	reqCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.Address+"/", nil)
+	req, _ := http.NewRequestWithContext(reqCtx, "GET", "http://"+e.Address+"/", nil)
 	resp, err := cl.RoundTrip(e, req, false)
 	if err != nil {
 		t.Fatal(err)
@@ -284,4 +284,33 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// Active health checks go over the cluster's transport socket, as in
+// Envoy: a mesh endpoint that takes only Istio mTLS is checked over it,
+// and passes once the workload certificate has arrived.
+func TestIstioMutualHealthCheck(t *testing.T) {
+	root, err := ca.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startMeshBackend(t, root, ca.Identity{Namespace: "default", ServiceAccount: "httpbin"})
+	c := istioCluster(t, "mesh", addr, true)
+	httpCheck(c)
+	m := upstream.NewManager()
+	t.Cleanup(m.Close)
+	clusters := map[string]*clusterv3.Cluster{"mesh": c}
+	before, err := m.BuildWithSecrets(clusters, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := available(before["mesh"]); n != 0 {
+		t.Fatalf("%d hosts passed a check without a client certificate", n)
+	}
+	after, err := m.BuildWithSecrets(clusters, nil, meshSecrets(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the mesh host healthy", func() bool { return available(after["mesh"]) == 1 })
 }

@@ -193,7 +193,7 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		err := specNode.Decode(&specValue)
 		var raw []byte
 		if err == nil {
-			raw, err = json.Marshal(specValue)
+			raw, err = json.Marshal(jsonKeys(specValue))
 		}
 		if err == nil {
 			err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(raw, spec)
@@ -269,4 +269,28 @@ func lineOr(lines map[string]int, path string, def int) int {
 		return l
 	}
 	return def
+}
+
+// jsonKeys turns YAML maps with non-string keys (portLevelMtls: {8080:
+// ...}) into the string-keyed maps JSON needs, as Kubernetes reads them.
+func jsonKeys(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = jsonKeys(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = jsonKeys(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = jsonKeys(e)
+		}
+		return t
+	}
+	return v
 }

@@ -371,3 +371,23 @@ spec:
 		t.Errorf("connectTimeout = %v, want 500ms", got)
 	}
 }
+
+// Istio's docs write port-level settings with bare port numbers as keys.
+func TestParseIntegerMapKeys(t *testing.T) {
+	cfg, findings := ParseDocuments("pa.yaml", []byte(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: p, namespace: default}
+spec:
+  selector:
+    matchLabels: {app: x}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    8080: {mode: DISABLE}
+`))
+	if HasErrors(findings) {
+		t.Fatalf("findings: %v", findings)
+	}
+	if got := cfg.PeerAuthentications[0].Spec.GetPortLevelMtls()[8080].GetMode().String(); got != "DISABLE" {
+		t.Errorf("portLevelMtls[8080] = %s, want DISABLE", got)
+	}
+}

@@ -23,6 +23,7 @@ shift 2
 count=${COUNT:-10}
 bench=${BENCH:-.}
 out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
 work=$(mktemp -d)
 cleanup() {
 	git worktree remove --force "$work/old" 2>/dev/null || true

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -26,8 +27,11 @@ type filter struct {
 	vmFailed bool
 	wake     chan struct{}
 
-	failed  bool // the fail strategy was applied
-	replied bool // the plugin answered locally
+	// failed and replied are read by the request and the response
+	// goroutines, which may overlap (a request body still streaming
+	// while the response arrives).
+	failed  atomic.Bool // the fail strategy was applied
+	replied atomic.Bool // the plugin answered locally
 	// orphaned is set when the instance died while the stream was
 	// neither running in it nor waiting on it: the plugin had let the
 	// stream go on, so the stream finishes without it instead of
@@ -67,8 +71,7 @@ func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.S
 // the stream like a header Pause.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_body
 func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
-	s.reqBody = body
-	st := s.phase(x, func(v *vm) api.Function { return v.fn.onRequestBody },
+	st := s.phase(x, func(v *vm) api.Function { s.reqBody = body; return v.fn.onRequestBody },
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Request.Trailer) > 0 {
 		st = s.phase(x, func(v *vm) api.Function { return v.fn.onRequestTrailers },
@@ -86,8 +89,7 @@ func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.
 // OnResponseBody runs proxy_on_response_body, with the semantics of
 // OnRequestBody.
 func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
-	s.respBody = body
-	st := s.phase(x, func(v *vm) api.Function { return v.fn.onResponseBody },
+	st := s.phase(x, func(v *vm) api.Function { s.respBody = body; return v.fn.onResponseBody },
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Response.Trailer) > 0 {
 		st = s.phase(x, func(v *vm) api.Function { return v.fn.onResponseTrailers },
@@ -125,7 +127,7 @@ func (s *filter) OnDone(x *filters.Exchange) {
 // phase runs one stream callback and turns the plugin's action into the
 // chain's status.
 func (s *filter) phase(x *filters.Exchange, pick func(*vm) api.Function, a1, a2 uint64, body, end bool) filters.Status {
-	if s.failed || s.replied {
+	if s.failed.Load() || s.replied.Load() {
 		return filters.Continue
 	}
 	v := s.lock()
@@ -270,7 +272,7 @@ func (s *filter) decided() bool { return s.resume || s.reply != nil || s.reset |
 func (s *filter) sendReply(x *filters.Exchange) filters.Status {
 	r := *s.reply
 	s.reply = nil
-	s.replied = true
+	s.replied.Store(true)
 	x.SendLocalReply(r)
 	return filters.Stop
 }
@@ -279,7 +281,7 @@ func (s *filter) sendReply(x *filters.Exchange) filters.Status {
 // failed (or could not start): fail open skips the plugin for the rest
 // of the stream; otherwise the stream ends with Envoy's 503.
 func (s *filter) failure(x *filters.Exchange) filters.Status {
-	s.failed = true
+	s.failed.Store(true)
 	if s.f.cfg.failOpen {
 		return filters.Continue
 	}

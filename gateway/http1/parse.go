@@ -382,9 +382,13 @@ func validHost(h string) bool {
 	return true
 }
 
-// canonicalKey returns the canonical form of a header name, without
-// allocating for names already canonical and for the common ones sent
-// in lower case (by HTTP/2-minded clients and load generators).
+// CanonicalKey returns the canonical form of a header name, as
+// textproto.CanonicalMIMEHeaderKey does, without allocating for names
+// already canonical and for the common ones sent in lower case (by
+// HTTP/2-minded clients and load generators). The upstream connection
+// pool parses response heads with it too.
+func CanonicalKey(name string) string { return canonicalKey(name) }
+
 func canonicalKey(name string) string {
 	if k, ok := commonKey(name); ok {
 		return k
@@ -412,6 +416,9 @@ var commonHeaders = func() (t [32][]string) {
 		"Sec-Websocket-Key", "Sec-Websocket-Version", "Grpc-Timeout", "Traceparent",
 		"X-B3-Traceid", "X-B3-Spanid", "X-B3-Sampled", "X-Envoy-Expected-Rq-Timeout-Ms",
 		"X-Envoy-Upstream-Rq-Timeout-Ms", "X-Envoy-Attempt-Count", "X-Envoy-External-Address",
+		"Server", "Etag", "Last-Modified", "Accept-Ranges", "Set-Cookie", "Location", "Vary",
+		"Expires", "Age", "Access-Control-Allow-Origin", "Strict-Transport-Security",
+		"X-Content-Type-Options", "Grpc-Status", "Grpc-Message", "Content-Range",
 	} {
 		if len(k) < len(t) {
 			t[len(k)] = append(t[len(k)], k)

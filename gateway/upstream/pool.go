@@ -19,9 +19,9 @@ import (
 //
 // It is our own rather than net/http's Transport because the Transport
 // can neither count pending requests against a cluster-wide limit nor
-// close a connection after exactly N requests. Requests are still
-// written and responses read by net/http (Request.Write,
-// ReadResponse), over pooled connections with bufio buffers.
+// close a connection after exactly N requests. Requests are written and
+// responses read by the pool's own codec (see codec.go), over pooled
+// connections with bufio buffers.
 //
 // See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/connection_pooling
 type connPool struct {
@@ -251,11 +251,15 @@ type conn struct {
 	served    uint32
 	idleSince time.Time
 	peek      peeker
+	// abort unblocks the connection's reads and writes when a request's
+	// context ends; made once, it costs requests no allocation.
+	abort func()
 }
 
 func newConn(p *connPool, nc net.Conn) *conn {
 	c := &conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 	c.peek = newPeeker(nc)
+	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	return c
 }
 
@@ -273,11 +277,11 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	if ctx.Done() != nil {
 		// Cancellation (route timeout, downstream gone) unblocks any
 		// read or write on the connection, which then is not reused.
-		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+		stop = context.AfterFunc(ctx, c.abort)
 	}
 	var wrote chan error
 	if req.Body == nil || req.Body == http.NoBody {
-		err := req.Write(c.bw)
+		err := writeRequest(c.bw, req)
 		if err == nil {
 			err = c.bw.Flush()
 		}
@@ -291,16 +295,17 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		// (an early 413, a server that does not read it).
 		wrote = make(chan error, 1)
 		go func() {
-			err := req.Write(c.bw)
+			err := writeRequest(c.bw, req)
 			if err == nil {
 				err = c.bw.Flush()
 			}
 			wrote <- err
 		}()
 	}
-	resp, err := http.ReadResponse(c.br, req)
+	b := &body{c: c, stop: stop, wrote: wrote}
+	resp, err := readResponse(c.br, req, &b.fr)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponse(c.br, req, &b.fr)
 	}
 	if err != nil {
 		stop()
@@ -311,7 +316,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		c.releaseAfterWrite(wrote, false)
 		return nil, err
 	}
-	b := &body{c: c, rc: resp.Body, stop: stop, wrote: wrote, closeAfter: resp.Close}
+	b.rc, b.closeAfter = resp.Body, resp.Close
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -332,6 +337,8 @@ type body struct {
 	closeAfter bool
 	mu         sync.Mutex
 	done       bool
+	// fr frames the response body, when the pool's codec read it.
+	fr framed
 }
 
 func (b *body) Read(p []byte) (int, error) {

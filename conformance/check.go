@@ -54,7 +54,7 @@ func runCheck(ctx context.Context, c *Check, tg target) CheckResult {
 		c = &cc
 	}
 	before := tg.backends.requests()
-	outs, err := send(ctx, c, port, tg.ports.pki)
+	outs, err := send(ctx, c, port, tg.ports.pki, tg.ports.mesh)
 	if err != nil {
 		res.Detail = err.Error()
 		return res
@@ -162,11 +162,11 @@ func settleCounts(bs *backends, before map[string]int64, want map[string]Range) 
 
 // send runs Count exchanges over Concurrency clients and returns every
 // outcome.
-func send(ctx context.Context, c *Check, port int, ca *pki) ([]outcome, error) {
+func send(ctx context.Context, c *Check, port int, ca *pki, mesh *meshCA) ([]outcome, error) {
 	var cl *client
 	if c.Request != nil {
 		var err error
-		if cl, err = newClient(c.Request, c.Concurrency, ca); err != nil {
+		if cl, err = newClient(c.Request, c.Concurrency, ca, mesh); err != nil {
 			return nil, err
 		}
 		defer cl.close()

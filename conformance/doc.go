@@ -15,6 +15,14 @@
 // TCP line exchanges. Placeholders in the YAML ({{port "reviews-v1"}},
 // {{gateway_port "http"}}) are replaced with the ports actually used.
 //
+// A scenario with meshCA: true gives the gateway a mesh CA directory
+// (`waygate run --ca-dir`), so its ISTIO_MUTUAL ports present a workload
+// certificate from it, and issues clients' workload certificates from
+// the same root with `waygate ca`: a check's meshIdentity
+// ("default/sleep") speaks Istio mTLS as that workload, and
+// {{mesh_cert "ns/sa"}}, {{mesh_key "ns/sa"}} and {{mesh_ca}} are the
+// files in the YAML.
+//
 // Scenarios that fail because the feature behind them is not built yet
 // are listed, with the reason, in known_failures.yaml: they still run and
 // show as failing in the table, they do not fail `go test`, and a known

@@ -37,17 +37,18 @@ type gatewayProcess struct {
 	done   chan struct{}
 }
 
-// startGateway runs `waygate run --config dir` and waits until it says
-// it is serving. The admin server binds port 0 and the runner reads the
+// startGateway runs `waygate run --config dir` with the extra flags
+// (--ca-dir) and waits until it says it is serving. The admin server binds port 0 and the runner reads the
 // address from the summary: a port picked here and freed could be taken
 // by the gateway's own xDS listener before the admin server binds it.
-func startGateway(bin, dir string) (*gatewayProcess, error) {
+func startGateway(bin, dir string, extra ...string) (*gatewayProcess, error) {
 	g := &gatewayProcess{
 		stdout: &tailBuffer{max: 64 << 10},
 		stderr: &tailBuffer{max: 64 << 10},
 		done:   make(chan struct{}),
 	}
-	g.cmd = exec.Command(bin, "run", "--config", dir, "--admin", "127.0.0.1:0", "--access-log", "", "--drain-time", "1s")
+	args := append([]string{"run", "--config", dir, "--admin", "127.0.0.1:0", "--access-log", "", "--drain-time", "1s"}, extra...)
+	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	if err := g.cmd.Start(); err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ type client struct {
 // present. It keeps up to conns connections open, as fortio's -c
 // connections do, and never follows redirects: a redirect is a response
 // the scenario checks.
-func newClient(r *Request, conns int, ca *pki) (*client, error) {
+func newClient(r *Request, conns int, ca *pki, mesh *meshCA) (*client, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true}
 	var protos http.Protocols
 	scheme := "http"
@@ -42,7 +42,7 @@ func newClient(r *Request, conns int, ca *pki) (*client, error) {
 		protos.SetUnencryptedHTTP2(true)
 	case "https", "h2":
 		scheme = "https"
-		cfg, err := clientTLS(r, ca)
+		cfg, err := clientTLS(r, ca, mesh)
 		if err != nil {
 			return nil, err
 		}
@@ -63,10 +63,14 @@ func newClient(r *Request, conns int, ca *pki) (*client, error) {
 }
 
 // clientTLS trusts the scenario's CA, sends SNI (default: the Host
-// without its port) and presents the client certificate asked for.
-func clientTLS(r *Request, ca *pki) (*tls.Config, error) {
+// without its port) and presents the client certificate asked for; or
+// speaks Istio mTLS with the mesh CA (see Request.MeshIdentity).
+func clientTLS(r *Request, ca *pki, mesh *meshCA) (*tls.Config, error) {
+	if mesh != nil && (r.MeshIdentity != "" || ca == nil) {
+		return mesh.clientTLS(r.MeshIdentity)
+	}
 	if ca == nil {
-		return nil, fmt.Errorf("protocol %s: add certificates to scenario.yaml so the client has a CA to trust", r.Protocol)
+		return nil, fmt.Errorf("protocol %s: add certificates or meshCA: true to scenario.yaml so the client has a CA to trust", r.Protocol)
 	}
 	sni := r.SNI
 	if sni == "" {

@@ -63,6 +63,19 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 		}
 	}
 
+	if s.MeshCA {
+		meshDir, err := os.MkdirTemp("", "waygate-conformance-mesh-")
+		if err != nil {
+			res.Err = err.Error()
+			return res
+		}
+		defer os.RemoveAll(meshDir)
+		if p.mesh, err = newMeshCA(bin, meshDir, s.meshIdentities()); err != nil {
+			res.Err = "mesh CA: " + err.Error()
+			return res
+		}
+	}
+
 	var gw *gatewayProcess
 	defer func() {
 		if gw == nil {
@@ -121,7 +134,11 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 // most.
 func startFirst(bin, dir string, s *Scenario, st *Step, p *ports) (*gatewayProcess, error) {
 	for attempt := 0; ; attempt++ {
-		gw, err := startGateway(bin, dir)
+		var extra []string
+		if p.mesh != nil {
+			extra = []string{"--ca-dir", p.mesh.caDir}
+		}
+		gw, err := startGateway(bin, dir, extra...)
 		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
 			return gw, err
 		}

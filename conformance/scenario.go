@@ -34,6 +34,13 @@ type Scenario struct {
 	// starts: {{cert "name"}} and {{key "name"}} are their files, {{ca}}
 	// the CA's, and checks trust that CA.
 	Certificates []CertSpec `yaml:"certificates"`
+	// MeshCA gives `waygate run` a mesh CA directory (--ca-dir), as
+	// istiod's root: ISTIO_MUTUAL servers present a workload certificate
+	// from it, and the clients a check names by meshIdentity hold
+	// certificates from it, issued with `waygate ca`. {{mesh_cert
+	// "ns/sa"}} and {{mesh_key "ns/sa"}} are such a certificate's files,
+	// {{mesh_ca}} the root's.
+	MeshCA bool `yaml:"meshCA"`
 	// Steps run in order; each replaces the previous one's YAML.
 	Steps []Step `yaml:"steps"`
 }
@@ -117,6 +124,12 @@ type Request struct {
 	SNI string `yaml:"sni"`
 	// ClientCert names a certificate of the scenario to present.
 	ClientCert string `yaml:"clientCert"`
+	// MeshIdentity ("default/sleep") speaks Istio mTLS as that workload
+	// of the scenario's mesh CA: it presents the workload's certificate
+	// and checks the gateway's SPIFFE identity against the mesh root. A
+	// TLS request without it trusts the mesh root too, presenting no
+	// certificate, when the scenario has a mesh CA and no certificates.
+	MeshIdentity string `yaml:"meshIdentity"`
 	// Timeout bounds the client's wait; default 15s.
 	Timeout Duration `yaml:"timeout"`
 }

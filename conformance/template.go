@@ -19,6 +19,7 @@ type ports struct {
 	gateway  map[string]int
 	issuers  map[string]*issuer
 	pki      *pki
+	mesh     *meshCA
 }
 
 // gatewayPort returns the port for a gateway port name, picking a free
@@ -78,7 +79,8 @@ func (p *ports) jwks(name string) (string, error) {
 
 // render reads an Istio YAML file and replaces its placeholders:
 // {{port "reviews-v1"}}, {{gateway_port "http"}}, {{jwks "issuer"}},
-// {{cert "name"}}, {{key "name"}} and {{ca}}.
+// {{cert "name"}}, {{key "name"}}, {{ca}}, and the mesh CA's
+// {{mesh_cert "ns/sa"}}, {{mesh_key "ns/sa"}} and {{mesh_ca}}.
 func (p *ports) render(file string) ([]byte, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -103,6 +105,9 @@ func (p *ports) expand(name, text string) (string, error) {
 			}
 			return p.pki.caFile, nil
 		},
+		"mesh_cert": func(id string) (string, error) { return p.mesh.file(id, false) },
+		"mesh_key":  func(id string) (string, error) { return p.mesh.file(id, true) },
+		"mesh_ca":   func() (string, error) { return p.mesh.root() },
 	}).Parse(text)
 	if err != nil {
 		return "", err

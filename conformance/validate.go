@@ -84,7 +84,7 @@ func (s *Scenario) validate() error {
 			seen[filepath.Base(f)] = true
 		}
 		for j := range st.Checks {
-			if err := st.Checks[j].validate(names, certs); err != nil {
+			if err := st.Checks[j].validate(names, certs, s.MeshCA); err != nil {
 				return fmt.Errorf("steps[%d].checks[%d]: %w", i, j, err)
 			}
 		}
@@ -92,7 +92,7 @@ func (s *Scenario) validate() error {
 	return nil
 }
 
-func (c *Check) validate(backends, certs map[string]bool) error {
+func (c *Check) validate(backends, certs map[string]bool, meshCA bool) error {
 	kinds := 0
 	if c.Request != nil {
 		kinds++
@@ -142,6 +142,19 @@ func (c *Check) validate(backends, certs map[string]bool) error {
 		}
 		if r.ClientCert != "" && !certs[r.ClientCert] {
 			return fmt.Errorf("request.clientCert: no certificate named %q", r.ClientCert)
+		}
+		if id := r.MeshIdentity; id != "" {
+			switch {
+			case !meshCA:
+				return fmt.Errorf("request.meshIdentity: add meshCA: true to scenario.yaml")
+			case r.ClientCert != "":
+				return fmt.Errorf("request: want clientCert or meshIdentity, not both")
+			case r.Protocol != "https" && r.Protocol != "h2":
+				return fmt.Errorf("request.meshIdentity: mTLS needs protocol https or h2")
+			}
+			if err := checkIdentity(id); err != nil {
+				return fmt.Errorf("request.meshIdentity: %w", err)
+			}
 		}
 		if r.Path == "" {
 			r.Path = "/"

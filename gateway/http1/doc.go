@@ -36,5 +36,7 @@
 // net/http.
 //
 // Setting the environment variable WAYGATE_HTTP1=nethttp sends every
-// connection to net/http's server instead, as before this package.
+// connection to net/http's server instead, and has the upstream
+// connection pool write requests and read responses with net/http's
+// codec too (see gateway/upstream), as before this package.
 package http1

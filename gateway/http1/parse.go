@@ -256,10 +256,13 @@ func parseTarget(r *request) *statusError {
 	if u.Scheme != "" && !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https") {
 		return errBadTarget
 	}
-	r.url = u
 	if u.Host != "" {
+		if !validHost(u.Host) {
+			return errBadTarget
+		}
 		r.host = u.Host
 	}
+	r.url = u
 	return nil
 }
 

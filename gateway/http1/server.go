@@ -200,36 +200,39 @@ func (c *conn) serveOne() bool {
 	return c.serveRequest()
 }
 
-// readHead reads the request head up to its empty line, checking that
-// every line ends with CRLF. A protocol error comes back as a
-// statusError; an I/O error means the connection is gone.
+// readHead reads the request head into the connection's buffer.
 func (c *conn) readHead() ([]byte, *statusError, error) {
-	max := c.srv.maxHeaderBytes()
-	buf := c.headBuf[:0]
-	defer func() {
-		if cap(buf) <= 16<<10 {
-			c.headBuf = buf[:0]
-		}
-	}()
+	head, buf, serr, err := readHead(c.br, c.headBuf[:0], c.srv.maxHeaderBytes())
+	if cap(buf) <= 16<<10 {
+		c.headBuf = buf[:0]
+	}
+	return head, serr, err
+}
+
+// readHead reads a request head up to its empty line into buf, checking
+// that every line ends with CRLF, and returns it without the CRLF
+// ending its last line. A protocol error comes back as a statusError;
+// an I/O error means the connection is gone.
+func readHead(br *bufio.Reader, buf []byte, max int) (head, grown []byte, _ *statusError, _ error) {
 	lineStart := 0
 	for {
-		frag, err := c.br.ReadSlice('\n')
+		frag, err := br.ReadSlice('\n')
 		buf = append(buf, frag...)
 		if len(buf) > max {
 			if lineStart == 0 {
-				return nil, errURITooLong, nil
+				return nil, buf, errURITooLong, nil
 			}
-			return nil, errHeadersTooLarge, nil
+			return nil, buf, errHeadersTooLarge, nil
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, buf, nil, err
 		}
 		line := buf[lineStart:]
 		if len(line) < 2 || line[len(line)-2] != '\r' {
-			return nil, errBareLF, nil
+			return nil, buf, errBareLF, nil
 		}
 		if len(line) == 2 {
 			if lineStart == 0 {
@@ -239,7 +242,7 @@ func (c *conn) readHead() ([]byte, *statusError, error) {
 				max -= 2
 				continue
 			}
-			return buf[:lineStart-2], nil, nil
+			return buf[:lineStart-2], buf, nil, nil
 		}
 		lineStart = len(buf)
 	}

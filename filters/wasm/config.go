@@ -1,13 +1,13 @@
 package wasm
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	udpav1 "github.com/cncf/xds/go/udpa/type/v1"
 	xdsv3 "github.com/cncf/xds/go/xds/type/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -75,7 +75,8 @@ func compileConfig(pc *wasmv3.PluginConfig) (*pluginConfig, error) {
 
 // configBytes is what a plugin reads as its configuration buffer, as
 // Envoy builds it: a StringValue's string, a BytesValue's bytes, the
-// JSON of a Struct or TypedStruct value, else the message's wire bytes.
+// JSON of a Struct or TypedStruct value (keys in order, the same bytes
+// every time), else the message's wire bytes.
 func configBytes(a *anypb.Any) ([]byte, error) {
 	if a == nil {
 		return nil, nil
@@ -90,11 +91,11 @@ func configBytes(a *anypb.Any) ([]byte, error) {
 	case *wrapperspb.BytesValue:
 		return m.GetValue(), nil
 	case *structpb.Struct:
-		return protojson.Marshal(m)
+		return json.Marshal(m.AsMap())
 	case *udpav1.TypedStruct:
-		return protojson.Marshal(m.GetValue())
+		return json.Marshal(m.GetValue().AsMap())
 	case *xdsv3.TypedStruct:
-		return protojson.Marshal(m.GetValue())
+		return json.Marshal(m.GetValue().AsMap())
 	}
 	return a.GetValue(), nil
 }

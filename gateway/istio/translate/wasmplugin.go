@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
@@ -158,7 +158,10 @@ func (t *translator) wasmHTTPFilter(p *extensions.WasmPlugin) *hcmv3.HttpFilter 
 		Vm:     &wasmv3.PluginConfig_VmConfig{VmConfig: vm},
 	}
 	if c := spec.GetPluginConfig(); c != nil && len(c.GetFields()) > 0 {
-		js, err := protojson.Marshal(c)
+		// encoding/json writes map keys in order, so an unchanged
+		// plugin gets the same bytes on every translation (protojson's
+		// spacing varies on purpose) and keeps its instances.
+		js, err := json.Marshal(c.AsMap())
 		if err != nil {
 			t.warn(wasmKey(p), "spec.pluginConfig", "cannot be written as JSON: %v; the plugin is ignored", err)
 			return nil

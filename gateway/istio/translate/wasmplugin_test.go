@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 )
@@ -102,6 +104,17 @@ func TestWasmPluginTranslation(t *testing.T) {
 	}
 	if plugins["authz-high"].GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_RELOAD {
 		t.Errorf("authz-high failure policy = %v", plugins["authz-high"].GetFailurePolicy())
+	}
+	// The same input gives the same bytes, or every push would restart
+	// the plugins.
+	again, _ := Translate(cfg, Proxy{})
+	for i := range 20 {
+		a, _ := proto.MarshalOptions{Deterministic: true}.Marshal(res.Listeners[0])
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(again.Listeners[0])
+		if !bytes.Equal(a, b) {
+			t.Fatalf("translation %d differs from the first", i)
+		}
+		again, _ = Translate(cfg, Proxy{})
 	}
 	var ws []string
 	for _, w := range warnings {

@@ -158,9 +158,10 @@ func (t *translator) wasmHTTPFilter(p *extensions.WasmPlugin) *hcmv3.HttpFilter 
 		Vm:     &wasmv3.PluginConfig_VmConfig{VmConfig: vm},
 	}
 	if c := spec.GetPluginConfig(); c != nil && len(c.GetFields()) > 0 {
-		// encoding/json writes map keys in order, so an unchanged
-		// plugin gets the same bytes on every translation (protojson's
-		// spacing varies on purpose) and keeps its instances.
+		// encoding/json writes map keys in order and no random
+		// spacing (protojson varies its spacing from one build to the
+		// next on purpose), so the config's bytes depend on the plugin
+		// alone.
 		js, err := json.Marshal(c.AsMap())
 		if err != nil {
 			t.warn(wasmKey(p), "spec.pluginConfig", "cannot be written as JSON: %v; the plugin is ignored", err)

@@ -105,8 +105,8 @@ func TestWasmPluginTranslation(t *testing.T) {
 	if plugins["authz-high"].GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_RELOAD {
 		t.Errorf("authz-high failure policy = %v", plugins["authz-high"].GetFailurePolicy())
 	}
-	// The same input gives the same bytes, or every push would restart
-	// the plugins.
+	// The same input gives the same bytes: an unchanged plugin keeps
+	// its filter config, hence its instances.
 	again, _ := Translate(cfg, Proxy{})
 	for i := range 20 {
 		a, _ := proto.MarshalOptions{Deterministic: true}.Marshal(res.Listeners[0])

@@ -115,7 +115,10 @@ func (b *body) setEOF() {
 
 func (b *body) fail(err error) error {
 	if errors.Is(err, errBadChunk) {
+		// Whatever the handler is doing with the body (sending it
+		// upstream) ends, and the client gets 400 (see serveRequest).
 		b.framing = true
+		b.c.cancel(err)
 	}
 	b.err = err
 	return err

@@ -114,11 +114,13 @@ type conn struct {
 	headBuf    []byte
 
 	// The watch for a client gone while a handler runs (see bgReadDelay).
-	bgMu     sync.Mutex
-	bgState  int
-	bgTimer  *time.Timer
-	bgDone   chan struct{}
-	bgCancel context.CancelCauseFunc
+	bgMu    sync.Mutex
+	bgState int
+	bgTimer *time.Timer
+	bgDone  chan struct{}
+	// cancel ends ctx: when the client went away or broke a body's
+	// framing, and when the connection closes.
+	cancel context.CancelCauseFunc
 }
 
 const (
@@ -131,14 +133,22 @@ const (
 // client closed its connection.
 var errClientGone = errors.New("http1: client closed the connection")
 
-// ServeConn serves nc until it closes, with ctx as the parent of every
-// request's context. br, if not nil, holds what was already read from
-// nc (see Sniff). It closes nc unless a handler hijacked it.
+// ServeConn serves nc until it closes. br, if not nil, holds what was
+// already read from nc (see Sniff). It closes nc unless a handler
+// hijacked it.
+//
+// Every request of the connection has the same context, made from ctx
+// once per connection: it is canceled when the client goes away or
+// breaks a body's framing, and when the connection ends, not when
+// ServeHTTP returns as with net/http. A handler cancels what it derives
+// from it (as hcm and the router do), and a request costs no context of
+// its own.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, 4096)
 	}
-	c := &conn{srv: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), ctx: ctx}
+	c := &conn{srv: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096)}
+	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	c.w.header = make(http.Header)
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
@@ -153,6 +163,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		c.cancel(nil)
 		if !c.hijacked {
 			nc.Close()
 		}
@@ -272,8 +283,7 @@ var emptyRequest http.Request
 
 func (c *conn) serveRequest() bool {
 	p := &c.req
-	ctx, cancel := context.WithCancelCause(c.ctx)
-	r := emptyRequest.WithContext(ctx)
+	r := emptyRequest.WithContext(c.ctx)
 	st := &exchangeState{}
 	r.Method = p.method
 	r.Proto = p.proto
@@ -309,7 +319,6 @@ func (c *conn) serveRequest() bool {
 	} else {
 		r.Body = http.NoBody
 	}
-	c.bgCancel = cancel
 	if b == nil {
 		c.armBackgroundRead()
 	}
@@ -319,24 +328,32 @@ func (c *conn) serveRequest() bool {
 	aborted := c.runHandler(w, r)
 	c.stopBackgroundRead()
 	if c.hijacked {
-		cancel(nil)
 		return false
 	}
 	if b != nil {
-		if !b.eof {
+		// What the handler left of the body is drained within
+		// drainTimeout; a goroutine still reading it (an upstream
+		// writer) is cut off by the same deadline.
+		deadline := false
+		if !b.mu.TryLock() {
+			deadline = true
+			_ = c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+			b.mu.Lock()
+		} else if !b.eof && b.err == nil {
+			deadline = true
 			_ = c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
 		}
-		_ = b.Close()
-		if !b.eof {
+		b.closeLocked()
+		framing := b.framing
+		b.mu.Unlock()
+		if deadline {
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
-		if aborted && b.framing && !w.headSent {
-			cancel(nil)
+		if aborted && framing && !w.headSent {
 			c.reject(errBadChunk)
 			return false
 		}
 	}
-	cancel(nil)
 	if aborted {
 		c.wmu.Lock()
 		if w.headSent {
@@ -408,14 +425,13 @@ func (c *conn) backgroundRead() {
 	}
 	c.bgState = bgReading
 	c.bgDone = make(chan struct{})
-	cancel := c.bgCancel
 	c.bgMu.Unlock()
 	_, err := c.br.Peek(1)
 	c.bgMu.Lock()
 	if err != nil && c.bgState == bgReading {
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
-			cancel(errClientGone)
+			c.cancel(errClientGone)
 		}
 	}
 	close(c.bgDone)

@@ -481,3 +481,22 @@ func BenchmarkServer(b *testing.B) {
 		run(b, ln.Addr().String())
 	})
 }
+
+// TestBrokenChunkedBodyGets400: a handler that streams the body
+// elsewhere (the router) sees its context end when the framing breaks,
+// and the client gets 400 rather than the handler's answer.
+func TestBrokenChunkedBodyGets400(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		go func() { _, _ = io.Copy(io.Discard, r.Body) }()
+		select {
+		case <-r.Context().Done():
+			panic(http.ErrAbortHandler)
+		case <-time.After(5 * time.Second):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	resp, body := exchange(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n")
+	if resp.StatusCode != 400 || !resp.Close {
+		t.Fatalf("status %d %q close %v, want 400 and close", resp.StatusCode, body, resp.Close)
+	}
+}

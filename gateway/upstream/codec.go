@@ -276,9 +276,12 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 				if len(b) >= 2 && b[len(b)-2] == '\r' {
 					eol = 2
 				}
-				s := string(frag) + string(b[:len(b)-eol])
+				var sb strings.Builder
+				sb.Grow(len(frag) + len(b) - eol)
+				sb.Write(frag)
+				sb.Write(b[:len(b)-eol])
 				_, _ = br.Discard(len(b))
-				return s, nil
+				return sb.String(), nil
 			}
 		}
 		buf = append(buf, frag...)

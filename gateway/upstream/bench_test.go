@@ -3,6 +3,7 @@ package upstream_test
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -10,10 +11,16 @@ import (
 	"github.com/waygate/waygate/gateway/upstream"
 )
 
-// BenchmarkPick picks among 16 endpoints (weighted 1-4) with each
-// balancer.
+// BenchmarkPick picks among 10 and 1,000 endpoints (equal, or weighted
+// 1-4) with each balancer.
 func BenchmarkPick(b *testing.B) {
-	eps := addrs(16)
+	for _, n := range []int{10, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) { benchmarkPick(b, n) })
+	}
+}
+
+func benchmarkPick(b *testing.B, n int) {
+	eps := addrs(n)
 	for i := range eps {
 		eps[i].weight = uint32(1 + i%4)
 	}
@@ -25,7 +32,7 @@ func BenchmarkPick(b *testing.B) {
 			name := p.String()
 			set := eps
 			if !weighted {
-				set = addrs(16)
+				set = addrs(n)
 			} else {
 				name += "/weighted"
 			}

@@ -79,7 +79,7 @@ func cluster(eps []ep, edit func(*clusterv3.Cluster)) *clusterv3.Cluster {
 func addrs(n int) []ep {
 	out := make([]ep, n)
 	for i := range out {
-		out[i] = ep{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}), 9000).String()}
+		out[i] = ep{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i / 250), byte(1 + i%250)}), 9000).String()}
 	}
 	return out
 }

@@ -35,10 +35,23 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if !ownCodec() || !plainRequest(req) {
 		return req.Write(bw)
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	if hasBody {
-		defer req.Body.Close()
+	cl, err := writeRequestHead(bw, req)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return err
 	}
+	return writeRequestBody(bw, req, cl)
+}
+
+// writeRequestHead writes the head of a request that plainRequest
+// accepts and returns the body's framing: its length, -1 for chunked.
+// With a body, the head is flushed: the body may be a stream whose next
+// bytes wait on the answer (a chat over a long POST, bidirectional
+// gRPC), as Request.Write flushes it for bodies not in memory.
+func writeRequestHead(bw *bufio.Writer, req *http.Request) (int64, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -99,14 +112,18 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	_, err := bw.WriteString("\r\n")
 	if err != nil || !hasBody {
-		return err
+		return cl, err
 	}
-	// The body may be a stream whose next bytes wait on the answer (a
-	// chat over a long POST, bidirectional gRPC): the head goes now, as
-	// Request.Write sends it for bodies not in memory.
-	if err := bw.Flush(); err != nil {
-		return err
+	return cl, bw.Flush()
+}
+
+// writeRequestBody writes the body after writeRequestHead, framed as it
+// said, and closes it.
+func writeRequestBody(bw *bufio.Writer, req *http.Request, cl int64) error {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
 	}
+	defer req.Body.Close()
 	if cl > 0 {
 		n, err := bw.ReadFrom(io.LimitReader(req.Body, cl))
 		if err != nil {

@@ -300,11 +300,35 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	} else {
+		// The head is written here: the header map may be the
+		// downstream connection's, reused once this exchange is over,
+		// which the body's writer may outlive (see releaseAfterWrite).
+		own := ownCodec() && plainRequest(req)
+		wreq := req
+		var cl int64
+		if own {
+			var err error
+			if cl, err = writeRequestHead(c.bw, req); err != nil {
+				stop()
+				req.Body.Close()
+				c.p.put(c, false)
+				return nil, err
+			}
+		} else {
+			r := *req
+			r.Header = req.Header.Clone()
+			wreq = &r
+		}
 		// The body streams while the response may already come back
 		// (an early 413, a server that does not read it).
 		wrote = make(chan error, 1)
 		go func() {
-			err := writeRequest(c.bw, req)
+			var err error
+			if own {
+				err = writeRequestBody(c.bw, wreq, cl)
+			} else {
+				err = wreq.Write(c.bw)
+			}
 			if err == nil {
 				err = c.bw.Flush()
 			}

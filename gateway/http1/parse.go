@@ -65,6 +65,8 @@ type request struct {
 // parseHead parses a request head: the request line and the header
 // lines, each ended by CRLF, without the empty line that ends the head.
 // Line endings were checked while the head was read (see readHead).
+// The fields go into r.header if it is set (a connection's map, cleared
+// between requests), else into a new map.
 //
 // It follows RFC 9112 strictly where leniency lets two parsers disagree
 // about where a request ends (request smuggling): obs-fold, duplicate or
@@ -79,7 +81,9 @@ func parseHead(s string, r *request) *statusError {
 	if rest == "" {
 		n = 0
 	}
-	r.header = make(http.Header, n)
+	if r.header == nil {
+		r.header = make(http.Header, n)
+	}
 	vals := make([]string, n)
 	hosts := 0
 	r.contentLength = 0

@@ -111,7 +111,14 @@ type conn struct {
 	hijacked   bool
 	req        request
 	w          response
-	headBuf    []byte
+	// The request handed to the handler, its URL and header map are the
+	// connection's, reset for each exchange: the handler must not keep
+	// them past ServeHTTP (hcm does not; see ServeConn).
+	r       http.Request
+	rTmpl   http.Request // the empty request carrying ctx
+	u       url.URL
+	header  http.Header
+	headBuf []byte
 
 	// The watch for a client gone while a handler runs (see bgReadDelay).
 	bgMu    sync.Mutex
@@ -142,13 +149,18 @@ var errClientGone = errors.New("http1: client closed the connection")
 // breaks a body's framing, and when the connection ends, not when
 // ServeHTTP returns as with net/http. A handler cancels what it derives
 // from it (as hcm and the router do), and a request costs no context of
-// its own.
+// its own. Likewise the *http.Request, its URL and header map, and the
+// ResponseWriter are the connection's, reset for each request: a
+// handler must not keep them past ServeHTTP. A request body is the
+// request's own, and fails its reads once the exchange is over.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, 4096)
 	}
 	c := &conn{srv: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096)}
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
+	c.rTmpl = *emptyRequest.WithContext(c.ctx)
+	c.header = make(http.Header)
 	c.w.header = make(http.Header)
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
@@ -197,7 +209,8 @@ func (c *conn) serveOne() bool {
 	if err != nil {
 		return false
 	}
-	c.req = request{}
+	clear(c.header)
+	c.req = request{header: c.header}
 	if serr == nil {
 		serr = parseHead(string(head), &c.req)
 	}
@@ -272,19 +285,12 @@ func (c *conn) reject(e *statusError) {
 	_ = bw.Flush()
 }
 
-// exchangeState is what one exchange allocates beyond its head and
-// header map: its URL and body, together.
-type exchangeState struct {
-	u url.URL
-	b body
-}
-
 var emptyRequest http.Request
 
 func (c *conn) serveRequest() bool {
 	p := &c.req
-	r := emptyRequest.WithContext(c.ctx)
-	st := &exchangeState{}
+	c.r = c.rTmpl
+	r := &c.r
 	r.Method = p.method
 	r.Proto = p.proto
 	r.ProtoMajor, r.ProtoMinor = 1, p.minor
@@ -297,14 +303,15 @@ func (c *conn) serveRequest() bool {
 	if p.url != nil {
 		r.URL = p.url
 	} else {
-		st.u.Path, st.u.RawQuery, _ = strings.Cut(p.target, "?")
-		r.URL = &st.u
+		c.u = url.URL{}
+		c.u.Path, c.u.RawQuery, _ = strings.Cut(p.target, "?")
+		r.URL = &c.u
 	}
 	c.closeAfter = false
 	c.continueDone = p.minor == 0 || !p.expectContinue
 	var b *body
 	if p.chunked || p.contentLength > 0 {
-		b = &st.b
+		b = &body{}
 		b.c, b.br = c, c.br
 		b.remaining, b.chunked = p.contentLength, p.chunked
 		if p.chunked {

@@ -282,8 +282,21 @@ func (c *conn) reject(e *statusError) {
 	bw.WriteString(strconv.Itoa(len(body)))
 	bw.WriteString("\r\n\r\n")
 	bw.WriteString(body)
-	_ = bw.Flush()
+	if bw.Flush() != nil {
+		return
+	}
+	// Closing over unread input would send a reset, which can destroy
+	// the answer before the client reads it: half-close, and read what
+	// the client still sends for a moment, as net/http does.
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(rejectLinger))
+		_, _ = io.CopyN(io.Discard, c.br, maxDrain)
+	}
 }
+
+// rejectLinger bounds how long a refused request's connection reads
+// what the client still sends before it closes.
+const rejectLinger = 500 * time.Millisecond
 
 var emptyRequest http.Request
 

@@ -294,91 +294,60 @@ func (m *ruleModel) generate(action rbacv3.RBAC_Action) (*rbacv3.Policy, error) 
 }
 
 func (a attribute) permissions(check func(error) error) ([]*rbacv3.Permission, error) {
-	var out []*rbacv3.Permission
-	build := func(vs []string) (*rbacv3.Permission, error) {
-		if a.permAll != nil {
-			p, err := a.permAll(vs)
-			if err != nil {
-				return nil, check(fmt.Errorf("%s: %w", a.key, err))
-			}
-			return p, nil
-		}
-		var or []*rbacv3.Permission
-		for _, v := range vs {
-			p, err := a.perm(v)
-			if err != nil {
-				if err := check(fmt.Errorf("%s: %w", a.key, err)); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			or = append(or, p)
-		}
-		if len(or) == 0 {
-			return nil, nil
-		}
-		return permissionOr(or), nil
-	}
-	for i, vs := range [][]string{a.values, a.notValues} {
-		if len(vs) == 0 {
-			continue
-		}
-		p, err := build(vs)
-		if err != nil {
-			return nil, err
-		}
-		if p == nil {
-			continue
-		}
-		if i == 1 {
-			p = permissionNot(p)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return attributeNodes(a, check, a.permAll, a.perm, permissionOr, permissionNot)
 }
 
 func (a attribute) principals(check func(error) error) ([]*rbacv3.Principal, error) {
-	var out []*rbacv3.Principal
-	build := func(vs []string) (*rbacv3.Principal, error) {
-		if a.princAll != nil {
-			p, err := a.princAll(vs)
+	return attributeNodes(a, check, a.princAll, a.princ, principalOr, principalNot)
+}
+
+// attributeNodes builds the RBAC nodes of one attribute, for permissions
+// and principals alike: an OR over its values, and a NOT over an OR of its
+// notValues. all, when set, builds the node for a whole value list at once;
+// otherwise one builds a node per value. A value check rejects is left
+// out (or fails the rule, as check decides).
+func attributeNodes[T comparable](a attribute, check func(error) error, all func([]string) (T, error), one func(string) (T, error), or func([]T) T, not func(T) T) ([]T, error) {
+	var zero T
+	build := func(vs []string) (T, error) {
+		if all != nil {
+			n, err := all(vs)
 			if err != nil {
-				return nil, check(fmt.Errorf("%s: %w", a.key, err))
+				return zero, check(fmt.Errorf("%s: %w", a.key, err))
 			}
-			return p, nil
+			return n, nil
 		}
-		var or []*rbacv3.Principal
+		var alt []T
 		for _, v := range vs {
-			p, err := a.princ(v)
+			n, err := one(v)
 			if err != nil {
 				if err := check(fmt.Errorf("%s: %w", a.key, err)); err != nil {
-					return nil, err
+					return zero, err
 				}
 				continue
 			}
-			or = append(or, p)
+			alt = append(alt, n)
 		}
-		if len(or) == 0 {
-			return nil, nil
+		if len(alt) == 0 {
+			return zero, nil
 		}
-		return principalOr(or), nil
+		return or(alt), nil
 	}
+	var out []T
 	for i, vs := range [][]string{a.values, a.notValues} {
 		if len(vs) == 0 {
 			continue
 		}
-		p, err := build(vs)
+		n, err := build(vs)
 		if err != nil {
 			return nil, err
 		}
-		if p == nil {
+		if n == zero {
 			continue
 		}
 		if i == 1 {
-			p = principalNot(p)
+			n = not(n)
 		}
-		out = append(out, p)
+		out = append(out, n)
 	}
 	return out, nil
 }

@@ -108,3 +108,33 @@ func (h *heldNACKs) stop() {
 		h.take(t)
 	}
 }
+
+// pump runs a stream's receive loop, the same for both protocols: each
+// response goes to handle, and a NACK whose pacing delay ran out is sent
+// with answer, until ctx ends or the stream fails. cancel ends the
+// stream's context, so the receiving goroutine returns before pump does.
+// got reports whether the server answered at all.
+func pump[T any](ctx context.Context, cancel context.CancelFunc, recv func() (T, error), held *heldNACKs, handle func(T) error, answer func(typeURL string, detail *rpcstatus.Status) error) (got bool, err error) {
+	msgs, wait := receive(ctx, recv)
+	defer func() { cancel(); wait() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case m := <-msgs:
+			if m.err != nil {
+				return got, m.err
+			}
+			got = true
+			if err := handle(m.msg); err != nil {
+				return got, err
+			}
+		case k := <-held.due:
+			if detail := held.fired(k); detail != nil {
+				if err := answer(k.typeURL, detail); err != nil {
+					return got, err
+				}
+			}
+		}
+	}
+}

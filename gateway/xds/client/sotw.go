@@ -42,28 +42,7 @@ func (c *Client) runSotW(ctx context.Context, conn *grpc.ClientConn) (got bool, 
 			}
 		}
 	}
-	msgs, wait := receive(ctx, stream.Recv)
-	defer func() { cancel(); wait() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return got, ctx.Err()
-		case m := <-msgs:
-			if m.err != nil {
-				return got, m.err
-			}
-			got = true
-			if err := s.handle(m.msg); err != nil {
-				return got, err
-			}
-		case k := <-s.held.due:
-			if detail := s.held.fired(k); detail != nil {
-				if err := s.request(k.typeURL, detail); err != nil {
-					return got, err
-				}
-			}
-		}
-	}
+	return pump(ctx, cancel, stream.Recv, s.held, s.handle, s.request)
 }
 
 // handle applies one response and answers it: an ACK carrying the new

@@ -285,10 +285,9 @@ func prefix(p string) *routev3.RouteMatch {
 	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: p}}
 }
 
-// echoGateway is the smallest gateway config the end-to-end tests build
-// on: a Gateway on port %d selecting the default identity, and every
-// request routed to one echo backend on port %d.
-const echoGateway = `
+// gatewayDoc is a Gateway "gw" serving plain HTTP for any host on port
+// %d, selecting the default identity.
+const gatewayDoc = `
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
@@ -300,7 +299,12 @@ spec:
   servers:
   - port: {number: %d, name: http, protocol: HTTP}
     hosts: ["*"]
----
+`
+
+// echoGateway is the smallest gateway config the end-to-end tests build
+// on: a Gateway on port %d selecting the default identity, and every
+// request routed to one echo backend on port %d.
+const echoGateway = gatewayDoc + `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:

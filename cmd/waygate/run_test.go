@@ -43,19 +43,7 @@ func startRun(t *testing.T, args ...string) (*syncBuffer, *syncBuffer) {
 	return stdout, stderr
 }
 
-const runGateway = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-  namespace: default
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port: {number: %d, name: http, protocol: HTTP}
-    hosts: ["*"]
----
+const runGateway = gatewayDoc + `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata:

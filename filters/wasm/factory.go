@@ -17,21 +17,6 @@ import (
 	"github.com/waygate/waygate/filters"
 )
 
-// TypeURL is the config type the filter is registered under.
-const TypeURL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
-
-func init() {
-	filters.Register(TypeURL, build)
-}
-
-func build(cfg proto.Message, env filters.Env) (filters.Factory, error) {
-	pb, ok := cfg.(*wasmfilterv3.Wasm)
-	if !ok {
-		return nil, fmt.Errorf("wasm: config is %T, want Wasm", cfg)
-	}
-	return New(context.Background(), pb, env, DefaultOptions())
-}
-
 // Factory is a compiled Wasm filter: the plugin's code compiled once and
 // its pool of instances. It implements io.Closer: closing it stops the
 // instances once no listener uses the config and its last stream ended.
@@ -59,12 +44,17 @@ const closeGrace = time.Minute
 // proxy_on_vm_start or proxy_on_configure fails is refused here, with
 // the plugin's last error log as the reason, so the config is NACKed.
 func New(ctx context.Context, pb *wasmfilterv3.Wasm, env filters.Env, o Options) (*Factory, error) {
-	o = o.withDefaults()
-	cfg, err := compileConfig(pb.GetConfig())
+	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
 	if err != nil {
 		return nil, err
 	}
-	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
+	return newFromCode(ctx, pb, code, env, o)
+}
+
+// newFromCode is New for a Proxy-Wasm plugin whose code is loaded.
+func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env filters.Env, o Options) (*Factory, error) {
+	o = o.withDefaults()
+	cfg, err := compileConfig(pb.GetConfig())
 	if err != nil {
 		return nil, err
 	}

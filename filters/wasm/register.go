@@ -1,0 +1,31 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+
+	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/waygate/waygate/filters"
+)
+
+// TypeURL is the config type the filter is registered under.
+const TypeURL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+func init() {
+	filters.Register(TypeURL, build)
+}
+
+func build(cfg proto.Message, env filters.Env) (filters.Factory, error) {
+	pb, ok := cfg.(*wasmfilterv3.Wasm)
+	if !ok {
+		return nil, fmt.Errorf("wasm: config is %T, want Wasm", cfg)
+	}
+	ctx := context.Background()
+	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	return newFromCode(ctx, pb, code, env, DefaultOptions())
+}

@@ -1,17 +1,27 @@
 package hcm
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
+	"sync/atomic"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/waygate/waygate/filters"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // RouterTypeURL is the terminal filter every chain must end with.
 const RouterTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+// ErrMissingExtension marks a compile that needs an extension config
+// (ECDS) not received yet. The listener warms until it arrives, as an
+// Envoy listener waits for its filter configs.
+var ErrMissingExtension = errors.New("extension config not received yet")
 
 // compileFilters builds the chain's factories in order. An unknown filter
 // marked is_optional is skipped with a warning; an unknown required one
@@ -23,18 +33,22 @@ func (c *Compiler) compileFilters(cfg *Config, m *hcmv3.HttpConnectionManager, b
 	}
 	for i, f := range hf {
 		path := fmt.Sprintf("http_filters[%d] %q", i, f.GetName())
-		if f.GetConfigDiscovery() != nil {
-			if f.GetIsOptional() {
-				cfg.log.Warn("skipping optional filter configured through discovery", "filter", f.GetName())
-				continue
+		last := i == len(hf)-1
+		if cd := f.GetConfigDiscovery(); cd != nil {
+			if last {
+				return fmt.Errorf("%s: the last filter must be the router (%s), got a filter configured through discovery", path, RouterTypeURL)
 			}
-			return fmt.Errorf("%s.config_discovery: filter config discovery (ECDS) is not supported", path)
+			fac, err := c.discovered(cfg, f, cd, base)
+			if err != nil {
+				return fmt.Errorf("%s.config_discovery: %w", path, err)
+			}
+			cfg.chain = append(cfg.chain, chainEntry{name: f.GetName(), factory: fac, disabled: f.GetDisabled()})
+			continue
 		}
 		typeURL, msg, err := Unpack(f.GetTypedConfig())
 		if err != nil {
 			return fmt.Errorf("%s.typed_config: %v", path, err)
 		}
-		last := i == len(hf)-1
 		if (typeURL == RouterTypeURL) != last {
 			if last {
 				return fmt.Errorf("%s: the last filter must be the router (%s), got %s", path, RouterTypeURL, typeURL)
@@ -53,19 +67,188 @@ func (c *Compiler) compileFilters(cfg *Config, m *hcmv3.HttpConnectionManager, b
 			}
 			return fmt.Errorf("%s.typed_config: %w %s (an unknown filter can be skipped by marking it is_optional)", path, filters.ErrUnknown, typeURL)
 		}
-		fac, err := c.factories.get(cfg.StatPrefix+"\x00"+typeURL, msg, func() (filters.Factory, error) {
-			env := base
-			if env.Log != nil {
-				env.Log = env.Log.With("filter", f.GetName())
-			}
-			return build(msg, env)
-		})
+		fac, err := c.factory(cfg, f.GetName(), typeURL, msg, build, base)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		cfg.chain = append(cfg.chain, chainEntry{name: f.GetName(), factory: fac, disabled: f.GetDisabled()})
 	}
 	return nil
+}
+
+// factory returns the cached factory for a filter config, building it
+// on first use.
+func (c *Compiler) factory(cfg *Config, name, typeURL string, msg proto.Message, build filters.Builder, base filters.Env) (filters.Factory, error) {
+	return c.factories.get(cfg.StatPrefix+"\x00"+typeURL, msg, func() (filters.Factory, error) {
+		env := base
+		if env.Log != nil {
+			env.Log = env.Log.With("filter", name)
+		}
+		return build(msg, env)
+	})
+}
+
+// SetExtensions gives the compiles that follow the extension configs
+// received over ECDS, by name. A filter whose config_discovery names
+// one of them runs it; a change of one takes effect on the listeners in
+// service at the next Sweep, without rebuilding them.
+func (c *Compiler) SetExtensions(ext map[string]*corev3.TypedExtensionConfig) {
+	if c.factories == nil {
+		c.factories = newFactoryCache()
+	}
+	c.factories.mu.Lock()
+	c.factories.ext = ext
+	c.factories.mu.Unlock()
+}
+
+// ExtensionNames lists the extension configs (ECDS resources) an HTTP
+// connection manager's filters name through config_discovery.
+func ExtensionNames(m *hcmv3.HttpConnectionManager) []string {
+	var out []string
+	for _, f := range m.GetHttpFilters() {
+		if f.GetConfigDiscovery() != nil {
+			out = append(out, f.GetName())
+		}
+	}
+	return out
+}
+
+// discovered resolves a filter configured through ECDS. The resource it
+// subscribes to is named after the filter. What runs is, in order: the
+// received config; the default_config when the resource is not there
+// and either apply_default_config_without_warming is set or the filter
+// served before (the resource was removed); Envoy's missing-config
+// filter (500) when a served filter lost its resource and has no
+// default. Otherwise the listener warms (ErrMissingExtension).
+//
+// The chain holds a slot shared by every compile of the same filter, so
+// an ECDS update switches the listeners in service to the new factory
+// without rebuilding them or touching their connections; requests
+// already running finish with the factory they started with.
+func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.ExtensionConfigSource, base filters.Env) (filters.Factory, error) {
+	name := f.GetName()
+	if name == "" {
+		return nil, errors.New("the filter needs a name: it is the extension config to subscribe to")
+	}
+	if err := checkConfigSource(cd.GetConfigSource()); err != nil {
+		return nil, err
+	}
+	if len(cd.GetTypeUrls()) == 0 {
+		return nil, errors.New("type_urls: at least one type URL is required")
+	}
+	fc := c.factories
+	fc.mu.Lock()
+	ext := fc.ext[name]
+	key := cfg.StatPrefix + "\x00" + name
+	s := fc.slots[key]
+	served := s != nil && s.served
+	fc.mu.Unlock()
+
+	var (
+		fac filters.Factory
+		err error
+	)
+	switch {
+	case ext != nil:
+		fac, err = c.typedFactory(cfg, name, ext.GetTypedConfig(), cd.GetTypeUrls(), base)
+		if err != nil {
+			return nil, fmt.Errorf("extension config %q: %w", name, err)
+		}
+	case cd.GetDefaultConfig() != nil && (served || cd.GetApplyDefaultConfigWithoutWarming()):
+		fac, err = c.typedFactory(cfg, name, cd.GetDefaultConfig(), cd.GetTypeUrls(), base)
+		if err != nil {
+			return nil, fmt.Errorf("default_config: %w", err)
+		}
+	case served:
+		cfg.log.Warn("extension config removed and no default_config: the filter answers 500", "filter", name)
+		fac = missingConfig{}
+	default:
+		if d := cd.GetDefaultConfig(); d != nil {
+			// Checked now so a bad default is reported with the
+			// listener, not when it is first needed.
+			if _, err := c.typedFactory(cfg, name, d, cd.GetTypeUrls(), base); err != nil {
+				return nil, fmt.Errorf("default_config: %w", err)
+			}
+		}
+		return nil, fmt.Errorf("%w: waiting for extension config %q", ErrMissingExtension, name)
+	}
+
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if s = fc.slots[key]; s == nil {
+		// A new slot serves only the configs of this generation, which
+		// no request sees before they are installed: fill it now.
+		s = &slot{}
+		s.cur.Store(&boxed{fac})
+		fc.slots[key] = s
+	} else {
+		fc.pending[s] = fac
+	}
+	s.gen = fc.gen
+	return s, nil
+}
+
+// typedFactory builds a filter from an ECDS resource's or a default's
+// typed_config, which must be one of typeURLs.
+func (c *Compiler) typedFactory(cfg *Config, name string, a *anypb.Any, typeURLs []string, base filters.Env) (filters.Factory, error) {
+	typeURL, msg, err := Unpack(a)
+	if err != nil {
+		return nil, fmt.Errorf("typed_config: %v", err)
+	}
+	if !slices.Contains(typeURLs, typeURL) {
+		return nil, fmt.Errorf("typed_config: type %s is not one of the filter's type_urls %v", typeURL, typeURLs)
+	}
+	if typeURL == RouterTypeURL {
+		return nil, fmt.Errorf("typed_config: the router cannot be configured through discovery")
+	}
+	if _, ok := filters.LookupNoop(typeURL); ok {
+		return filters.FactoryFunc(func(*filters.Exchange) any { return nil }), nil
+	}
+	build, ok := filters.Lookup(typeURL)
+	if !ok || msg == nil {
+		return nil, fmt.Errorf("typed_config: %w %s", filters.ErrUnknown, typeURL)
+	}
+	fac, err := c.factory(cfg, name, typeURL, msg, build, base)
+	if err != nil {
+		return nil, fmt.Errorf("typed_config: %w", err)
+	}
+	return fac, nil
+}
+
+// checkConfigSource accepts the sources that mean "the stream the
+// listeners came on": ads, and self. Waygate keeps one xDS stream.
+func checkConfigSource(cs *corev3.ConfigSource) error {
+	switch cs.GetConfigSourceSpecifier().(type) {
+	case *corev3.ConfigSource_Ads, *corev3.ConfigSource_Self:
+		return nil
+	case nil:
+		return errors.New("config_source: is required (ads)")
+	}
+	return errors.New("config_source: only ads (or self) is supported: extension configs come on the gateway's xDS stream")
+}
+
+// slot is the factory a discovered filter runs, swapped by ECDS updates.
+type slot struct {
+	cur atomic.Pointer[boxed]
+	gen uint64
+	// served is set once a generation using the slot was installed.
+	served bool
+}
+
+type boxed struct{ f filters.Factory }
+
+// NewFilter runs the slot's current factory.
+func (s *slot) NewFilter(x *filters.Exchange) any { return s.cur.Load().f.NewFilter(x) }
+
+// missingConfig is Envoy's filter for an ECDS filter with no config: it
+// answers 500 with the NFCF (no filter config found) flag.
+type missingConfig struct{}
+
+func (missingConfig) NewFilter(*filters.Exchange) any { return missingConfig{} }
+
+func (missingConfig) OnRequestHeaders(x *filters.Exchange, _ bool) filters.Status {
+	x.SendLocalReply(filters.LocalReply{Status: 500, Details: "filter_config_not_found", Flag: "NFCF"})
+	return filters.Stop
 }
 
 // factoryCache shares factories between compiles by config content, so
@@ -75,6 +258,14 @@ type factoryCache struct {
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
 	gen     uint64
+
+	// ext are the extension configs compiles resolve config_discovery
+	// against; slots hold the discovered filters' factories by stat
+	// prefix and filter name, and pending the factories the current
+	// generation gives them, installed by Sweep.
+	ext     map[string]*corev3.TypedExtensionConfig
+	slots   map[string]*slot
+	pending map[*slot]filters.Factory
 }
 
 type cacheEntry struct {
@@ -82,7 +273,9 @@ type cacheEntry struct {
 	gen     uint64
 }
 
-func newFactoryCache() *factoryCache { return &factoryCache{entries: map[string]*cacheEntry{}} }
+func newFactoryCache() *factoryCache {
+	return &factoryCache{entries: map[string]*cacheEntry{}, slots: map[string]*slot{}, pending: map[*slot]filters.Factory{}}
+}
 
 func (fc *factoryCache) get(typeURL string, msg proto.Message, build func() (filters.Factory, error)) (filters.Factory, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
@@ -92,11 +285,11 @@ func (fc *factoryCache) get(typeURL string, msg proto.Message, build func() (fil
 	key := typeURL + "\x00" + string(b)
 	fc.mu.Lock()
 	e := fc.entries[key]
+	if e != nil {
+		e.gen = fc.gen
+	}
 	fc.mu.Unlock()
 	if e != nil {
-		fc.mu.Lock()
-		e.gen = fc.gen
-		fc.mu.Unlock()
 		return e.factory, nil
 	}
 	f, err := build()
@@ -117,17 +310,36 @@ func (c *Compiler) Begin() {
 	}
 	c.factories.mu.Lock()
 	c.factories.gen++
+	// What a failed generation meant to install is forgotten.
+	clear(c.factories.pending)
+	for k, s := range c.factories.slots {
+		if !s.served {
+			delete(c.factories.slots, k)
+		}
+	}
 	c.factories.mu.Unlock()
 }
 
-// Sweep closes the factories that no compile of the current generation
-// used. Call it only after the generation's configs replaced the old ones.
+// Sweep installs the discovered filters' new factories, then closes the
+// factories that no compile of the current generation used. Call it only
+// after the generation's configs replaced the old ones.
 func (c *Compiler) Sweep() {
 	if c.factories == nil {
 		return
 	}
 	fc := c.factories
 	fc.mu.Lock()
+	for s, f := range fc.pending {
+		s.cur.Store(&boxed{f})
+	}
+	clear(fc.pending)
+	for k, s := range fc.slots {
+		if s.gen != fc.gen {
+			delete(fc.slots, k)
+			continue
+		}
+		s.served = true
+	}
 	var dead []filters.Factory
 	for k, e := range fc.entries {
 		if e.gen != fc.gen {

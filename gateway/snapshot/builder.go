@@ -77,6 +77,8 @@ func (b *Builder) Apply(typeURL string, resources map[string]*anypb.Any) error {
 		err = b.applyClusters(next)
 	case resourcev3.SecretType:
 		err = b.applySecrets(next)
+	case resourcev3.ExtensionConfigType:
+		err = b.applyExtensions(next)
 	default:
 		err = fmt.Errorf("resource type %s is not supported", typeURL)
 	}
@@ -84,7 +86,7 @@ func (b *Builder) Apply(typeURL string, resources map[string]*anypb.Any) error {
 		return err
 	}
 	b.cur.Store(next)
-	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.SecretType {
+	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.SecretType || typeURL == resourcev3.ExtensionConfigType {
 		b.HCM.Sweep()
 	}
 	if b.OnSwap != nil {
@@ -129,6 +131,9 @@ func (b *Builder) Names(typeURL string) []string {
 			seen[n] = true
 		}
 		return keys(seen)
+	case resourcev3.ExtensionConfigType:
+		ls, _ := decodeAll[*listenerv3.Listener](s.Resources[resourcev3.ListenerType])
+		return extensionNames(ls)
 	}
 	return nil
 }
@@ -138,6 +143,7 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 	if err != nil {
 		return err
 	}
+	b.HCM.SetExtensions(next.Extensions)
 	b.HCM.Begin()
 	compiled := map[string]*listener.Listener{}
 	warming := map[string]string{}
@@ -147,10 +153,10 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 	for _, name := range sortedNames(ls) {
 		l, err := listener.Compile(ls[name], deps)
 		switch {
-		case errors.Is(err, tlsconfig.ErrMissingSecret):
+		case errors.Is(err, tlsconfig.ErrMissingSecret), errors.Is(err, hcm.ErrMissingExtension):
 			warming[name] = err.Error()
 			// As in Envoy, the version in service keeps serving until
-			// the update warms, rather than the port going dark. It is
+			// the update warms (its secrets or filter configs come), rather than the port going dark. It is
 			// compiled again so this generation uses its filter
 			// factories and Sweep does not close them under it.
 			if prev := next.Listeners[name]; prev != nil {

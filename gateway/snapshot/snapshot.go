@@ -5,6 +5,7 @@
 package snapshot
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/waygate/waygate/gateway/listener"
 	"github.com/waygate/waygate/gateway/router"
@@ -19,8 +20,11 @@ type Snapshot struct {
 	Routes    map[string]*router.Table
 	Clusters  map[string]*upstream.Cluster
 	Secrets   map[string]*tlsv3.Secret
-	// Warming lists listeners waiting for SDS secrets or RDS route
-	// configurations, with the reason.
+	// Extensions are the filter configs received over ECDS, by name;
+	// filters whose config_discovery names one run it.
+	Extensions map[string]*corev3.TypedExtensionConfig
+	// Warming lists listeners waiting for SDS secrets, RDS route
+	// configurations or ECDS extension configs, with the reason.
 	Warming map[string]string
 	// Pending are compiled listeners waiting for their route
 	// configurations; they start serving when the routes arrive, as an
@@ -74,13 +78,14 @@ func (s *Snapshot) clone() *Snapshot {
 
 func empty() *Snapshot {
 	return &Snapshot{
-		Listeners: map[string]*listener.Listener{},
-		Routes:    map[string]*router.Table{},
-		Clusters:  map[string]*upstream.Cluster{},
-		Secrets:   map[string]*tlsv3.Secret{},
-		Warming:   map[string]string{},
-		Pending:   map[string]*listener.Listener{},
-		Resources: map[string]map[string]*anypb.Any{},
-		Versions:  map[string]string{},
+		Listeners:  map[string]*listener.Listener{},
+		Routes:     map[string]*router.Table{},
+		Clusters:   map[string]*upstream.Cluster{},
+		Secrets:    map[string]*tlsv3.Secret{},
+		Extensions: map[string]*corev3.TypedExtensionConfig{},
+		Warming:    map[string]string{},
+		Pending:    map[string]*listener.Listener{},
+		Resources:  map[string]map[string]*anypb.Any{},
+		Versions:   map[string]string{},
 	}
 }

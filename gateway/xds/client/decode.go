@@ -20,17 +20,20 @@ const resourceWrapperType = resourcev3.APITypePrefix + "envoy.service.discovery.
 // subscriptionOrder is the order in which a stream subscribes, the one Envoy
 // uses for ADS: clusters before their endpoints, listeners before their
 // routes, so a server that sequences its pushes never has a route point at a
-// cluster the client does not know yet.
+// cluster the client does not know yet. Extension configs (ECDS) come
+// right after the listeners whose filters name them.
 var subscriptionOrder = []string{
 	resourcev3.ClusterType,
 	resourcev3.EndpointType,
 	resourcev3.ListenerType,
+	resourcev3.ExtensionConfigType,
 	resourcev3.RouteType,
 	resourcev3.SecretType,
 }
 
 // isWildcard reports whether a type is subscribed as a whole: listeners and
-// clusters are, routes, endpoints and secrets are asked for by name.
+// clusters are, routes, endpoints, secrets and extension configs are asked
+// for by name.
 func isWildcard(typeURL string) bool {
 	return typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType
 }
@@ -119,8 +122,8 @@ func decodeItem(typeURL, name, version string, body *anypb.Any) (item, error) {
 }
 
 // resourceName reads the name of a Listener, RouteConfiguration, Cluster,
-// ClusterLoadAssignment (cluster_name) or Secret from its wire encoding. All
-// five keep it in field 1, so the name is found without unmarshalling a
+// ClusterLoadAssignment (cluster_name), Secret or TypedExtensionConfig from
+// its wire encoding. All six keep it in field 1, so the name is found without unmarshalling a
 // whole listener, which the data plane does once, later, when it compiles
 // it. As in proto3 parsing, the last occurrence of the field wins.
 func resourceName(b []byte) (string, error) {

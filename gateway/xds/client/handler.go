@@ -9,7 +9,7 @@ type Handler interface {
 	// resources of that type by name.
 	//
 	// In SotW mode, for LDS and CDS the response is the full set; for RDS,
-	// EDS and SDS the client merges the response into what it holds and
+	// EDS, SDS and ECDS the client merges the response into what it holds and
 	// drops names no longer subscribed. In Delta mode the client keeps the
 	// set from added/removed resources.
 	//
@@ -25,8 +25,8 @@ type Handler interface {
 	Apply(typeURL string, resources map[string]*anypb.Any) error
 
 	// Names returns the resource names the handler wants for typeURL: nil
-	// for wildcard (LDS, CDS); for RDS, EDS and SDS the names referenced by
-	// the accepted listeners and clusters. The client calls it after every
+	// for wildcard (LDS, CDS); for RDS, EDS, SDS and ECDS the names
+	// referenced by the accepted listeners and clusters. The client calls it after every
 	// successful Apply and updates subscriptions (new request with the
 	// changed resource_names) when the set changed. Held resources whose
 	// names were removed are dropped at once with an Apply of the

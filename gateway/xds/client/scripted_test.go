@@ -189,8 +189,8 @@ func TestSotWScripted(t *testing.T) {
 		want string
 	}{{
 		name: "type the client does not handle",
-		resp: &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.ExtensionConfigType, VersionInfo: "x", Nonce: "n3"},
-		want: `unsupported resource type "` + resourcev3.ExtensionConfigType + `"`,
+		resp: &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.RuntimeType, VersionInfo: "x", Nonce: "n3"},
+		want: `unsupported resource type "` + resourcev3.RuntimeType + `"`,
 	}, {
 		name: "resource of another type",
 		resp: &discoveryv3.DiscoveryResponse{TypeUrl: lds, VersionInfo: "c", Nonce: "n4",

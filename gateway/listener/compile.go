@@ -67,6 +67,8 @@ type chain struct {
 	handshakeTimeout time.Duration
 	http             *hcm.Config
 	tcp              *tcpproxy.Config
+	// network are the network filters before the tcp proxy, in order.
+	network []filters.NetworkFactory
 }
 
 // Deps are what compiling a listener needs from the gateway.
@@ -236,6 +238,7 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 
 	fs := fc.GetFilters()
+	var networkAt []string // paths of the network filters, for errors
 	for i, f := range fs {
 		path := fmt.Sprintf("filters[%d] %q", i, f.GetName())
 		typeURL, msg, err := hcm.Unpack(f.GetTypedConfig())
@@ -258,7 +261,12 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 			}
 			terminal = true
 		default:
-			return nil, fmt.Errorf("%s.typed_config: network filter %s is not supported", path, typeURL)
+			nf, err := compileNetworkFilter(f.GetName(), typeURL, msg, d)
+			if err != nil {
+				return nil, fmt.Errorf("%s.typed_config: %w", path, err)
+			}
+			c.network = append(c.network, nf)
+			networkAt = append(networkAt, path)
 		}
 		if terminal && i != len(fs)-1 {
 			return nil, fmt.Errorf("%s: a terminal filter must be the last of the chain", path)
@@ -266,6 +274,9 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 	if c.http == nil && c.tcp == nil {
 		return nil, fmt.Errorf("filters: the chain needs an http_connection_manager or tcp_proxy filter")
+	}
+	if c.http != nil && len(c.network) > 0 {
+		return nil, fmt.Errorf("%s: network filters run only before a tcp_proxy; before an http_connection_manager they are not supported", networkAt[0])
 	}
 	return c, nil
 }

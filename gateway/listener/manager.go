@@ -362,7 +362,11 @@ func (s *socket) handle(raw net.Conn) {
 		if s.m.Views != nil {
 			view = s.m.Views()
 		}
-		ch.tcp.Serve(s.ctx, conn, view)
+		if tc, ok := conn.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			info.TLS = &st
+		}
+		ch.tcp.ServeFiltered(s.ctx, conn, view, info, ch.network)
 	case ch.http != nil:
 		hc := &hcm.Conn{Config: ch.http, Info: info}
 		if s.h1 != nil && ch.tls == nil {

@@ -111,15 +111,33 @@ func (c *Config) pick() string {
 // Serve proxies down until either side closes. It owns down.
 func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 	defer down.Close()
+	up, _ := c.connect(ctx, set)
+	if up == nil {
+		return
+	}
+	defer up.Close()
+	// The listener cancels ctx when its drain time is over: the
+	// connection ends then, as Envoy closes what outlives a drain.
+	stop := context.AfterFunc(ctx, func() {
+		down.Close()
+		up.Close()
+	})
+	defer stop()
+	pipe(down, up, c.idleTimeout)
+}
+
+// connect picks a cluster and dials one of its endpoints, trying up to
+// max_connect_attempts endpoints. It returns nil when none answered.
+func (c *Config) connect(ctx context.Context, set upstream.Set) (net.Conn, string) {
 	name := c.pick()
 	if set == nil {
 		c.log.Warn("tcp proxy: no cluster set", "cluster", name)
-		return
+		return nil, name
 	}
 	cl := set.Cluster(name)
 	if cl == nil {
 		c.log.Warn("tcp proxy: cluster not found", "cluster", name)
-		return
+		return nil, name
 	}
 	var up net.Conn
 	var err error
@@ -137,17 +155,9 @@ func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 	}
 	if err != nil {
 		c.log.Warn("tcp proxy: upstream connect failed", "cluster", name, "err", err)
-		return
+		return nil, name
 	}
-	defer up.Close()
-	// The listener cancels ctx when its drain time is over: the
-	// connection ends then, as Envoy closes what outlives a drain.
-	stop := context.AfterFunc(ctx, func() {
-		down.Close()
-		up.Close()
-	})
-	defer stop()
-	pipe(down, up, c.idleTimeout)
+	return up, name
 }
 
 // pipe copies both ways, half-closing each direction as it ends, and

@@ -1,0 +1,314 @@
+package listener_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/waygate/waygate/filters"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// scriptTypeURL configures the test network filter: a StringValue
+// whose value says what the filter does (see scriptFilter).
+const scriptTypeURL = "type.googleapis.com/google.protobuf.StringValue"
+
+// scriptEvents records the callbacks of script filters, by tag.
+var scriptEvents struct {
+	sync.Mutex
+	log []string
+}
+
+func recordEvent(e string) {
+	scriptEvents.Lock()
+	scriptEvents.log = append(scriptEvents.log, e)
+	scriptEvents.Unlock()
+}
+
+var tags atomic.Int64
+
+// uniqueTag tags the filters of one test run, whose events then do not
+// mix with other runs'.
+func uniqueTag(prefix string) string { return fmt.Sprintf("%s%d", prefix, tags.Add(1)) }
+
+func eventsWith(tag string) []string {
+	scriptEvents.Lock()
+	defer scriptEvents.Unlock()
+	var out []string
+	for _, e := range scriptEvents.log {
+		if strings.HasPrefix(e, tag+" ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func init() {
+	filters.RegisterNetwork(scriptTypeURL, func(cfg proto.Message, _ filters.Env) (filters.NetworkFactory, error) {
+		mode, tag, _ := strings.Cut(cfg.(*wrapperspb.StringValue).GetValue(), ":")
+		return scriptFactory{mode: mode, tag: tag}, nil
+	})
+}
+
+type scriptFactory struct{ mode, tag string }
+
+func (f scriptFactory) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFilter {
+	return &scriptFilter{mode: f.mode, tag: f.tag, c: c}
+}
+
+// scriptFilter is a network filter whose mode is one of:
+//
+//	tag    prefixes each chunk both ways with its tag
+//	line   holds downstream data until it holds a newline
+//	later  holds every downstream chunk and passes it on 20ms later
+//	close  closes the connection on a chunk holding "BYE"
+//	panic  panics on a chunk holding "PANIC"
+type scriptFilter struct {
+	mode, tag string
+	c         filters.NetworkConn
+}
+
+func (f *scriptFilter) OnNewConnection() filters.Status {
+	recordEvent(f.tag + " new")
+	return filters.Continue
+}
+
+func (f *scriptFilter) OnData(side filters.Side, data *filters.Buffer, end bool) filters.Status {
+	switch f.mode {
+	case "tag":
+		if data.Len() > 0 {
+			data.Prepend([]byte(f.tag))
+		}
+	case "line":
+		if side == filters.SideDownstream && !end && !bytes.Contains(data.Bytes(), []byte("\n")) {
+			return filters.StopAndBuffer
+		}
+	case "later":
+		if side == filters.SideDownstream {
+			time.AfterFunc(20*time.Millisecond, func() { f.c.Continue(side) })
+			return filters.StopAndBuffer
+		}
+	case "close":
+		if bytes.Contains(data.Bytes(), []byte("BYE")) {
+			return filters.Stop
+		}
+	case "panic":
+		if bytes.Contains(data.Bytes(), []byte("PANIC")) {
+			panic("test filter panic")
+		}
+	}
+	return filters.Continue
+}
+
+func (f *scriptFilter) OnClose(side filters.Side, byPeer bool) {
+	who := "gateway"
+	if byPeer {
+		who = "peer"
+	}
+	recordEvent(f.tag + " close " + side.String() + " by " + who)
+}
+
+func (f *scriptFilter) OnDone() { recordEvent(f.tag + " done") }
+
+// startRawEcho starts a backend that writes back every byte it reads
+// and installs it as cluster "raw-echo".
+func startRawEcho(t *testing.T, g *gateway) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	g.addClusters(staticCluster("raw-echo", ln.Addr().String()))
+}
+
+func scriptFilterOf(t testing.TB, value string) *listenerv3.Filter {
+	return &listenerv3.Filter{Name: "script", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, wrapperspb.String(value))}}
+}
+
+// networkGateway serves a listener "net" whose chain runs script
+// filters with the given values before a tcp_proxy to a raw echo.
+func networkGateway(t *testing.T, scripts ...string) string {
+	g := newGateway(t)
+	startRawEcho(t, g)
+	var fs []*listenerv3.Filter
+	for _, s := range scripts {
+		fs = append(fs, scriptFilterOf(t, s))
+	}
+	fs = append(fs, tcpFilter(t, "raw-echo"))
+	g.mustApply(resourcev3.ListenerType, newListener("net", "127.0.0.1:0", &listenerv3.FilterChain{Filters: fs}))
+	return g.addr("net")
+}
+
+func dialNet(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readN reads exactly n bytes.
+func readN(t *testing.T, c net.Conn, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("reading %d bytes: %v (got %q)", n, err, b)
+	}
+	return string(b)
+}
+
+func TestNetworkFiltersRunInOrderBothWays(t *testing.T) {
+	addr := networkGateway(t, "tag:A", "tag:B")
+	c := dialNet(t, addr)
+	io.WriteString(c, "hi")
+	// Downstream data meets A then B; the echo comes back through B
+	// then A, as Envoy runs write filters in reverse order.
+	if got := readN(t, c, 6); got != "ABBAhi" {
+		t.Errorf("echo %q, want %q", got, "ABBAhi")
+	}
+}
+
+func TestNetworkFilterHoldsUntilLine(t *testing.T) {
+	addr := networkGateway(t, "line:L")
+	c := dialNet(t, addr)
+	io.WriteString(c, "par")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "tial\n")
+	if got := readN(t, c, 8); got != "partial\n" {
+		t.Errorf("echo %q, want the held bytes and the rest in one piece", got)
+	}
+	// A half-close passes what is held on, with the end of stream.
+	io.WriteString(c, "tail")
+	c.(*net.TCPConn).CloseWrite()
+	rest, err := io.ReadAll(c)
+	if err != nil || string(rest) != "tail" {
+		t.Errorf("after half-close read %q, %v; want %q", rest, err, "tail")
+	}
+}
+
+func TestNetworkFilterContinuesLater(t *testing.T) {
+	addr := networkGateway(t, "later:W", "tag:T")
+	c := dialNet(t, addr)
+	start := time.Now()
+	io.WriteString(c, "x")
+	// W holds "x" and passes it on to T 20ms later: T tags it going
+	// up and again coming back.
+	if got := readN(t, c, 3); got != "TTx" {
+		t.Errorf("echo %q, want %q", got, "TTx")
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("echo after %v, before the filter continued", d)
+	}
+}
+
+func TestNetworkFilterClosesConnection(t *testing.T) {
+	tag := uniqueTag("C")
+	addr := networkGateway(t, "close:"+tag)
+	c := dialNet(t, addr)
+	io.WriteString(c, "one")
+	if got := readN(t, c, 3); got != "one" {
+		t.Fatalf("echo %q", got)
+	}
+	io.WriteString(c, "BYE")
+	if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
+		t.Errorf("after BYE read %q, %v; want the connection closed", b, err)
+	}
+	waitEvents(t, tag, tag+" new", tag+" close downstream by gateway", tag+" close upstream by gateway", tag+" done")
+}
+
+func TestNetworkFilterSeesPeerClose(t *testing.T) {
+	tag := uniqueTag("P")
+	addr := networkGateway(t, "tag:"+tag)
+	c := dialNet(t, addr)
+	io.WriteString(c, "a")
+	readN(t, c, 1+2*len(tag))
+	c.(*net.TCPConn).CloseWrite()
+	io.ReadAll(c)
+	waitEvents(t, tag, tag+" new", tag+" close downstream by peer", tag+" close upstream by peer", tag+" done")
+}
+
+func TestNetworkFilterPanicClosesOnlyItsConnection(t *testing.T) {
+	addr := networkGateway(t, "panic:X")
+	other := dialNet(t, addr)
+	io.WriteString(other, "ok")
+	readN(t, other, 2)
+
+	c := dialNet(t, addr)
+	io.WriteString(c, "PANIC")
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Errorf("the panicking connection got %q", b)
+	}
+	io.WriteString(other, "still")
+	if got := readN(t, other, 5); got != "still" {
+		t.Errorf("other connection echo %q", got)
+	}
+	fresh := dialNet(t, addr)
+	io.WriteString(fresh, "new")
+	if got := readN(t, fresh, 3); got != "new" {
+		t.Errorf("new connection echo %q", got)
+	}
+}
+
+func TestNetworkFilterChainErrors(t *testing.T) {
+	g := newGateway(t)
+	unknown := &listenerv3.Filter{Name: "mystery", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, wrapperspb.Bool(true))}}
+	tests := []struct {
+		name    string
+		filters []*listenerv3.Filter
+		err     string
+	}{
+		{"unknown network filter", []*listenerv3.Filter{unknown, tcpFilter(t, "x")}, `filters[0] "mystery".typed_config: network filter type.googleapis.com/google.protobuf.BoolValue is not supported`},
+		{"before an http connection manager", []*listenerv3.Filter{scriptFilterOf(t, "tag:H"), httpFilter(t, "r")}, `filters[0] "script": network filters run only before a tcp_proxy`},
+		{"after the tcp proxy", []*listenerv3.Filter{tcpFilter(t, "x"), scriptFilterOf(t, "tag:H")}, `filters[0] "envoy.filters.network.tcp_proxy": a terminal filter must be the last of the chain`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := g.apply(resourcev3.ListenerType, newListener("bad", "127.0.0.1:0", &listenerv3.FilterChain{Filters: tt.filters}))
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error %v, want one containing %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// waitEvents waits for the script filters tagged tag to have recorded
+// exactly want, in order.
+func waitEvents(t *testing.T, tag string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := eventsWith(tag)
+		if strings.Join(got, "|") == strings.Join(want, "|") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

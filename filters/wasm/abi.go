@@ -11,6 +11,7 @@ const (
 	statusNotFound            status = 1
 	statusBadArgument         status = 2
 	statusSerializationFailed status = 3
+	statusParseFailure        status = 4
 	statusInvalidMemoryAccess status = 6
 	statusEmpty               status = 7
 	statusCASMismatch         status = 8
@@ -31,6 +32,7 @@ const (
 	bufferRequestBody      uint32 = 0
 	bufferResponseBody     uint32 = 1
 	bufferHTTPCallResponse uint32 = 4
+	bufferGRPCMessage      uint32 = 5
 	bufferVMConfiguration  uint32 = 6
 	bufferPluginConfig     uint32 = 7
 )

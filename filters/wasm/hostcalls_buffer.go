@@ -48,7 +48,12 @@ func (v *vm) buffer(t uint32) ([]byte, *filters.Buffer, status) {
 		return v.pool.cfg.vmConfig, nil, statusOK
 	case bufferPluginConfig:
 		return v.pool.cfg.pluginConfig, nil, statusOK
-	case 2, 3, 5, 8: // TCP data, gRPC messages, foreign function arguments
+	case bufferGRPCMessage:
+		if v.grpcIn == nil || v.grpcIn.msg == nil {
+			return nil, nil, statusNotFound
+		}
+		return v.grpcIn.msg, nil, statusOK
+	case 2, 3, 8: // TCP data, foreign function arguments
 		return nil, nil, statusNotFound
 	}
 	return nil, nil, statusBadArgument

@@ -10,7 +10,7 @@ import (
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#http-fields
 
 var proxyGetHeaderMapPairs = sf(3, func(ctx context.Context, v *vm, m api.Module, s []uint64) status {
-	f, st := v.fields(u32(s[0]))
+	f, st := v.headerMap(u32(s[0]))
 	if st != statusOK {
 		return st
 	}
@@ -19,7 +19,7 @@ var proxyGetHeaderMapPairs = sf(3, func(ctx context.Context, v *vm, m api.Module
 })
 
 var proxyGetHeaderMapSize = sf(2, func(_ context.Context, v *vm, m api.Module, s []uint64) status {
-	f, st := v.fields(u32(s[0]))
+	f, st := v.headerMap(u32(s[0]))
 	if st != statusOK {
 		return st
 	}
@@ -31,7 +31,7 @@ var proxyGetHeaderMapSize = sf(2, func(_ context.Context, v *vm, m api.Module, s
 })
 
 var proxySetHeaderMapPairs = sf(3, func(_ context.Context, v *vm, m api.Module, s []uint64) status {
-	f, st := v.fields(u32(s[0]))
+	f, st := v.headerMap(u32(s[0]))
 	if st != statusOK {
 		return st
 	}
@@ -43,7 +43,7 @@ var proxySetHeaderMapPairs = sf(3, func(_ context.Context, v *vm, m api.Module, 
 })
 
 var proxyGetHeaderMapValue = sf(5, func(ctx context.Context, v *vm, m api.Module, s []uint64) status {
-	f, st := v.fields(u32(s[0]))
+	f, st := v.headerMap(u32(s[0]))
 	if st != statusOK {
 		return st
 	}
@@ -61,7 +61,7 @@ var proxyGetHeaderMapValue = sf(5, func(ctx context.Context, v *vm, m api.Module
 
 func setHeaderValue(replace bool) statusFunc {
 	return sf(5, func(_ context.Context, v *vm, m api.Module, s []uint64) status {
-		f, st := v.fields(u32(s[0]))
+		f, st := v.headerMap(u32(s[0]))
 		if st != statusOK {
 			return st
 		}
@@ -83,7 +83,7 @@ var (
 )
 
 var proxyRemoveHeaderMapValue = sf(3, func(_ context.Context, v *vm, m api.Module, s []uint64) status {
-	f, st := v.fields(u32(s[0]))
+	f, st := v.headerMap(u32(s[0]))
 	if st != statusOK {
 		return st
 	}

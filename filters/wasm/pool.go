@@ -22,6 +22,7 @@ type pool struct {
 	env    filters.Env
 	log    *slog.Logger
 	shared *shared
+	grpc   grpcConns
 
 	slots  []slot
 	next   atomic.Uint32
@@ -110,6 +111,7 @@ func (p *pool) close() {
 	if p.closed.Swap(true) {
 		return
 	}
+	defer p.grpc.close()
 	for i := range p.slots {
 		s := &p.slots[i]
 		s.mu.Lock()

@@ -48,6 +48,8 @@ type vm struct {
 	calling    *filter // the stream whose own callback is running
 	callResp   *callResponse
 	nextCallID uint32
+	grpc       map[uint32]*grpcCall // outstanding gRPC calls and streams
+	grpcIn     *grpcIn              // what the running gRPC callback reads
 	stack      [8]uint64
 	allocStack [1]uint64
 	scratch    []byte
@@ -64,6 +66,8 @@ type exports struct {
 	onResponseHeaders, onResponseBody                  api.Function
 	onResponseTrailers, onLog, onDone, onDelete        api.Function
 	onTick, onHTTPCallResponse, onQueueReady           api.Function
+	onGRPCInitialMetadata, onGRPCReceive               api.Function
+	onGRPCTrailingMetadata, onGRPCClose                api.Function
 	requestHeadersArgs, responseHeadersArgs            int
 }
 
@@ -177,6 +181,11 @@ func (v *vm) bind() {
 		onTick:             get("proxy_on_tick"),
 		onHTTPCallResponse: get("proxy_on_http_call_response"),
 		onQueueReady:       get("proxy_on_queue_ready"),
+
+		onGRPCInitialMetadata:  get("proxy_on_grpc_receive_initial_metadata"),
+		onGRPCReceive:          get("proxy_on_grpc_receive"),
+		onGRPCTrailingMetadata: get("proxy_on_grpc_receive_trailing_metadata"),
+		onGRPCClose:            get("proxy_on_grpc_close"),
 	}
 	if v.fn.malloc == nil {
 		v.fn.malloc = get("malloc")
@@ -225,6 +234,7 @@ func (v *vm) fail(err error) {
 	}
 	v.log.Error("wasm plugin instance failed; replacing it", "error", err)
 	v.stopTick()
+	v.cancelGRPC()
 	go v.mod.Close(context.Background())
 	for _, s := range v.streams {
 		switch {
@@ -248,6 +258,7 @@ func (v *vm) close() {
 		return
 	}
 	v.stopTick()
+	v.cancelGRPC()
 	for _, s := range v.streams {
 		s.vmFailed = true
 		if s.paused {
@@ -305,6 +316,14 @@ func (v *vm) rootCall(f api.Function, args ...uint64) {
 	copy(v.stack[:], args)
 	_, _ = v.invoke(f)
 }
+
+// enterRoot makes root context id the running one, for a callback of
+// the host (an http or gRPC call's answer, a tick). v.mu is held.
+func (v *vm) enterRoot(id uint32) { v.active, v.calling = id, nil }
+
+// rootOfActive is the root context of the running context, which owns
+// the calls it makes, as in Envoy. v.mu is held.
+func (v *vm) rootOfActive() uint32 { return v.rootID }
 
 // callResponse is the answer to a proxy_http_call, readable during
 // proxy_on_http_call_response.

@@ -39,6 +39,10 @@ type provider struct {
 	maxLifetime int64 // seconds, 0 for no limit
 	skew        int64
 	cache       *tokenCache // nil without jwt_cache_config
+	// verified, without jwt_cache_config, remembers tokens verified
+	// against a key set, valid while the provider's set is that one
+	// (see newVerifiedCache).
+	verified *tokenCache
 
 	src    keySource
 	remote *remoteSource
@@ -81,6 +85,8 @@ func compileProvider(name string, pb *jwtauthnv3.JwtProvider, env filters.Env, c
 	}
 	if c := pb.GetJwtCacheConfig(); c != nil {
 		p.cache = newTokenCache(int(c.GetJwtCacheSize()), int(c.GetJwtMaxTokenSize()))
+	} else {
+		p.verified = newVerifiedCache()
 	}
 	for _, a := range pb.GetAudiences() {
 		p.audiences = append(p.audiences, normalizeAudience(a))

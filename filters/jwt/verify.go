@@ -45,14 +45,21 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 	if p != nil {
 		cache = p.cache
 	}
+	// bound is the key set that verified the token found in the
+	// provider's key-bound cache, if any.
+	var bound *keySet
 	if cache != nil {
 		if t, cached = cache.get(ft.raw); cached {
 			v.f.c.cacheHit.Inc()
 		} else {
 			v.f.c.cacheMiss.Inc()
 		}
+	} else if p != nil {
+		if e, ok := p.verified.lookup(ft.raw); ok {
+			t, bound = e.t, e.ks
+		}
 	}
-	if !cached {
+	if t == nil {
 		var st status
 		if t, st = parseToken(ft.raw); st != statusOK {
 			return st
@@ -89,11 +96,22 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 		if st != statusOK {
 			return st
 		}
-		if st := t.verifySignature(ks); st != statusOK {
-			return st
+		if bound == nil && cache == nil {
+			// The issuer picked the provider (allow_missing): its
+			// key-bound cache is looked up only now.
+			if e, ok := p.verified.lookup(ft.raw); ok {
+				bound = e.ks
+			}
 		}
-		if cache != nil {
-			cache.put(ft.raw, t)
+		if bound == nil || bound != ks {
+			if st := t.verifySignature(ks); st != statusOK {
+				return st
+			}
+			if cache != nil {
+				cache.put(ft.raw, t)
+			} else {
+				p.verified.putVerified(ft.raw, t, ks)
+			}
 		}
 	}
 	v.accept(p, t, ft)

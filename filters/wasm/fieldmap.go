@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"iter"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -205,14 +206,17 @@ func (f fieldMap) replaceAll(b []byte) status {
 	if f.readOnly {
 		return statusBadArgument
 	}
-	h := http.Header{}
-	saved := *f.h
-	*f.h = h
+	// Emptied in place, not swapped for a new map: the response's map
+	// is the ResponseWriter's own, which the connection manager writes.
+	h := f.header()
+	saved := h.Clone()
+	clear(h)
 	err := decodeMap(b, func(k, v []byte) {
 		f.set(string(k), string(v), false)
 	})
 	if err != nil {
-		*f.h = saved
+		clear(h)
+		maps.Copy(h, saved)
 		return statusBadArgument
 	}
 	f.changed()

@@ -22,6 +22,10 @@ class BodyFilter extends Context {
 
   onRequestHeaders(a: u32, end_of_stream: bool): FilterHeadersStatusValues {
     this.which = stream_context.headers.request.get("x-as-body");
+    // The body changes length: drop the length the client sent.
+    if (this.which == "request") {
+      stream_context.headers.request.remove("content-length");
+    }
     return FilterHeadersStatusValues.Continue;
   }
 
@@ -36,6 +40,15 @@ class BodyFilter extends Context {
     setBuffer(BufferTypeValues.HttpRequestBody, 0, body_buffer_length as u32,
       "request of " + body_buffer_length.toString() + " bytes: " + body.toUpperCase());
     return FilterDataStatusValues.Continue;
+  }
+
+  onResponseHeaders(a: u32, end_of_stream: bool): FilterHeadersStatusValues {
+    // The headers go on before the body is buffered: the new body's
+    // length is not known yet.
+    if (this.which == "response") {
+      stream_context.headers.response.remove("content-length");
+    }
+    return FilterHeadersStatusValues.Continue;
   }
 
   onResponseBody(body_buffer_length: usize, end_of_stream: bool): FilterDataStatusValues {

@@ -16,7 +16,13 @@ class ConfigRoot extends RootContext {
   }
 
   onStart(vm_configuration_size: usize): bool {
-    this.vmConfig = utf8(get_buffer_bytes(BufferTypeValues.VmConfiguration, 0, vm_configuration_size as u32));
+    // Only read a VM configuration that is there: the SDK's own
+    // onConfigure passes the configuration's size where the host writes
+    // the size it returns, so it finds the buffer only while the size
+    // left by the previous call the SDK made (plugin_root_id) is not 0.
+    if (vm_configuration_size > 0) {
+      this.vmConfig = utf8(get_buffer_bytes(BufferTypeValues.VmConfiguration, 0, vm_configuration_size as u32));
+    }
     return true;
   }
 

@@ -43,7 +43,8 @@ class HeadersFilter extends Context {
     resp.add("x-as-status", resp.get(":status"));
     const pairs = resp.get_headers();
     pairs.push(new HeaderPair(String.UTF8.encode("x-as-pairs"), String.UTF8.encode(pairs.length.toString())));
-    setPairs(HeaderMapTypeValues.ResponseHeaders, pairs);
+    const res = setPairs(HeaderMapTypeValues.ResponseHeaders, pairs);
+    resp.add("x-as-set-pairs", res.toString());
     return FilterHeadersStatusValues.Continue;
   }
 }

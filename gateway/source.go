@@ -77,6 +77,19 @@ func (s source) ConfigDump(includeEDS bool) *adminv3.ConfigDump {
 	}
 	add(ld)
 
+	if ext := snap.Resources[resourcev3.ExtensionConfigType]; len(ext) > 0 {
+		ed := &adminv3.EcdsConfigDump{}
+		for _, name := range names(ext) {
+			ed.EcdsFilters = append(ed.EcdsFilters, &adminv3.EcdsConfigDump_EcdsFilterConfig{
+				VersionInfo: version(st, resourcev3.ExtensionConfigType),
+				EcdsFilter:  ext[name],
+				LastUpdated: updated(st, resourcev3.ExtensionConfigType),
+				ErrorState:  failure(st, resourcev3.ExtensionConfigType),
+			})
+		}
+		add(ed)
+	}
+
 	cd := &adminv3.ClustersConfigDump{VersionInfo: version(st, resourcev3.ClusterType)}
 	for _, name := range names(snap.Resources[resourcev3.ClusterType]) {
 		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{

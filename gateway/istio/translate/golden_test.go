@@ -49,7 +49,7 @@ func goldenJSON(t *testing.T, res *Resources, warnings []Warning) []byte {
 		}
 		return out
 	}
-	var ls, rs, cs, es, ss []proto.Message
+	var ls, rs, cs, es, ss, xs []proto.Message
 	for _, m := range res.Listeners {
 		ls = append(ls, m)
 	}
@@ -65,6 +65,13 @@ func goldenJSON(t *testing.T, res *Resources, warnings []Warning) []byte {
 	for _, m := range res.Secrets {
 		ss = append(ss, m)
 	}
+	for _, m := range res.Extensions {
+		xs = append(xs, m)
+	}
+	var exts []json.RawMessage
+	if len(xs) > 0 {
+		exts = list(xs)
+	}
 	ws := []string{}
 	for _, w := range warnings {
 		ws = append(ws, w.String())
@@ -75,8 +82,10 @@ func goldenJSON(t *testing.T, res *Resources, warnings []Warning) []byte {
 		Clusters  []json.RawMessage `json:"clusters"`
 		Endpoints []json.RawMessage `json:"endpoints"`
 		Secrets   []json.RawMessage `json:"secrets"`
-		Warnings  []string          `json:"warnings"`
-	}{list(ls), list(rs), list(cs), list(es), list(ss), ws}
+		// Extensions (ECDS) appear only in the cases that have some.
+		Extensions []json.RawMessage `json:"extensions,omitempty"`
+		Warnings   []string          `json:"warnings"`
+	}{list(ls), list(rs), list(cs), list(es), list(ss), exts, ws}
 	compact, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -60,6 +61,9 @@ type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Secrets   []*tlsv3.Secret
+	// Extensions are the ECDS resources the listeners' filters name
+	// through config_discovery (WasmPlugins, wasmplugin_listener.go).
+	Extensions []*corev3.TypedExtensionConfig
 }
 
 // Warning is a piece of configuration that was left out or could not be
@@ -135,6 +139,7 @@ func Translate(cfg *istio.Config, p Proxy) (*Resources, []Warning) {
 	res.Clusters, res.Endpoints = t.buildClusters()
 	res.Clusters = append(res.Clusters, t.jwksClusters(res.Clusters)...)
 	t.applyRateLimits(res)
+	t.finishWasm(res)
 	seen := map[string]bool{}
 	for _, s := range res.Secrets {
 		seen[s.Name] = true

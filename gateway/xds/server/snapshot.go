@@ -29,6 +29,9 @@ func snapshotFor(cfg *istio.Config, p translate.Proxy, mesh []*tlsv3.Secret) (*c
 		resourcev3.ClusterType:  {},
 		resourcev3.EndpointType: {},
 		resourcev3.SecretType:   {},
+		// WasmPlugins reach the gateway as istiod sends them: filters
+		// with config_discovery, configured by these ECDS resources.
+		resourcev3.ExtensionConfigType: {},
 	}
 	for _, r := range res.Listeners {
 		byType[resourcev3.ListenerType] = append(byType[resourcev3.ListenerType], r)
@@ -44,6 +47,9 @@ func snapshotFor(cfg *istio.Config, p translate.Proxy, mesh []*tlsv3.Secret) (*c
 	}
 	for _, r := range res.Secrets {
 		byType[resourcev3.SecretType] = append(byType[resourcev3.SecretType], r)
+	}
+	for _, r := range res.Extensions {
+		byType[resourcev3.ExtensionConfigType] = append(byType[resourcev3.ExtensionConfigType], r)
 	}
 	snap, err := cachev3.NewSnapshot("", byType)
 	if err != nil {

@@ -51,19 +51,11 @@ var abiVersions = []string{"proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0",
 var errNotProxyWasm = errors.New("module exports no proxy_abi_version_* function: not a Proxy-Wasm plugin")
 
 func newEngine(ctx context.Context, code []byte, o Options, log *slog.Logger) (*engine, error) {
-	sum := sha256.Sum256(code)
-	cfg := wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(compilationCache(o.CacheDir)).
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(o.MemoryLimitPages)
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	e := &engine{rt: rt, sha256: hex.EncodeToString(sum[:])}
-	compiled, err := rt.CompileModule(ctx, code)
+	e, err := compileCode(ctx, code, o)
 	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("compiling: %w", err)
+		return nil, err
 	}
-	e.compiled = compiled
+	rt, compiled := e.rt, e.compiled
 	exports := compiled.ExportedFunctions()
 	for _, v := range abiVersions {
 		if _, ok := exports[v]; ok {
@@ -90,34 +82,35 @@ func newEngine(ctx context.Context, code []byte, o Options, log *slog.Logger) (*
 
 func (e *engine) close(ctx context.Context) { e.rt.Close(ctx) }
 
+// compileCode compiles code in a wazero runtime of its own, with the
+// host's compilation cache, memory page limit and per-call deadline
+// (a call ends when its context is done): the same runtime for a plugin
+// of either ABI, Proxy-Wasm or http-wasm.
+func compileCode(ctx context.Context, code []byte, o Options) (*engine, error) {
+	sum := sha256.Sum256(code)
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(compilationCache(o.CacheDir)).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(o.MemoryLimitPages)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	compiled, err := rt.CompileModule(ctx, code)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compiling: %w", err)
+	}
+	return &engine{rt: rt, compiled: compiled, sha256: hex.EncodeToString(sum[:])}, nil
+}
+
 // link instantiates the host modules the plugin imports from: WASI
 // preview 1 and "env" with the Proxy-Wasm hostcalls. Any imported
 // function the host does not implement, in any module, is defined to
 // return UNIMPLEMENTED (12), so that plugins built with any SDK link
 // and learn at call time what is missing, as in Envoy.
 func (e *engine) link(ctx context.Context, log *slog.Logger) error {
-	byModule := map[string][]api.FunctionDefinition{}
-	for _, def := range e.compiled.ImportedFunctions() {
-		mod, _, _ := def.Import()
-		byModule[mod] = append(byModule[mod], def)
-	}
-	wasiBuilder := e.rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(wasiBuilder)
-	wasiCompiled, err := wasiBuilder.Compile(ctx)
+	byModule, err := e.linkWASI(ctx, log)
 	if err != nil {
 		return err
 	}
-	wasiNames := wasiCompiled.ExportedFunctions()
-	for _, def := range byModule[wasi_snapshot_preview1.ModuleName] {
-		if _, name, _ := def.Import(); wasiNames[name] == nil {
-			log.Warn("plugin imports a WASI function the host lacks; it returns ENOSYS", "function", name)
-			stub(wasiBuilder, def, 52)
-		}
-	}
-	if _, err := wasiBuilder.Instantiate(ctx); err != nil {
-		return fmt.Errorf("linking %s: %w", wasi_snapshot_preview1.ModuleName, err)
-	}
-	delete(byModule, wasi_snapshot_preview1.ModuleName)
 
 	mods := make([]string, 0, len(byModule))
 	for m := range byModule {
@@ -143,6 +136,35 @@ func (e *engine) link(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// linkWASI instantiates WASI preview 1, with a stub returning ENOSYS
+// for any WASI function the host lacks, and returns the plugin's other
+// imports by module, for the caller to link.
+func (e *engine) linkWASI(ctx context.Context, log *slog.Logger) (map[string][]api.FunctionDefinition, error) {
+	byModule := map[string][]api.FunctionDefinition{}
+	for _, def := range e.compiled.ImportedFunctions() {
+		mod, _, _ := def.Import()
+		byModule[mod] = append(byModule[mod], def)
+	}
+	wasiBuilder := e.rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(wasiBuilder)
+	wasiCompiled, err := wasiBuilder.Compile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wasiNames := wasiCompiled.ExportedFunctions()
+	for _, def := range byModule[wasi_snapshot_preview1.ModuleName] {
+		if _, name, _ := def.Import(); wasiNames[name] == nil {
+			log.Warn("plugin imports a WASI function the host lacks; it returns ENOSYS", "function", name)
+			stub(wasiBuilder, def, 52)
+		}
+	}
+	if _, err := wasiBuilder.Instantiate(ctx); err != nil {
+		return nil, fmt.Errorf("linking %s: %w", wasi_snapshot_preview1.ModuleName, err)
+	}
+	delete(byModule, wasi_snapshot_preview1.ModuleName)
+	return byModule, nil
 }
 
 // stub defines def in b as a function returning ret in each result.

@@ -27,5 +27,11 @@ func build(cfg proto.Message, env filters.Env) (filters.Factory, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The module's imports tell the ABI: http-wasm guests import the
+	// http_handler module; anything else is taken for Proxy-Wasm, whose
+	// build explains what a module that is neither lacks.
+	if ok, _ := importsModule(code, httpHandlerModule); ok {
+		return newHTTPWasm(ctx, pb, code, env, DefaultOptions())
+	}
 	return newFromCode(ctx, pb, code, env, DefaultOptions())
 }

@@ -159,7 +159,9 @@ func TestCloseStopsInstances(t *testing.T) {
 }
 
 // TestPoolShared checks that factories of the same plugin in one
-// gateway (as the gateway builds one per listener) share instances, and
+// gateway (as the gateway builds one per listener) share instances and
+// their root context, that a plugin of the same VM with another
+// configuration shares the instances with a root context of its own, and
 // that the pool lives until the last of them is closed.
 func TestPoolShared(t *testing.T) {
 	env := envForTest(t)
@@ -177,12 +179,11 @@ func TestPoolShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
-	if a.pool != b.pool {
-		t.Fatal("two factories of one plugin have two pools")
+	if a.pool != b.pool || a.plugin != b.plugin {
+		t.Fatal("two factories of one plugin have two pools or two plugins")
 	}
-	if a.pool == other.pool {
-		t.Fatal("plugins with different configurations share a pool")
+	if a.pool != other.pool || a.plugin == other.plugin {
+		t.Fatal("plugins of one VM with different configurations: want one pool and two plugins")
 	}
 	a.Close()
 	time.Sleep(10 * time.Millisecond)
@@ -193,5 +194,6 @@ func TestPoolShared(t *testing.T) {
 	}
 	fl.OnDone(x)
 	b.Close()
+	other.Close()
 	eventually(t, "the last factory's close to stop the pool", func() bool { return b.pool.slots[0].vm.Load() == nil })
 }

@@ -21,8 +21,9 @@ import (
 // its pool of instances. It implements io.Closer: closing it stops the
 // instances once no listener uses the config and its last stream ended.
 type Factory struct {
-	cfg  *pluginConfig
-	pool *pool
+	cfg    *pluginConfig
+	pool   *pool
+	plugin *plugin
 
 	// active counts the streams created and not done: a closed factory
 	// stops its instances when it reaches zero, so requests still in
@@ -64,14 +65,15 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 	}
 	log = log.With("plugin", cfg.name)
 	sum := sha256.Sum256(code)
-	key, shared := keyFor(string(sum[:]), pluginKey(pb.GetConfig()), o, env)
-	p, err := acquire(key, shared, func() (*pool, error) {
+	key, shared := keyFor(string(sum[:]), vmConfigKey(pb.GetConfig()), o, env)
+	p, pl, err := acquire(key, shared, pluginKey(pb.GetConfig()), cfg, func() (*pool, error) {
 		start := time.Now()
 		e, err := newEngine(ctx, code, o, log)
 		if err != nil {
 			return nil, fmt.Errorf("config.vm_config.code: %w", err)
 		}
-		p := &pool{
+		log.Debug("wasm plugin compiled", "sha256", e.sha256, "abi", e.abi, "took", time.Since(start))
+		return &pool{
 			cfg:    cfg,
 			engine: e,
 			opts:   o,
@@ -79,30 +81,39 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 			log:    log,
 			shared: sharedFor(cfg.vmID),
 			slots:  make([]slot, o.PoolSize),
-		}
-		p.vmFailures = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures")
-		p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
-		if _, err := p.start(0); err != nil {
-			p.close()
-			e.close(ctx)
-			return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
-		}
-		log.Debug("wasm plugin loaded", "sha256", e.sha256, "abi", e.abi, "took", time.Since(start))
-		return p, nil
+		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Factory{cfg: cfg, pool: p, delay: o.CloseDelay}, nil
+	// One instance, started now if need be, checks that the plugin
+	// starts and takes its configuration.
+	v, err := p.start(0)
+	if err == nil {
+		err = v.checkRoot(pl)
+	}
+	if err != nil {
+		p.release(pl)
+		return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
+	}
+	return &Factory{cfg: cfg, pool: p, plugin: pl, delay: o.CloseDelay}, nil
 }
 
-// pluginKey is the PluginConfig without the code's source, which the
-// code's sha256 stands for in a pool's key.
+// vmConfigKey is the VmConfig without the code's source, which the code's
+// sha256 stands for in a pool's key: plugins with the same key share
+// their instances.
+func vmConfigKey(pc *wasmv3.PluginConfig) string {
+	vc := proto.Clone(pc.GetVmConfig()).(*wasmv3.VmConfig)
+	vc.Code = nil
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(vc)
+	return string(b)
+}
+
+// pluginKey is the PluginConfig without its VM, which the pool's key
+// stands for: a plugin's identity within its pool.
 func pluginKey(pc *wasmv3.PluginConfig) string {
 	pc = proto.Clone(pc).(*wasmv3.PluginConfig)
-	if vc := pc.GetVmConfig(); vc != nil {
-		vc.Code = nil
-	}
+	pc.Vm = nil
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(pc)
 	return string(b)
 }
@@ -171,7 +182,7 @@ func (f *Factory) Close() error {
 }
 
 func (f *Factory) shutdown() {
-	f.shutOnce.Do(f.pool.release)
+	f.shutOnce.Do(func() { f.pool.release(f.plugin) })
 }
 
 // SHA256 is the hex sha256 of the plugin's code.

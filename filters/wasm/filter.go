@@ -13,10 +13,11 @@ import (
 // fields that callbacks of other goroutines touch (paused, resume,
 // reply, reset, vmFailed) are guarded by the instance's mutex.
 type filter struct {
-	f  *Factory
-	vm *vm // nil when no instance could be started
-	id uint32
-	x  *filters.Exchange
+	f    *Factory
+	vm   *vm // nil when no instance could be started
+	id   uint32
+	root uint32 // the plugin's root context in vm
+	x    *filters.Exchange
 
 	reqBody, respBody *filters.Buffer
 
@@ -214,11 +215,15 @@ func (s *filter) enter(x *filters.Exchange) int {
 	}
 	s.x = x
 	if s.id == 0 {
+		r := v.root(s.f.plugin)
+		if r.err != nil {
+			return dead
+		}
 		v.nextID++
-		s.id = v.nextID
+		s.id, s.root = v.nextID, r.id
 		v.streams[s.id] = s
-		v.active, v.calling = v.rootID, nil
-		v.stack[0], v.stack[1] = uint64(s.id), uint64(v.rootID)
+		v.enterRoot(r.id)
+		v.stack[0], v.stack[1] = uint64(s.id), uint64(r.id)
 		if _, err := v.invoke(v.fn.onContextCreate); err != nil {
 			return dead
 		}

@@ -47,7 +47,7 @@ func (v *vm) buffer(t uint32) ([]byte, *filters.Buffer, status) {
 	case bufferVMConfiguration:
 		return v.pool.cfg.vmConfig, nil, statusOK
 	case bufferPluginConfig:
-		return v.pool.cfg.pluginConfig, nil, statusOK
+		return v.plugin().cfg.pluginConfig, nil, statusOK
 	case bufferGRPCMessage:
 		if v.grpcIn == nil || v.grpcIn.msg == nil {
 			return nil, nil, statusNotFound
@@ -116,5 +116,5 @@ var proxyGetBufferStatus = sf(3, func(_ context.Context, v *vm, m api.Module, s 
 // proxyGetConfiguration is ABI 0.1.0's way to read the plugin
 // configuration.
 var proxyGetConfiguration = sf(2, func(ctx context.Context, v *vm, m api.Module, s []uint64) status {
-	return v.returnBytes(ctx, m, v.pool.cfg.pluginConfig, u32(s[0]), u32(s[1]))
+	return v.returnBytes(ctx, m, v.plugin().cfg.pluginConfig, u32(s[0]), u32(s[1]))
 })

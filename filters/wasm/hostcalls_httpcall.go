@@ -24,7 +24,7 @@ const (
 
 // proxyHTTPCall sends a request to a cluster through the gateway's
 // upstreams and returns at once; the answer comes later through
-// proxy_on_http_call_response on the root context of the instance, with
+// proxy_on_http_call_response on the root context that made it, with
 // the call's id, from the goroutine that waited for it.
 var proxyHTTPCall = sf(10, func(_ context.Context, v *vm, m api.Module, s []uint64) status {
 	cluster, ok1 := readString(m, u32(s[0]), u32(s[1]))
@@ -86,13 +86,13 @@ var proxyHTTPCall = sf(10, func(_ context.Context, v *vm, m api.Module, s []uint
 	if !writeU32(m, u32(s[9]), id) {
 		return statusInvalidMemoryAccess
 	}
-	go v.httpCall(id, cluster, req, timeout)
+	go v.httpCall(v.rootOfActive(), id, cluster, req, timeout)
 	return statusOK
 })
 
 // httpCall waits for the answer and hands it to the plugin. A failed
 // call is answered with no headers, which tells the plugin it failed.
-func (v *vm) httpCall(id uint32, cluster string, req *http.Request, timeout time.Duration) {
+func (v *vm) httpCall(root, id uint32, cluster string, req *http.Request, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var cr *callResponse
@@ -109,7 +109,7 @@ func (v *vm) httpCall(id uint32, cluster string, req *http.Request, timeout time
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.dead.Load() || v.fn.onHTTPCallResponse == nil {
+	if v.dead.Load() || v.fn.onHTTPCallResponse == nil || v.rootByID[root] == nil {
 		return
 	}
 	var nh, nb, nt int
@@ -121,8 +121,8 @@ func (v *vm) httpCall(id uint32, cluster string, req *http.Request, timeout time
 		cr = &callResponse{}
 	}
 	v.callResp = cr
-	v.active, v.calling = v.rootID, nil
-	v.stack[0], v.stack[1], v.stack[2], v.stack[3], v.stack[4] = uint64(v.rootID), uint64(id), uint64(nh), uint64(nb), uint64(nt)
+	v.enterRoot(root)
+	v.stack[0], v.stack[1], v.stack[2], v.stack[3], v.stack[4] = uint64(root), uint64(id), uint64(nh), uint64(nb), uint64(nt)
 	_, _ = v.invoke(v.fn.onHTTPCallResponse)
 	v.callResp = nil
 }

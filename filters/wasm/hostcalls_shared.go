@@ -44,7 +44,7 @@ var proxyRegisterSharedQueue = sf(3, func(_ context.Context, v *vm, m api.Module
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	id := v.pool.shared.register(name, v)
+	id := v.pool.shared.register(name, v, v.rootOfActive())
 	if !writeU32(m, u32(s[2]), id) {
 		return statusInvalidMemoryAccess
 	}

@@ -110,11 +110,9 @@ var proxyClearRouteCache = sf(0, func(_ context.Context, v *vm, _ api.Module, _ 
 // stream, as an http call's answer does for the stream that made it.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_set_effective_context
 var proxySetEffectiveContext = sf(1, func(_ context.Context, v *vm, _ api.Module, s []uint64) status {
-	id := u32(s[0])
-	if id != v.rootID && v.streams[id] == nil {
+	if !v.setActive(u32(s[0])) {
 		return statusBadArgument
 	}
-	v.active = id
 	return statusOK
 })
 

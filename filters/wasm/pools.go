@@ -8,12 +8,12 @@ import (
 	"github.com/waygate/waygate/filters"
 )
 
-// pools shares instances between factories of the same plugin: the same
-// code, PluginConfig and host options, in the same gateway (the same
-// upstreams and stats store). A gateway builds one factory per HTTP
-// connection manager, so without sharing every listener port would run
-// its own pool of the same plugin; Envoy likewise keeps one VM per
-// vm_id and code for all its listeners.
+// pools shares instances between factories of plugins of the same VM:
+// the same code, vm_config and host options, in the same gateway (the
+// same upstreams and stats store). A gateway builds one factory per
+// HTTP connection manager, so without sharing every listener port would
+// run its own pool of the same plugin; Envoy likewise keeps one VM per
+// vm_id and code for all its listeners and plugins.
 var pools = struct {
 	sync.Mutex
 	m map[poolKey]*pool
@@ -45,37 +45,49 @@ func keyFor(sha, config string, o Options, env filters.Env) (poolKey, bool) {
 }
 
 // acquire returns the pool for key, building it with build when there is
-// none, and counts the caller as one of its users.
-func acquire(key poolKey, shared bool, build func() (*pool, error)) (*pool, error) {
-	if !shared {
-		p, err := build()
-		if err == nil {
-			p.refs = 1
-		}
-		return p, err
-	}
+// none, with the plugin pkey (configured by cfg) loaded in it, and
+// counts the caller as one of the plugin's users.
+func acquire(key poolKey, shared bool, pkey string, cfg *pluginConfig, build func() (*pool, error)) (*pool, *plugin, error) {
 	pools.Lock()
 	defer pools.Unlock()
-	if p := pools.m[key]; p != nil {
-		p.refs++
-		return p, nil
+	p := pools.m[key]
+	if !shared || p == nil {
+		// Building under the lock makes two factories of one VM, built
+		// at once, share one pool; builds of other plugins wait
+		// meanwhile, which happens only while a config is compiled.
+		var err error
+		if p, err = build(); err != nil {
+			return nil, nil, err
+		}
+		p.byKey = map[string]*plugin{}
+		if shared {
+			p.key, p.registered = key, true
+			pools.m[key] = p
+		}
 	}
-	// Building under the lock makes two factories of one plugin, built
-	// at once, share one pool; builds of other plugins wait meanwhile,
-	// which happens only while a config is compiled.
-	p, err := build()
-	if err != nil {
-		return nil, err
+	pl := p.byKey[pkey]
+	if pl == nil {
+		pl = &plugin{cfg: cfg, key: pkey}
+		pl.vmFailures = counter(p.env.Stats, "wasm."+statName(cfg)+".vm_failures")
+		pl.vmCreated = counter(p.env.Stats, "wasm."+statName(cfg)+".vm_created")
+		p.byKey[pkey] = pl
+		p.attach(pl)
 	}
-	p.key, p.registered, p.refs = key, true, 1
-	pools.m[key] = p
-	return p, nil
+	pl.refs++
+	p.refs++
+	return p, pl, nil
 }
 
-// release drops one user; the last one stops the pool and frees its code.
-func (p *pool) release() {
+// release drops one user of pl; its last one unloads it, and the pool's
+// last one stops the pool and frees its code.
+func (p *pool) release(pl *plugin) {
 	pools.Lock()
+	pl.refs--
 	p.refs--
+	unload := pl.refs == 0
+	if unload {
+		delete(p.byKey, pl.key)
+	}
 	last := p.refs == 0
 	if last && p.registered {
 		delete(pools.m, p.key)
@@ -84,5 +96,9 @@ func (p *pool) release() {
 	if last {
 		p.close()
 		p.engine.close(context.Background())
+		return
+	}
+	if unload {
+		p.detach(pl)
 	}
 }

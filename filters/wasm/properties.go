@@ -23,7 +23,7 @@ import (
 // property returns the value at path, or ok=false (NOT_FOUND).
 func (v *vm) property(path string) ([]byte, bool) {
 	seg := strings.Split(path, "\x00")
-	cfg := v.pool.cfg
+	cfg := v.plugin().cfg
 	switch seg[0] {
 	case "plugin_name":
 		return []byte(cfg.name), true

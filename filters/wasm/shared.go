@@ -84,18 +84,19 @@ func (s *shared) set(key string, value []byte, cas uint32) status {
 	return statusOK
 }
 
-// queue is a shared queue; the instance that registered it last is told
-// when items arrive.
+// queue is a shared queue; the root context that registered it last is
+// told when items arrive.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#shared-queues
 type queue struct {
 	id    uint32
 	mu    sync.Mutex
 	items [][]byte
 	owner *vm
+	root  uint32 // the owner's root context that registered it
 }
 
 // register opens or creates the queue name and makes v its owner.
-func (s *shared) register(name string, v *vm) uint32 {
+func (s *shared) register(name string, v *vm, root uint32) uint32 {
 	s.queuesMu.Lock()
 	defer s.queuesMu.Unlock()
 	q := s.queues[name]
@@ -105,7 +106,7 @@ func (s *shared) register(name string, v *vm) uint32 {
 		queuesByID.Store(q.id, q)
 	}
 	q.mu.Lock()
-	q.owner = v
+	q.owner, q.root = v, root
 	q.mu.Unlock()
 	return q.id
 }
@@ -133,10 +134,10 @@ func queueByID(id uint32) *queue {
 func (q *queue) enqueue(b []byte) {
 	q.mu.Lock()
 	q.items = append(q.items, append([]byte(nil), b...))
-	owner := q.owner
+	owner, root := q.owner, q.root
 	q.mu.Unlock()
 	if owner != nil && !owner.dead.Load() {
-		go owner.queueReady(q.id)
+		go owner.rootCall(root, owner.fn.onQueueReady, uint64(root), uint64(q.id))
 	}
 }
 
@@ -150,11 +151,6 @@ func (q *queue) dequeue() ([]byte, bool) {
 	q.items[0] = nil
 	q.items = q.items[1:]
 	return b, true
-}
-
-// queueReady runs proxy_on_queue_ready on the instance's root context.
-func (v *vm) queueReady(id uint32) {
-	v.rootCall(v.fn.onQueueReady, uint64(v.rootID), uint64(id))
 }
 
 // metric is a plugin-defined stat. Its value is kept here, for

@@ -20,11 +20,12 @@ import (
 
 var errAllocFailed = errors.New("guest allocator returned a null pointer")
 
-// vm is one instance of a plugin: its own linear memory, one root
-// (plugin) context configured with the plugin's configuration, and the
-// stream contexts of the streams pinned to it. Callbacks into one
-// instance are serialized by mu, since a Wasm instance is single
-// threaded; hostcalls run with mu held, inside the callback that made them.
+// vm is one instance of a VM: its own linear memory, a root context
+// per plugin loaded (each configured with its plugin's configuration),
+// and the stream contexts of the streams pinned to it, each under its
+// plugin's root. Callbacks into one instance are serialized by mu, since
+// a Wasm instance is single threaded; hostcalls run with mu held, inside
+// the callback that made them.
 type vm struct {
 	pool *pool
 	slot int
@@ -42,7 +43,9 @@ type vm struct {
 	mu         sync.Mutex
 	dead       atomic.Bool
 	nextID     uint32 // context ids, one counter per instance
-	rootID     uint32
+	roots      map[*plugin]*rootContext
+	rootByID   map[uint32]*rootContext
+	starting   bool // newVM is starting the root contexts
 	streams    map[uint32]*filter
 	active     uint32  // the effective context of the running callback
 	calling    *filter // the stream whose own callback is running
@@ -54,7 +57,14 @@ type vm struct {
 	allocStack [1]uint64
 	scratch    []byte
 	lastError  string // the last error-level log, for a failed start's message
+}
 
+// rootContext is a plugin's root context in one instance.
+type rootContext struct {
+	id     uint32
+	plugin *plugin
+	err    error // why it failed to start; its streams fail
+	// tickStop stops its proxy_on_tick timer.
 	tickStop chan struct{}
 }
 
@@ -76,12 +86,12 @@ type vmKey struct{}
 // vmOf is the instance a hostcall was made from.
 func vmOf(ctx context.Context) *vm { return ctx.Value(vmKey{}).(*vm) }
 
-// newVM instantiates the plugin and starts it: _initialize (or _start),
-// proxy_on_vm_start with the VM configuration, then the root context
-// with proxy_on_configure. Lifecycle per
+// newVM instantiates the module and starts it: _initialize (or _start),
+// then a root context for each plugin loaded. Lifecycle per
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#integration
 func newVM(p *pool, slot int) (*vm, error) {
-	v := &vm{pool: p, slot: slot, log: p.log, streams: map[uint32]*filter{}}
+	v := &vm{pool: p, slot: slot, log: p.log, streams: map[uint32]*filter{},
+		roots: map[*plugin]*rootContext{}, rootByID: map[uint32]*rootContext{}}
 	v.base = context.WithValue(context.Background(), vmKey{}, v)
 	v.deadline = newDeadline(v.base)
 	out := &logWriter{log: p.log, stream: "stdout"}
@@ -123,34 +133,102 @@ func newVM(p *pool, slot int) (*vm, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.fn.onVMStart != nil {
-		v.stack[0], v.stack[1] = 0, uint64(len(p.cfg.vmConfig))
-		if err := v.fn.onVMStart.CallWithStack(ctx, v.stack[:]); err != nil {
-			return fail(fmt.Errorf("proxy_on_vm_start: %w", err))
-		}
-		if uint32(v.stack[0]) == 0 {
-			return fail(fmt.Errorf("proxy_on_vm_start failed%s", v.reason()))
-		}
-	}
-	v.nextID++
-	v.rootID = v.nextID
-	v.active = v.rootID
-	if v.fn.onContextCreate != nil {
-		v.stack[0], v.stack[1] = uint64(v.rootID), 0
-		if err := v.fn.onContextCreate.CallWithStack(ctx, v.stack[:]); err != nil {
-			return fail(fmt.Errorf("proxy_on_context_create: %w", err))
-		}
-	}
-	if v.fn.onConfigure != nil {
-		v.stack[0], v.stack[1] = uint64(v.rootID), uint64(len(p.cfg.pluginConfig))
-		if err := v.fn.onConfigure.CallWithStack(ctx, v.stack[:]); err != nil {
-			return fail(fmt.Errorf("proxy_on_configure: %w", err))
-		}
-		if uint32(v.stack[0]) == 0 {
-			return fail(fmt.Errorf("proxy_on_configure failed%s", v.reason()))
+	v.starting = true
+	defer func() { v.starting = false }()
+	for _, pl := range p.pluginList() {
+		if r := v.startRoot(ctx, pl); r.err != nil && v.dead.Load() {
+			return nil, r.err
 		}
 	}
 	return v, nil
+}
+
+// startRoot starts pl's root context, as Envoy does for each plugin it
+// loads into a VM: proxy_on_context_create, proxy_on_vm_start with the
+// VM configuration, then proxy_on_configure with the plugin's. A
+// plugin refusing either gets no root context here: its streams fail.
+// v.mu is held.
+func (v *vm) startRoot(ctx context.Context, pl *plugin) *rootContext {
+	v.nextID++
+	r := &rootContext{id: v.nextID, plugin: pl}
+	v.roots[pl] = r
+	v.rootByID[r.id] = r
+	v.enterRoot(r.id)
+	v.lastError = ""
+	call := func(f api.Function, name string, a1 uint64, checked bool) bool {
+		if f == nil {
+			return true
+		}
+		v.stack[0], v.stack[1] = uint64(r.id), a1
+		if err := f.CallWithStack(ctx, v.stack[:]); err != nil {
+			if v.starting {
+				// Not in its slot yet: the pool's start fails instead.
+				v.dead.Store(true)
+				v.mod.Close(context.Background())
+			} else {
+				v.fail(err)
+			}
+			r.err = fmt.Errorf("%s: %w", name, err)
+			return false
+		}
+		if checked && uint32(v.stack[0]) == 0 {
+			r.err = fmt.Errorf("%s failed%s", name, v.reason())
+			return false
+		}
+		return true
+	}
+	_ = call(v.fn.onContextCreate, "proxy_on_context_create", 0, false) &&
+		call(v.fn.onVMStart, "proxy_on_vm_start", uint64(len(v.pool.cfg.vmConfig)), true) &&
+		call(v.fn.onConfigure, "proxy_on_configure", uint64(len(pl.cfg.pluginConfig)), true)
+	return r
+}
+
+// root is pl's root context, started now if the instance started
+// before pl was loaded. v.mu is held.
+func (v *vm) root(pl *plugin) *rootContext {
+	if r := v.roots[pl]; r != nil {
+		return r
+	}
+	ctx, cancel := context.WithTimeout(v.base, v.pool.opts.StartTimeout)
+	defer cancel()
+	return v.startRoot(ctx, pl)
+}
+
+// checkRoot reports whether pl started in the instance.
+func (v *vm) checkRoot(pl *plugin) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.roots[pl]; r != nil && r.err != nil {
+		return r.err
+	}
+	if v.dead.Load() {
+		return errDead
+	}
+	return v.root(pl).err
+}
+
+// dropRoot ends pl's root context (proxy_on_done, proxy_on_delete),
+// once the plugin is unloaded and none of its streams is left.
+func (v *vm) dropRoot(pl *plugin) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r := v.roots[pl]
+	if r == nil {
+		return
+	}
+	delete(v.roots, pl)
+	delete(v.rootByID, r.id)
+	r.stopTick()
+	if v.dead.Load() || r.err != nil {
+		return
+	}
+	for _, f := range []api.Function{v.fn.onDone, v.fn.onDelete} {
+		v.enterRoot(r.id)
+		v.stack[0] = uint64(r.id)
+		if _, err := v.invoke(f); err != nil {
+			return
+		}
+	}
 }
 
 // reason is the plugin's last error log, to explain a failed start.
@@ -233,7 +311,7 @@ func (v *vm) fail(err error) {
 		return
 	}
 	v.log.Error("wasm plugin instance failed; replacing it", "error", err)
-	v.stopTick()
+	v.stopTicks()
 	v.cancelGRPC()
 	go v.mod.Close(context.Background())
 	for _, s := range v.streams {
@@ -257,7 +335,7 @@ func (v *vm) close() {
 	if v.dead.Swap(true) {
 		return
 	}
-	v.stopTick()
+	v.stopTicks()
 	v.cancelGRPC()
 	for _, s := range v.streams {
 		s.vmFailed = true
@@ -268,15 +346,20 @@ func (v *vm) close() {
 	v.mod.Close(context.Background())
 }
 
-// setTick arms proxy_on_tick every period; 0 stops it.
+// setTick arms proxy_on_tick every period on the running context's
+// root; 0 stops it. v.mu is held.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_set_tick_period_milliseconds
 func (v *vm) setTick(period time.Duration) {
-	v.stopTick()
+	r := v.rootByID[v.rootOfActive()]
+	if r == nil {
+		return
+	}
+	r.stopTick()
 	if period <= 0 || v.fn.onTick == nil {
 		return
 	}
 	stop := make(chan struct{})
-	v.tickStop = stop
+	r.tickStop = stop
 	go func() {
 		t := time.NewTicker(period)
 		defer t.Stop()
@@ -287,9 +370,9 @@ func (v *vm) setTick(period time.Duration) {
 			case <-t.C:
 			}
 			v.mu.Lock()
-			if !v.dead.Load() {
-				v.active, v.calling = v.rootID, nil
-				v.stack[0] = uint64(v.rootID)
+			if !v.dead.Load() && v.rootByID[r.id] == r {
+				v.enterRoot(r.id)
+				v.stack[0] = uint64(r.id)
 				_, _ = v.invoke(v.fn.onTick)
 			}
 			v.mu.Unlock()
@@ -297,22 +380,29 @@ func (v *vm) setTick(period time.Duration) {
 	}()
 }
 
-func (v *vm) stopTick() {
-	if v.tickStop != nil {
-		close(v.tickStop)
-		v.tickStop = nil
+func (r *rootContext) stopTick() {
+	if r.tickStop != nil {
+		close(r.tickStop)
+		r.tickStop = nil
 	}
 }
 
-// rootCall runs a callback on the root context from a goroutine of the
-// host (an http call's answer, a queue notification).
-func (v *vm) rootCall(f api.Function, args ...uint64) {
+func (v *vm) stopTicks() {
+	for _, r := range v.roots {
+		r.stopTick()
+	}
+}
+
+// rootCall runs a callback on root context root from a goroutine of the
+// host (an http call's answer, a queue notification), unless that root
+// context has ended.
+func (v *vm) rootCall(root uint32, f api.Function, args ...uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.dead.Load() || f == nil {
+	if v.dead.Load() || f == nil || v.rootByID[root] == nil {
 		return
 	}
-	v.active, v.calling = v.rootID, nil
+	v.enterRoot(root)
 	copy(v.stack[:], args)
 	_, _ = v.invoke(f)
 }
@@ -321,9 +411,40 @@ func (v *vm) rootCall(f api.Function, args ...uint64) {
 // the host (an http or gRPC call's answer, a tick). v.mu is held.
 func (v *vm) enterRoot(id uint32) { v.active, v.calling = id, nil }
 
+// plugin is the plugin of the running context, whose configuration and
+// names the plugin reads. v.mu is held.
+func (v *vm) plugin() *plugin {
+	if s := v.streams[v.active]; s != nil {
+		return s.f.plugin
+	}
+	if r := v.rootByID[v.active]; r != nil {
+		return r.plugin
+	}
+	// A root context still starting, or ended: the first plugin.
+	if l := v.pool.pluginList(); len(l) > 0 {
+		return l[0]
+	}
+	return &plugin{cfg: v.pool.cfg}
+}
+
 // rootOfActive is the root context of the running context, which owns
-// the calls it makes, as in Envoy. v.mu is held.
-func (v *vm) rootOfActive() uint32 { return v.rootID }
+// the calls it makes and its tick, as in Envoy. v.mu is held.
+func (v *vm) rootOfActive() uint32 {
+	if s := v.streams[v.active]; s != nil {
+		return s.root
+	}
+	return v.active
+}
+
+// setActive makes context id (a root or a stream) the effective one,
+// for proxy_set_effective_context; false if there is none. v.mu is held.
+func (v *vm) setActive(id uint32) bool {
+	if v.rootByID[id] == nil && v.streams[id] == nil {
+		return false
+	}
+	v.active = id
+	return true
+}
 
 // callResponse is the answer to a proxy_http_call, readable during
 // proxy_on_http_call_response.

@@ -87,7 +87,7 @@ func returned(p unsafe.Pointer, size uint32) []byte {
 	return append([]byte(nil), unsafe.Slice((*byte)(p), size)...)
 }
 
-func logf(msg string) { proxyLog(2, sptr(msg), uint32(len(msg))) }
+func logError(msg string) { proxyLog(4, sptr(msg), uint32(len(msg))) }
 
 func bufferBytes(typ, size uint32) []byte {
 	var p unsafe.Pointer

@@ -64,7 +64,7 @@ func proxyOnConfigure(id, size uint32) uint32 {
 		r.conf[k] = v
 	}
 	if r.conf["fail"] == "configure" {
-		logf("configuration refused")
+		logError("configuration refused")
 		return 0
 	}
 	return 1

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -113,20 +114,61 @@ func ExtensionNames(m *hcmv3.HttpConnectionManager) []string {
 	return out
 }
 
-// discovered resolves a filter configured through ECDS. The resource it
-// subscribes to is named after the filter. What runs is, in order: the
+// discovered resolves an HTTP filter configured through ECDS; see
+// resolve for what runs.
+func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.ExtensionConfigSource, base filters.Env) (filters.Factory, error) {
+	build := func(a *anypb.Any) (any, error) { return c.typedFactory(cfg, f.GetName(), a, base) }
+	s, err := c.resolve(cfg.StatPrefix, f.GetName(), cd, build, missingConfig{}, cfg.log)
+	if err != nil {
+		return nil, err
+	}
+	return httpSlot{s}, nil
+}
+
+// DiscoveredNetwork resolves a listener's network filter configured
+// through ECDS, as HTTP filters are: build makes the network factory of
+// a config whose type is one of type_urls. A filter without a config
+// closes the connections it sees, as Envoy's does.
+func (c *Compiler) DiscoveredNetwork(name string, cd *corev3.ExtensionConfigSource, build func(typeURL string, msg proto.Message) (filters.NetworkFactory, error)) (filters.NetworkFactory, error) {
+	if c.factories == nil {
+		c.factories = newFactoryCache()
+	}
+	typed := func(a *anypb.Any) (any, error) {
+		typeURL, msg, err := Unpack(a)
+		if err != nil {
+			return nil, fmt.Errorf("typed_config: %v", err)
+		}
+		nf, err := build(typeURL, msg)
+		if err != nil {
+			return nil, fmt.Errorf("typed_config: %w", err)
+		}
+		return nf, nil
+	}
+	log := c.Env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s, err := c.resolve("network", name, cd, typed, missingNetwork{}, log)
+	if err != nil {
+		return nil, err
+	}
+	return networkSlot{s}, nil
+}
+
+// resolve finds what a filter configured through ECDS runs. The
+// resource it subscribes to is named after the filter. In order: the
 // received config; the default_config when the resource is not there
 // and either apply_default_config_without_warming is set or the filter
-// served before (the resource was removed); Envoy's missing-config
-// filter (500) when a served filter lost its resource and has no
-// default. Otherwise the listener warms (ErrMissingExtension).
+// served before (the resource was removed); missing, Envoy's stand-in
+// for a served filter that lost its resource and has no default.
+// Otherwise the listener warms (ErrMissingExtension).
 //
-// The chain holds a slot shared by every compile of the same filter, so
-// an ECDS update switches the listeners in service to the new factory
-// without rebuilding them or touching their connections; requests
-// already running finish with the factory they started with.
-func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.ExtensionConfigSource, base filters.Env) (filters.Factory, error) {
-	name := f.GetName()
+// The chain holds a slot shared by every compile of the same filter
+// (scope and name), so an ECDS update switches the listeners in service
+// to the new factory without rebuilding them or touching their
+// connections; requests already running finish with the factory they
+// started with.
+func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource, build func(*anypb.Any) (any, error), missing any, log *slog.Logger) (*slot, error) {
 	if name == "" {
 		return nil, errors.New("the filter needs a name: it is the extension config to subscribe to")
 	}
@@ -136,37 +178,36 @@ func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.Exten
 	if len(cd.GetTypeUrls()) == 0 {
 		return nil, errors.New("type_urls: at least one type URL is required")
 	}
+	build = allowedTypes(cd.GetTypeUrls(), build)
 	fc := c.factories
 	fc.mu.Lock()
 	ext := fc.ext[name]
-	key := cfg.StatPrefix + "\x00" + name
+	key := scope + "\x00" + name
 	s := fc.slots[key]
 	served := s != nil && s.served
 	fc.mu.Unlock()
 
 	var (
-		fac filters.Factory
+		v   any
 		err error
 	)
 	switch {
 	case ext != nil:
-		fac, err = c.typedFactory(cfg, name, ext.GetTypedConfig(), cd.GetTypeUrls(), base)
-		if err != nil {
+		if v, err = build(ext.GetTypedConfig()); err != nil {
 			return nil, fmt.Errorf("extension config %q: %w", name, err)
 		}
 	case cd.GetDefaultConfig() != nil && (served || cd.GetApplyDefaultConfigWithoutWarming()):
-		fac, err = c.typedFactory(cfg, name, cd.GetDefaultConfig(), cd.GetTypeUrls(), base)
-		if err != nil {
+		if v, err = build(cd.GetDefaultConfig()); err != nil {
 			return nil, fmt.Errorf("default_config: %w", err)
 		}
 	case served:
-		cfg.log.Warn("extension config removed and no default_config: the filter answers 500", "filter", name)
-		fac = missingConfig{}
+		log.Warn("extension config removed and no default_config: the filter fails what it sees", "filter", name)
+		v = missing
 	default:
 		if d := cd.GetDefaultConfig(); d != nil {
 			// Checked now so a bad default is reported with the
 			// listener, not when it is first needed.
-			if _, err := c.typedFactory(cfg, name, d, cd.GetTypeUrls(), base); err != nil {
+			if _, err := build(d); err != nil {
 				return nil, fmt.Errorf("default_config: %w", err)
 			}
 		}
@@ -179,24 +220,36 @@ func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.Exten
 		// A new slot serves only the configs of this generation, which
 		// no request sees before they are installed: fill it now.
 		s = &slot{}
-		s.cur.Store(&boxed{fac})
+		s.cur.Store(&boxed{v})
 		fc.slots[key] = s
 	} else {
-		fc.pending[s] = fac
+		fc.pending[s] = v
 	}
 	s.gen = fc.gen
 	return s, nil
 }
 
-// typedFactory builds a filter from an ECDS resource's or a default's
-// typed_config, which must be one of typeURLs.
-func (c *Compiler) typedFactory(cfg *Config, name string, a *anypb.Any, typeURLs []string, base filters.Env) (filters.Factory, error) {
+// allowedTypes wraps build with the check Envoy makes of a discovered
+// config: its type must be one of the filter's type_urls.
+func allowedTypes(typeURLs []string, build func(*anypb.Any) (any, error)) func(*anypb.Any) (any, error) {
+	return func(a *anypb.Any) (any, error) {
+		typeURL, _, err := Unpack(a)
+		if err != nil {
+			return nil, fmt.Errorf("typed_config: %v", err)
+		}
+		if !slices.Contains(typeURLs, typeURL) {
+			return nil, fmt.Errorf("typed_config: type %s is not one of the filter's type_urls %v", typeURL, typeURLs)
+		}
+		return build(a)
+	}
+}
+
+// typedFactory builds an HTTP filter from an ECDS resource's or a
+// default's typed_config, which must be one of the filter's type_urls.
+func (c *Compiler) typedFactory(cfg *Config, name string, a *anypb.Any, base filters.Env) (filters.Factory, error) {
 	typeURL, msg, err := Unpack(a)
 	if err != nil {
 		return nil, fmt.Errorf("typed_config: %v", err)
-	}
-	if !slices.Contains(typeURLs, typeURL) {
-		return nil, fmt.Errorf("typed_config: type %s is not one of the filter's type_urls %v", typeURL, typeURLs)
 	}
 	if typeURL == RouterTypeURL {
 		return nil, fmt.Errorf("typed_config: the router cannot be configured through discovery")
@@ -235,13 +288,25 @@ type slot struct {
 	served bool
 }
 
-type boxed struct{ f filters.Factory }
+// boxed holds a filters.Factory or a filters.NetworkFactory.
+type boxed struct{ v any }
 
-// NewFilter runs the slot's current factory.
-func (s *slot) NewFilter(x *filters.Exchange) any { return s.cur.Load().f.NewFilter(x) }
+// httpSlot runs the slot's current HTTP filter factory.
+type httpSlot struct{ s *slot }
 
-// missingConfig is Envoy's filter for an ECDS filter with no config: it
-// answers 500 with the NFCF (no filter config found) flag.
+func (h httpSlot) NewFilter(x *filters.Exchange) any {
+	return h.s.cur.Load().v.(filters.Factory).NewFilter(x)
+}
+
+// networkSlot runs the slot's current network filter factory.
+type networkSlot struct{ s *slot }
+
+func (n networkSlot) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFilter {
+	return n.s.cur.Load().v.(filters.NetworkFactory).NewNetworkFilter(c)
+}
+
+// missingConfig is Envoy's HTTP filter for an ECDS filter with no
+// config: it answers 500 with the NFCF (no filter config found) flag.
 type missingConfig struct{}
 
 func (missingConfig) NewFilter(*filters.Exchange) any { return missingConfig{} }
@@ -250,6 +315,18 @@ func (missingConfig) OnRequestHeaders(x *filters.Exchange, _ bool) filters.Statu
 	x.SendLocalReply(filters.LocalReply{Status: 500, Details: "filter_config_not_found", Flag: "NFCF"})
 	return filters.Stop
 }
+
+// missingNetwork is the network counterpart: it closes the connection.
+type missingNetwork struct{}
+
+func (missingNetwork) NewNetworkFilter(filters.NetworkConn) filters.NetworkFilter {
+	return missingNetwork{}
+}
+
+func (missingNetwork) OnNewConnection() filters.Status                           { return filters.Stop }
+func (missingNetwork) OnData(filters.Side, *filters.Buffer, bool) filters.Status { return filters.Stop }
+func (missingNetwork) OnClose(filters.Side, bool)                                {}
+func (missingNetwork) OnDone()                                                   {}
 
 // factoryCache shares factories between compiles by config content, so
 // a push that leaves a filter's config unchanged keeps its factory and
@@ -265,7 +342,7 @@ type factoryCache struct {
 	// generation gives them, installed by Sweep.
 	ext     map[string]*corev3.TypedExtensionConfig
 	slots   map[string]*slot
-	pending map[*slot]filters.Factory
+	pending map[*slot]any
 }
 
 type cacheEntry struct {
@@ -274,7 +351,7 @@ type cacheEntry struct {
 }
 
 func newFactoryCache() *factoryCache {
-	return &factoryCache{entries: map[string]*cacheEntry{}, slots: map[string]*slot{}, pending: map[*slot]filters.Factory{}}
+	return &factoryCache{entries: map[string]*cacheEntry{}, slots: map[string]*slot{}, pending: map[*slot]any{}}
 }
 
 func (fc *factoryCache) get(typeURL string, msg proto.Message, build func() (filters.Factory, error)) (filters.Factory, error) {
@@ -329,8 +406,8 @@ func (c *Compiler) Sweep() {
 	}
 	fc := c.factories
 	fc.mu.Lock()
-	for s, f := range fc.pending {
-		s.cur.Store(&boxed{f})
+	for s, v := range fc.pending {
+		s.cur.Store(&boxed{v})
 	}
 	clear(fc.pending)
 	for k, s := range fc.slots {

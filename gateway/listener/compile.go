@@ -241,6 +241,20 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	var networkAt []string // paths of the network filters, for errors
 	for i, f := range fs {
 		path := fmt.Sprintf("filters[%d] %q", i, f.GetName())
+		if cd := f.GetConfigDiscovery(); cd != nil {
+			// A network filter configured through ECDS (a NETWORK
+			// WasmPlugin from istiod); it warms the listener until
+			// its config arrives.
+			nf, err := d.HCM.DiscoveredNetwork(f.GetName(), cd, func(typeURL string, msg proto.Message) (filters.NetworkFactory, error) {
+				return compileNetworkFilter(f.GetName(), typeURL, msg, d)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s.config_discovery: %w", path, err)
+			}
+			c.network = append(c.network, nf)
+			networkAt = append(networkAt, path)
+			continue
+		}
 		typeURL, msg, err := hcm.Unpack(f.GetTypedConfig())
 		if err != nil {
 			return nil, fmt.Errorf("%s.typed_config: %v", path, err)

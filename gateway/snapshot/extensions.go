@@ -44,7 +44,8 @@ func (b *Builder) applyExtensions(next *Snapshot) error {
 }
 
 // checkExtension rejects what no listener could use: a config without a
-// typed_config, or of a type the gateway has no filter for.
+// typed_config, or of a type the gateway has no HTTP or network filter
+// for.
 func checkExtension(e *corev3.TypedExtensionConfig) error {
 	typeURL, msg, err := hcm.Unpack(e.GetTypedConfig())
 	if err != nil {
@@ -53,7 +54,9 @@ func checkExtension(e *corev3.TypedExtensionConfig) error {
 	if _, ok := filters.LookupNoop(typeURL); ok {
 		return nil
 	}
-	if _, ok := filters.Lookup(typeURL); !ok || msg == nil {
+	_, http := filters.Lookup(typeURL)
+	_, network := filters.LookupNetwork(typeURL)
+	if !(http || network) || msg == nil {
 		return fmt.Errorf("typed_config: %w %s", filters.ErrUnknown, typeURL)
 	}
 	return nil

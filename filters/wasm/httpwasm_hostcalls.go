@@ -284,11 +284,32 @@ func hwGetHeaderValues(ctx context.Context, m api.Module, stack []uint64) {
 
 // hwName reads a header name, in net/http's canonical form.
 func hwName(m api.Module, ptr, n uint64) string {
-	name := string(hwRead(m, uint32(ptr), uint32(n), "header name"))
-	if !validToken(name) {
-		panic(hwTrap("invalid header name " + quote(name)))
+	b := hwRead(m, uint32(ptr), uint32(n), "header name")
+	if !validToken(string(b)) {
+		panic(hwTrap("invalid header name " + quote(string(b))))
 	}
-	return textproto.CanonicalMIMEHeaderKey(name)
+	return canonicalName(b)
+}
+
+// canonicalName is textproto.CanonicalMIMEHeaderKey of a valid token,
+// copied out of the guest's memory once.
+func canonicalName(b []byte) string {
+	var buf [64]byte
+	if len(b) > len(buf) {
+		return textproto.CanonicalMIMEHeaderKey(string(b))
+	}
+	upper := true
+	for i, c := range b {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+		upper = c == '-'
+	}
+	return string(buf[:len(b)])
 }
 
 // mutableHeaders checks that kind may change now and returns its map:

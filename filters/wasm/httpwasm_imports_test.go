@@ -1,6 +1,8 @@
 package wasm
 
 import (
+	"net/textproto"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +62,14 @@ func FuzzImportsModule(f *testing.F) {
 			t.Fatalf("found the import and failed: %v", errA)
 		}
 	})
+}
+
+// TestCanonicalName checks the header name canonicalization against
+// net/textproto's.
+func TestCanonicalName(t *testing.T) {
+	for _, name := range []string{"x-wasm", "X-WASM", "content-type", "host", "a", "-x-", "x--y", "www-authenticate", "x_under_score", strings.Repeat("long-", 20)} {
+		if got, want := canonicalName([]byte(name)), textproto.CanonicalMIMEHeaderKey(name); got != want {
+			t.Errorf("canonicalName(%q) = %q, want %q", name, got, want)
+		}
+	}
 }

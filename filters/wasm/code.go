@@ -12,25 +12,38 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 
 	"github.com/waygate/waygate/filters"
 )
 
-// maxCodeSize bounds a plugin binary fetched or read.
+// maxCodeSize bounds a plugin binary fetched.
 const maxCodeSize = 256 << 20
 
-// loadCode reads the plugin binary named by vm_config.code: a local
-// file, inline bytes or string, or a remote http_uri fetched through
-// its cluster and checked against its sha256, as Envoy does.
+// loadPluginCode reads the plugin binary named by vm_config.code: a
+// local file, inline bytes or string; a remote http_uri fetched through
+// its cluster and checked against its sha256, as Envoy does; or, as
+// istiod sends a WasmPlugin's url for its agent to fetch (cluster "_"),
+// an https:// or http:// URL or an OCI image fetched by the gateway
+// itself, with the pull settings of the VM's environment.
 // https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/core/v3/base.proto#envoy-v3-api-msg-config-core-v3-asyncdatasource
-func loadCode(ctx context.Context, src *corev3.AsyncDataSource, up filters.Upstream) ([]byte, error) {
-	switch s := src.GetSpecifier().(type) {
+func loadPluginCode(ctx context.Context, pc *wasmv3.PluginConfig, up filters.Upstream, o Options) ([]byte, error) {
+	switch s := pc.GetVmConfig().GetCode().GetSpecifier().(type) {
 	case *corev3.AsyncDataSource_Local:
 		return localCode(s.Local)
 	case *corev3.AsyncDataSource_Remote:
+		if fetchedDirectly(s.Remote.GetHttpUri()) {
+			return remoteDirect(ctx, s.Remote, pc, o)
+		}
 		return remoteCode(ctx, s.Remote, up)
 	}
 	return nil, fmt.Errorf("config.vm_config.code: one of local or remote is required")
+}
+
+// loadCode is loadPluginCode for code alone, with the default options.
+func loadCode(ctx context.Context, src *corev3.AsyncDataSource, up filters.Upstream) ([]byte, error) {
+	pc := &wasmv3.PluginConfig{Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{Code: src}}}
+	return loadPluginCode(ctx, pc, up, DefaultOptions())
 }
 
 func localCode(ds *corev3.DataSource) ([]byte, error) {
@@ -59,8 +72,8 @@ func localCode(ds *corev3.DataSource) ([]byte, error) {
 func remoteCode(ctx context.Context, rs *corev3.RemoteDataSource, up filters.Upstream) ([]byte, error) {
 	const field = "config.vm_config.code.remote"
 	u := rs.GetHttpUri()
-	if u.GetUri() == "" || u.GetCluster() == "" {
-		return nil, fmt.Errorf("%s.http_uri: uri and cluster are required", field)
+	if u.GetUri() == "" {
+		return nil, fmt.Errorf("%s.http_uri.uri: is required", field)
 	}
 	want := strings.ToLower(rs.GetSha256())
 	if want == "" {
@@ -79,7 +92,7 @@ func remoteCode(ctx context.Context, rs *corev3.RemoteDataSource, up filters.Ups
 	var err error
 	for i := 0; i < tries; i++ {
 		var b []byte
-		if b, err = fetch(ctx, up, u.GetCluster(), u.GetUri()); err == nil {
+		if b, err = fetchThrough(ctx, up, u.GetCluster(), u.GetUri()); err == nil {
 			sum := sha256.Sum256(b)
 			if got := hex.EncodeToString(sum[:]); got != want {
 				return nil, fmt.Errorf("%s.sha256: fetched %s has sha256 %s, want %s", field, u.GetUri(), got, want)
@@ -90,7 +103,7 @@ func remoteCode(ctx context.Context, rs *corev3.RemoteDataSource, up filters.Ups
 	return nil, fmt.Errorf("%s.http_uri: fetching %s: %w", field, u.GetUri(), err)
 }
 
-func fetch(ctx context.Context, up filters.Upstream, cluster, uri string) ([]byte, error) {
+func fetchThrough(ctx context.Context, up filters.Upstream, cluster, uri string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
 		return nil, err

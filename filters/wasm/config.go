@@ -58,7 +58,7 @@ func compileConfig(pc *wasmv3.PluginConfig) (*pluginConfig, error) {
 		name:   pc.GetName(),
 		rootID: pc.GetRootId(),
 		vmID:   vc.GetVmId(),
-		env:    vc.GetEnvironmentVariables().GetKeyValues(),
+		env:    pluginEnv(vc.GetEnvironmentVariables().GetKeyValues()),
 	}
 	c.hostEnvKeys = vc.GetEnvironmentVariables().GetHostEnvKeys()
 	var err error

@@ -45,7 +45,7 @@ const closeGrace = time.Minute
 // proxy_on_vm_start or proxy_on_configure fails is refused here, with
 // the plugin's last error log as the reason, so the config is NACKed.
 func New(ctx context.Context, pb *wasmfilterv3.Wasm, env filters.Env, o Options) (*Factory, error) {
-	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
+	code, err := loadPluginCode(ctx, pb.GetConfig(), env.Upstream, o)
 	if err != nil {
 		return nil, err
 	}

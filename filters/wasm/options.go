@@ -33,6 +33,12 @@ type Options struct {
 	// config, which close after their current request. Default 5s; a
 	// negative value stops them as soon as no stream uses them.
 	CloseDelay time.Duration
+	// InsecureRegistries lists, comma-separated, the hosts (host or
+	// host:port; "*" for any) remote modules are fetched from without
+	// verifying their TLS certificates, and whose registries may be
+	// reached over plain HTTP, as istio-agent's WASM_INSECURE_REGISTRIES.
+	// A string, so that Options stay comparable.
+	InsecureRegistries string
 }
 
 // Environment variables read by DefaultOptions, for the gateway binary
@@ -43,6 +49,9 @@ const (
 	EnvMemoryLimitPages = "WAYGATE_WASM_MEMORY_LIMIT_PAGES"
 	EnvPoolSize         = "WAYGATE_WASM_POOL_SIZE"
 	EnvCloseDelay       = "WAYGATE_WASM_CLOSE_DELAY"
+	// EnvInsecureRegistries is read, else istio-agent's
+	// WASM_INSECURE_REGISTRIES.
+	EnvInsecureRegistries = "WAYGATE_WASM_INSECURE_REGISTRIES"
 )
 
 // DefaultOptions are the options the registered builder uses: the
@@ -61,6 +70,10 @@ func DefaultOptions() Options {
 	}
 	if d, err := time.ParseDuration(os.Getenv(EnvCloseDelay)); err == nil {
 		o.CloseDelay = d
+	}
+	o.InsecureRegistries = os.Getenv(EnvInsecureRegistries)
+	if o.InsecureRegistries == "" {
+		o.InsecureRegistries = os.Getenv("WASM_INSECURE_REGISTRIES")
 	}
 	return o
 }

@@ -23,7 +23,7 @@ func build(cfg proto.Message, env filters.Env) (filters.Factory, error) {
 		return nil, fmt.Errorf("wasm: config is %T, want Wasm", cfg)
 	}
 	ctx := context.Background()
-	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
+	code, err := loadPluginCode(ctx, pb.GetConfig(), env.Upstream, DefaultOptions())
 	if err != nil {
 		return nil, err
 	}

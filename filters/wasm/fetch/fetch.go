@@ -104,6 +104,12 @@ func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("%s has sha256 %s, want %s", e.URI, e.Got, e.Want)
 }
 
+// PullSecretError is an image pull secret that cannot be used.
+type PullSecretError struct{ Err error }
+
+func (e *PullSecretError) Error() string { return "image pull secret: " + e.Err.Error() }
+func (e *PullSecretError) Unwrap() error { return e.Err }
+
 // Fetcher fetches modules and caches them. It is safe for concurrent
 // use; one Fetcher per cache directory should serve the process, so
 // that concurrent loads of a module share one fetch.
@@ -163,7 +169,7 @@ func (f *Fetcher) Get(ctx context.Context, r Request) ([]byte, error) {
 		return nil, err
 	}
 	if r.PullSecret != nil && len(strings.TrimSpace(string(r.PullSecret))) == 0 {
-		return nil, errors.New("image pull secret is empty (the control plane could not read it)")
+		return nil, &PullSecretError{errors.New("is empty (the control plane could not read the secret)")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()

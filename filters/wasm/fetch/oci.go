@@ -39,7 +39,7 @@ func (f *Fetcher) resolveImage(ctx context.Context, src Source, r Request, want 
 	var keys authn.Keychain = authn.DefaultKeychain
 	if r.PullSecret != nil {
 		if keys, err = parseDockerConfig(r.PullSecret); err != nil {
-			return nil, "", fmt.Errorf("image pull secret: %w", err)
+			return nil, "", &PullSecretError{err}
 		}
 	}
 	opts := []remote.Option{

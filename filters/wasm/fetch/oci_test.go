@@ -147,7 +147,7 @@ func TestPullSecret(t *testing.T) {
 		{"wrong password", `{"auths":{"` + reg.host + `":{"auth":"` + b64("puller:nope") + `"}}}`, "UNAUTHORIZED"},
 		{"other registry", `{"auths":{"ghcr.io":{"auth":"` + b64("puller:s3cret") + `"}}}`, "UNAUTHORIZED"},
 		{"no secret", "", "UNAUTHORIZED"},
-		{"empty secret", " ", "image pull secret is empty"},
+		{"empty secret", " ", "image pull secret: is empty"},
 		{"not json", "{", "not a Docker config JSON"},
 		{"bad auth", `{"auths":{"` + reg.host + `":{"auth":"!!"}}}`, "not base64"},
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +49,9 @@ func (f *Fetcher) getOnce(ctx context.Context, c *http.Client, uri string) (b []
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, ctx.Err() == nil, err
+		// A certificate that does not verify will not verify next time.
+		var cv *tls.CertificateVerificationError
+		return nil, ctx.Err() == nil && !errors.As(err, &cv), err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -174,7 +174,9 @@ func (f *Fetcher) Get(ctx context.Context, r Request) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 
-	key := src.URI + "\x00" + want + "\x00" + string(r.Policy) + "\x00" + r.Resource + "\x00" + r.Version
+	// Callers asking for the same module at once share the fetch of
+	// the first, whatever their policy: its result is as fresh as any.
+	key := src.URI + "\x00" + want
 	f.mu.Lock()
 	fl, ok := f.flights[key]
 	if !ok {

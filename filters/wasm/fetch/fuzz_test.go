@@ -73,3 +73,18 @@ type fakeResource string
 
 func (r fakeResource) String() string      { return string(r) }
 func (r fakeResource) RegistryStr() string { return string(r) }
+
+// FuzzUnbox checks that any fetched body is unwrapped or returned
+// without a panic, and never past the size limit.
+func FuzzUnbox(f *testing.F) {
+	f.Add(module("x"))
+	f.Add(tarGz(f, map[string][]byte{"plugin.wasm": module("y")}))
+	f.Add([]byte{0x1f, 0x8b, 0, 0})
+	f.Add([]byte("<html>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := unbox(b, 1<<16)
+		if err == nil && len(out) > 1<<16 && len(out) != len(b) {
+			t.Fatalf("unboxed %d bytes past the limit", len(out))
+		}
+	})
+}

@@ -1,0 +1,137 @@
+package wasm
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+)
+
+// TestHTTPWasmSlowClientBody checks that a guest reading the request
+// body of a client slower than the call deadline is not killed: the
+// deadline bounds the guest's own time, not the client's.
+func TestHTTPWasmSlowClientBody(t *testing.T) {
+	t.Setenv(EnvCallTimeout, "100ms")
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "features"))},
+		hcmtest.StaticCluster("body", startBodyEcho(t)))
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: body\r\nx-test: bufreq\r\nContent-Length: 10\r\n\r\nslow")
+	time.Sleep(300 * time.Millisecond)
+	fmt.Fprintf(c, "client")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := make([]byte, 64)
+	n, _ := resp.Body.Read(b)
+	if resp.StatusCode != 200 || string(b[:n]) != "slowclient" {
+		t.Errorf("got %d %q, want 200 slowclient", resp.StatusCode, b[:n])
+	}
+	if n := g.store.Counter("wasm.httpwasm.vm_failures").Value(); n != 0 {
+		t.Errorf("vm_failures = %d, want 0", n)
+	}
+}
+
+// TestHTTPWasmBodyOverBufferLimit checks that a body the guest buffers
+// beyond the chain's buffer limit gets 413 and never reaches upstream.
+func TestHTTPWasmBodyOverBufferLimit(t *testing.T) {
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "features"))},
+		hcmtest.StaticCluster("body", startBodyEcho(t)))
+	big := strings.Repeat("x", 2<<20)
+	if r := do(t, "POST", g.url+"/", big, "host", "body", "x-test", "bufreq"); r.status != 413 {
+		t.Errorf("status %d, want 413", r.status)
+	}
+	if r := do(t, "POST", g.url+"/", "small", "host", "body", "x-test", "bufreq"); r.status != 200 || r.body != "small" {
+		t.Errorf("then: %d %q, want 200 small", r.status, r.body)
+	}
+}
+
+// TestHTTPWasmBadModuleNACKs checks that a module importing
+// http_handler without the exports the ABI requires is refused at
+// build, with the field path and the reason.
+func TestHTTPWasmBadModuleNACKs(t *testing.T) {
+	// One import, http_handler.log (i32, i32, i32) -> (), and nothing
+	// exported.
+	code := "\x00asm\x01\x00\x00\x00" +
+		"\x01\x07\x01\x60\x03\x7f\x7f\x7f\x00" +
+		"\x02\x14\x01\x0chttp_handler\x03log\x00\x00"
+	c := &hcm.Compiler{Env: filters.Env{Log: testLog(t)}}
+	fc := pluginConf(t, "httpwasm", "")
+	fc.GetConfig().GetVmConfig().GetCode().GetLocal().Specifier = &corev3.DataSource_InlineBytes{InlineBytes: []byte(code)}
+	_, err := c.Compile(hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "backend")), wasmFilter(t, fc)))
+	if err == nil || !strings.Contains(err.Error(), "config.vm_config.code") || !strings.Contains(err.Error(), "handle_request") {
+		t.Errorf("compile error = %v, want the missing handle_request", err)
+	}
+}
+
+// capture is a slog handler keeping the records it gets.
+type capture struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (c *capture) Enabled(context.Context, slog.Level) bool { return true }
+func (c *capture) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.recs = append(c.recs, r.Level.String()+" "+r.Message)
+	c.mu.Unlock()
+	return nil
+}
+func (c *capture) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *capture) WithGroup(string) slog.Handler      { return c }
+
+// TestHTTPWasmDirect drives the filter's phases as the chain does, for
+// what a listener does not show: the guest's log lines and levels, and
+// an IPv6 source address.
+func TestHTTPWasmDirect(t *testing.T) {
+	logs := &capture{}
+	env := filters.Env{Log: slog.New(logs)}
+	f, err := newHTTPWasm(t.Context(), pluginConf(t, "httpwasm", "features"), mustRead(t, pluginPath["httpwasm"]), env, Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+
+	x := exchange("x-test", "log")
+	fl := f.NewFilter(x).(*hwStream)
+	if st := fl.OnRequestHeaders(x, true); st != filters.Stop || x.LocalReply() == nil || x.LocalReply().Body != "110" {
+		t.Fatalf("log: %v %+v, want a local reply 110 (debug and info enabled, none not)", st, x.LocalReply())
+	}
+	fl.OnDone(x)
+	logs.mu.Lock()
+	got := strings.Join(logs.recs, "\n")
+	logs.mu.Unlock()
+	if !strings.Contains(got, "INFO info from the guest") || !strings.Contains(got, "ERROR error from the guest") {
+		t.Errorf("logs:\n%s", got)
+	}
+
+	x = exchange("x-test", "source")
+	x.Downstream.RemoteAddr = netip.MustParseAddrPort("[::1]:4321")
+	fl = f.NewFilter(x).(*hwStream)
+	if st := fl.OnRequestHeaders(x, true); st != filters.Stop || x.LocalReply().Body != "[::1]:4321" {
+		t.Errorf("source: %v %+v, want [::1]:4321", st, x.LocalReply())
+	}
+	fl.OnDone(x)
+	if f.active.Load() != 0 {
+		t.Errorf("%d streams still active after done", f.active.Load())
+	}
+}

@@ -40,7 +40,9 @@ func loadPluginCode(ctx context.Context, pc *wasmv3.PluginConfig, up filters.Ups
 	return nil, fmt.Errorf("config.vm_config.code: one of local or remote is required")
 }
 
-// loadCode is loadPluginCode for code alone, with the default options.
+// loadCode is loadPluginCode for code alone, with the default options:
+// it knows no image pull secret, pull policy or resource version, which
+// travel in the VM's environment, so builders call loadPluginCode.
 func loadCode(ctx context.Context, src *corev3.AsyncDataSource, up filters.Upstream) ([]byte, error) {
 	pc := &wasmv3.PluginConfig{Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{Code: src}}}
 	return loadPluginCode(ctx, pc, up, DefaultOptions())

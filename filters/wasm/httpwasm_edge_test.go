@@ -131,6 +131,20 @@ func TestHTTPWasmDirect(t *testing.T) {
 		t.Errorf("source: %v %+v, want [::1]:4321", st, x.LocalReply())
 	}
 	fl.OnDone(x)
+	// A stream that called next and never got a response (a reset)
+	// still gets handle_response, with is_error.
+	x = exchange("x-test", "reqctx")
+	fl = f.NewFilter(x).(*hwStream)
+	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
+		t.Fatalf("reqctx: %v %+v", st, x.LocalReply())
+	}
+	fl.OnDone(x)
+	if x.Response.Header.Get("X-Reqctx") != "42" || x.Response.Header.Get("X-Is-Error") != "1" {
+		t.Errorf("handle_response at done: %v, want reqCtx 42 and is_error 1", x.Response.Header)
+	}
+	if v := f.pool.slots[0].vm.Load(); v == nil || v.dead.Load() {
+		t.Error("the instance died")
+	}
 	if f.active.Load() != 0 {
 		t.Errorf("%d streams still active after done", f.active.Load())
 	}

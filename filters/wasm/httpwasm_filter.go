@@ -288,6 +288,10 @@ func (s *hwStream) failure(x *filters.Exchange) filters.Status {
 // before next, the exchange's after).
 func (s *hwStream) responseHeader(create bool) http.Header {
 	if s.afterNext {
+		if s.x.Response.Header == nil && create {
+			// No response yet: handle_response from OnDone.
+			s.x.Response.Header = http.Header{}
+		}
 		return s.x.Response.Header
 	}
 	if s.respHeader == nil && create {

@@ -128,7 +128,7 @@ type hwVM struct {
 	// deadline bounds each call; it is paused while a host function
 	// waits on the downstream (reading the request body), so a slow
 	// client cannot get an instance killed.
-	deadline *deadline
+	deadline *hwDeadline
 
 	mu       sync.Mutex
 	dead     atomic.Bool
@@ -148,7 +148,7 @@ func hwVMOf(ctx context.Context) *hwVM { return ctx.Value(hwVMKey{}).(*hwVM) }
 func newHWVM(p *hwPool, slot int) (*hwVM, error) {
 	v := &hwVM{pool: p, slot: slot, log: p.log}
 	base := context.WithValue(context.Background(), hwVMKey{}, v)
-	v.deadline = newDeadline(base)
+	v.deadline = newHWDeadline(base)
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
 		WithRandSource(rand.Reader).

@@ -30,6 +30,13 @@
 // allocations per request against 123 with net/http's server and codec
 // (WAYGATE_HTTP1=nethttp), client and backend included.
 //
+// An idle keep-alive connection gives its write buffer back between
+// exchanges and, idle for a second, its read buffer and its goroutine
+// (see idle.go): BenchmarkIdleConn in gateway/hcm, heap and stacks per
+// idle connection, went from 21.7 KiB to 7.9 KiB with it. Idle and
+// header timeouts cost no timer per request: a sweep enforces the idle
+// timeout, and a head that arrived whole needs no read deadline.
+//
 // net/http's server is also lenient where a proxy must not be: it
 // accepts obs-fold, bare LF line ends, and Content-Length with
 // Transfer-Encoding (dropping the length), and forwards such requests,

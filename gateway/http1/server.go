@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,9 +39,10 @@ type Server struct {
 	// Log receives handler panics; nil discards them.
 	Log *slog.Logger
 
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	closing atomic.Bool
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	sweeping bool // see sweep
+	closing  atomic.Bool
 }
 
 func (s *Server) maxHeaderBytes() int {
@@ -60,7 +62,7 @@ func (s *Server) Shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) || c.state.CompareAndSwap(stateParked, stateClosed) {
 			c.nc.Close()
 		}
 	}
@@ -76,12 +78,6 @@ func (s *Server) Close() {
 		c.nc.Close()
 	}
 }
-
-const (
-	stateActive int32 = iota
-	stateIdle
-	stateClosed
-)
 
 // bgReadDelay is how long a request without a body runs before the
 // server starts watching its connection for the client going away.
@@ -102,7 +98,13 @@ type conn struct {
 	bw     *bufio.Writer
 	ctx    context.Context
 	remote string
-	state  atomic.Int32
+	// state and idleSince are what the sweep reads (see idle.go);
+	// parkMu orders its read deadline with the connection's reset of it.
+	state     atomic.Int32
+	idleSince atomic.Int64
+	parkMu    sync.Mutex
+	// first feeds the read buffer of a connection woken from parking.
+	first firstByte
 
 	// wmu serializes writes of the response with a 100 Continue the
 	// body reader sends from another goroutine.
@@ -155,11 +157,16 @@ var errClientGone = errors.New("http1: client closed the connection")
 // ResponseWriter are the connection's, reset for each request: a
 // handler must not keep them past ServeHTTP. A request body is the
 // request's own, and fails its reads once the exchange is over.
+//
+// A connection idle for a while is served on from a new goroutine (see
+// idle.go): ServeConn may return before the connection ends, which the
+// caller learns of by nc's Close.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 	if br == nil {
-		br = bufio.NewReaderSize(nc, 4096)
+		br = readers.Get().(*bufio.Reader)
+		br.Reset(nc)
 	}
-	c := &conn{srv: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096)}
+	c := &conn{srv: s, nc: nc, br: br}
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	c.rTmpl = *emptyRequest.WithContext(c.ctx)
 	c.header = make(http.Header)
@@ -167,64 +174,106 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
-	s.mu.Lock()
-	if s.conns == nil {
-		s.conns = map[*conn]struct{}{}
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.cancel(nil)
-		if !c.hijacked {
-			nc.Close()
+	s.track(c)
+	c.serve()
+}
+
+// serve runs exchanges until the connection ends or parks.
+func (c *conn) serve() {
+	for {
+		switch c.serveOne() {
+		case next:
+		case parked:
+			c.park()
+			return
+		default:
+			c.end()
+			return
 		}
-	}()
-	for c.serveOne() {
 	}
 }
 
-// serveOne reads one request and answers it; false ends the connection.
-func (c *conn) serveOne() bool {
+// end forgets and closes the connection.
+func (c *conn) end() {
+	s := c.srv
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.state.Store(stateClosed)
+	c.cancel(nil)
+	if !c.hijacked {
+		c.nc.Close()
+		c.releaseWriter()
+		if c.br != nil && c.br.Buffered() == 0 {
+			c.releaseReader()
+		}
+	}
+}
+
+// What serveOne tells serve.
+const (
+	done = iota
+	next
+	parked
+)
+
+// serveOne reads one request and answers it.
+func (c *conn) serveOne() int {
 	s := c.srv
 	if c.br.Buffered() == 0 {
-		c.state.Store(stateIdle)
-		if s.closing.Load() {
-			return false
+		c.releaseWriter()
+		ok, park := c.waitIdle()
+		if park {
+			return parked
 		}
-		if s.IdleTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		if !ok {
+			return done
 		}
-		if _, err := c.br.Peek(1); err != nil {
-			return false
-		}
+	} else if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() != stateActive {
+		return done
 	}
-	if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() != stateActive {
-		return false
-	}
-	if s.ReadHeaderTimeout > 0 {
+	// A request head that came whole, as nearly all do, needs no
+	// deadline: the two timer updates would cost more than the parse.
+	deadline := s.ReadHeaderTimeout > 0 && !c.headBuffered()
+	if deadline {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 	}
 	head, serr, err := c.readHead()
 	if err != nil {
-		return false
+		return done
 	}
 	clear(c.header)
 	c.req = request{header: c.header}
 	if serr == nil {
 		serr = parseHead(string(head), &c.req)
 	}
+	c.writer()
 	if serr != nil {
 		c.reject(serr)
-		return false
+		return done
 	}
-	if s.ReadHeaderTimeout > 0 || s.IdleTimeout > 0 {
+	if deadline {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
-	return c.serveRequest()
+	if !c.serveRequest() {
+		return done
+	}
+	// Nothing of the exchange stays reachable from the connection:
+	// values in the header maps may point into the handler's state.
+	clear(c.header)
+	clear(c.w.header)
+	c.r = http.Request{}
+	return next
 }
+
+// headBuffered reports whether the read buffer holds a whole request
+// head.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
 
 // readHead reads the request head into the connection's buffer.
 func (c *conn) readHead() ([]byte, *statusError, error) {

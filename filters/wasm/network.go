@@ -31,7 +31,7 @@ func buildNetwork(cfg proto.Message, env filters.Env) (filters.NetworkFactory, e
 		return nil, fmt.Errorf("wasm: config is %T, want the network Wasm filter", cfg)
 	}
 	ctx := context.Background()
-	code, err := loadCode(ctx, pb.GetConfig().GetVmConfig().GetCode(), env.Upstream)
+	code, err := loadPluginCode(ctx, pb.GetConfig(), env.Upstream, DefaultOptions())
 	if err != nil {
 		return nil, err
 	}

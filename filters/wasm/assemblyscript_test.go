@@ -407,11 +407,13 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
 
-func (l *logRecorder) has(s string) bool {
+func (l *logRecorder) snapshot() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Contains(l.msgs, s)
+	return slices.Clone(l.msgs)
 }
+
+func (l *logRecorder) has(s string) bool { return slices.Contains(l.snapshot(), s) }
 
 // TestAssemblyScriptEmptyConfiguration checks that an SDK plugin given
 // no configuration, whose onConfigure then reads through a null pointer
@@ -446,8 +448,26 @@ func TestAssemblyScriptLogging(t *testing.T) {
 	fl.OnDone(x)
 	for _, want := range []string{"INFO as config: vm vm-conf, plugin plugin-conf", "WARN as config: request to /logged"} {
 		if !rec.has(want) {
-			t.Errorf("log lacks %q; got %q", want, rec.msgs)
+			t.Errorf("log lacks %q; got %q", want, rec.snapshot())
 		}
+	}
+
+	// An abort's message reaches the log at critical level before the
+	// instance dies.
+	crash := &logRecorder{}
+	cf, err := New(context.Background(), asConf(t, "crash", "-"), filters.Env{Log: slog.New(crash)}, Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cf.Close()
+	x = exchange("x-as-crash", "1")
+	cfl := cf.NewFilter(x).(*filter)
+	cfl.OnRequestHeaders(x, true)
+	cfl.OnDone(x)
+	if !slices.ContainsFunc(crash.snapshot(), func(m string) bool {
+		return strings.HasPrefix(m, "ERROR+4 crash requested at: assembly/crash.ts(")
+	}) {
+		t.Errorf("no critical log of the abort; got %q", crash.snapshot())
 	}
 
 	_, err = New(context.Background(), asConf(t, "config", "reject"), filters.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{PoolSize: 1})

@@ -20,7 +20,17 @@ import (
 // as they come, and the combined log.
 func startRun(t *testing.T, args ...string) (*syncBuffer, *syncBuffer) {
 	t.Helper()
+	return startRunEnv(t, nil, args...)
+}
+
+// startRunEnv is startRun with extra environment variables (KEY=value)
+// for the process.
+func startRunEnv(t *testing.T, env []string, args ...string) (*syncBuffer, *syncBuffer) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"run"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {

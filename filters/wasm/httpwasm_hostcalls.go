@@ -490,7 +490,8 @@ func hwGetStatusCode(ctx context.Context, _ api.Module, stack []uint64) {
 func hwSetStatusCode(ctx context.Context, _ api.Module, stack []uint64) {
 	_, s := hwStreamOf(ctx, "set_status_code")
 	code := uint32(stack[0])
-	if code < 100 || code > 999 {
+	// A final status: an informational one cannot end an exchange.
+	if code < 200 || code > 999 {
 		panic(hwTrap("invalid status code"))
 	}
 	if !s.afterNext {

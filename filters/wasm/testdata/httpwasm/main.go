@@ -178,6 +178,9 @@ func feature(test string) uint64 {
 		p, n := sp("no slash")
 		setURI(p, n)
 		return 1
+	case "bad-status":
+		setStatusCode(101)
+		return 0
 	case "trailer-set":
 		setHeader(3, "grpc-status", "0")
 		return 1

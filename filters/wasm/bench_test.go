@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/waygate/waygate/filters"
 )
@@ -60,6 +62,30 @@ func (nativeReadBody) OnRequestBody(_ *filters.Exchange, b *filters.Buffer, end 
 	return filters.Continue
 }
 
+// cpuTime is the CPU time the process used so far, in every thread:
+// a benchmark's figure of CPU per operation holds on a busy machine,
+// where wall time per operation counts the waits for a core.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchStreams runs one stream per iteration and reports, beside the wall time,
+// the CPU time per stream (cpu-ns/op).
+func benchStreams(b *testing.B, f filters.Factory, body []byte) {
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		if err := stream(f, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
 // BenchmarkRequest is the per-request cost of a plugin against the same
 // logic as a native filter: NewFilter, request headers, (a 1 KiB body),
 // response headers and done.
@@ -77,21 +103,26 @@ func BenchmarkRequest(b *testing.B) {
 	} {
 		b.Run(c.name+"/wasm", func(b *testing.B) {
 			f := newFactory(b, pluginConf(b, "examples", mode(c.mode)), Options{PoolSize: 1})
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := stream(f, c.body); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchStreams(b, f, c.body)
 		})
-		b.Run(c.name+"/native", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := stream(c.native, c.body); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		if c.mode == "noop" {
+			// The same no-op written against the raw ABI, with no SDK:
+			// what the host and the Go guest runtime cost alone.
+			b.Run(c.name+"/rawabi", func(b *testing.B) {
+				f := newFactory(b, pluginConf(b, "rawabi", "mode=noop"), Options{PoolSize: 1})
+				benchStreams(b, f, nil)
+			})
+			// Both without a call deadline (a negative CallTimeout).
+			b.Run(c.name+"/wasm-untimed", func(b *testing.B) {
+				f := newFactory(b, pluginConf(b, "examples", mode(c.mode)), Options{PoolSize: 1, CallTimeout: -1})
+				benchStreams(b, f, nil)
+			})
+			b.Run(c.name+"/rawabi-untimed", func(b *testing.B) {
+				f := newFactory(b, pluginConf(b, "rawabi", "mode=noop"), Options{PoolSize: 1, CallTimeout: -1})
+				benchStreams(b, f, nil)
+			})
+		}
+		b.Run(c.name+"/native", func(b *testing.B) { benchStreams(b, c.native, c.body) })
 	}
 }
 

@@ -84,13 +84,14 @@ func (e *engine) close(ctx context.Context) { e.rt.Close(ctx) }
 
 // compileCode compiles code in a wazero runtime of its own, with the
 // host's compilation cache, memory page limit and per-call deadline
-// (a call ends when its context is done): the same runtime for a plugin
-// of either ABI, Proxy-Wasm or http-wasm.
+// (a call ends when its context is done; none with a negative
+// CallTimeout): the same runtime for a plugin of either ABI, Proxy-Wasm
+// or http-wasm.
 func compileCode(ctx context.Context, code []byte, o Options) (*engine, error) {
 	sum := sha256.Sum256(code)
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(compilationCache(o.CacheDir)).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(o.CallTimeout >= 0).
 		WithMemoryLimitPages(o.MemoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	compiled, err := rt.CompileModule(ctx, code)

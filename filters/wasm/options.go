@@ -16,6 +16,11 @@ type Options struct {
 	CacheDir string
 	// CallTimeout bounds each call into a plugin (a stream callback, a
 	// tick): past it the instance is killed and replaced. Default 100ms.
+	// A negative value sets no bound, for plugins the operator trusts
+	// not to loop forever: the plugin is then compiled without the
+	// checks that make a call stoppable, which with wazero v1.12.0 cost
+	// most of a call (a goroutine per call, and a trip to the host at
+	// every loop iteration of the guest).
 	// The spec asks hosts to bound CPU time per invocation:
 	// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#memory-and-cpu-limits
 	CallTimeout time.Duration
@@ -82,7 +87,7 @@ func (o Options) withDefaults() Options {
 	if o.CacheDir == "" {
 		o.CacheDir = filepath.Join(os.TempDir(), "waygate-wasm-cache")
 	}
-	if o.CallTimeout <= 0 {
+	if o.CallTimeout == 0 {
 		o.CallTimeout = 100 * time.Millisecond
 	}
 	if o.StartTimeout <= 0 {

@@ -280,6 +280,12 @@ func (v *vm) bind() {
 // error means the instance is dead: a trap, a Go panic (which reaches
 // the host as unreachable or proc_exit), memory exhausted, or the
 // deadline, which closes the module (wazero's CloseOnContextDone).
+//
+// The deadline is most of a call's cost with wazero v1.12.0: for every
+// call, wazero starts a goroutine that waits on the context, and code
+// compiled to be stoppable leaves the guest for the host at every loop
+// iteration to check whether its module was closed. A negative
+// CallTimeout compiles the plugin without either (see Options).
 func (v *vm) invoke(f api.Function) (uint32, error) {
 	if v.dead.Load() {
 		return 0, errDead
@@ -287,9 +293,16 @@ func (v *vm) invoke(f api.Function) (uint32, error) {
 	if f == nil {
 		return actionContinue, nil
 	}
-	v.deadline.arm(v.pool.opts.CallTimeout)
-	err := f.CallWithStack(v.deadline, v.stack[:])
-	v.deadline.disarm()
+	var err error
+	if t := v.pool.opts.CallTimeout; t > 0 {
+		v.deadline.arm(t)
+		err = f.CallWithStack(v.deadline, v.stack[:])
+		v.deadline.disarm()
+	} else {
+		// No deadline: the module was compiled without the checks that
+		// let one end a call.
+		err = f.CallWithStack(v.base, v.stack[:])
+	}
 	if err != nil {
 		v.fail(err)
 		return 0, err
@@ -312,6 +325,7 @@ func (v *vm) fail(err error) {
 	}
 	v.log.Error("wasm plugin instance failed; replacing it", "error", err)
 	v.stopTicks()
+	v.deadline.stop()
 	v.cancelGRPC()
 	go v.mod.Close(context.Background())
 	for _, s := range v.streams {
@@ -336,6 +350,7 @@ func (v *vm) close() {
 		return
 	}
 	v.stopTicks()
+	v.deadline.stop()
 	v.cancelGRPC()
 	for _, s := range v.streams {
 		s.vmFailed = true

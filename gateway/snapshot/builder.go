@@ -111,6 +111,14 @@ func (b *Builder) Names(typeURL string) []string {
 				}
 			}
 		}
+		if len(s.Warming) > len(s.Pending) {
+			ls, _ := decodeAll[*listenerv3.Listener](s.Resources[resourcev3.ListenerType])
+			for name := range s.Warming {
+				for _, n := range protoRouteNames(ls[name]) {
+					seen[n] = true
+				}
+			}
+		}
 		return keys(seen)
 	case resourcev3.EndpointType:
 		clusters, err := decodeAll[*clusterv3.Cluster](s.Resources[resourcev3.ClusterType])

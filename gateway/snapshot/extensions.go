@@ -3,7 +3,6 @@ package snapshot
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -68,29 +67,50 @@ func checkExtension(e *corev3.TypedExtensionConfig) error {
 func extensionNames(ls map[string]*listenerv3.Listener) []string {
 	seen := map[string]bool{}
 	for _, l := range ls {
-		chains := l.GetFilterChains()
-		if d := l.GetDefaultFilterChain(); d != nil {
-			chains = append(chains[:len(chains):len(chains)], d)
+		forEachFilter(l, func(f *listenerv3.Filter, m *hcmv3.HttpConnectionManager) {
+			if f.GetConfigDiscovery() != nil {
+				seen[f.GetName()] = true
+			}
+			for _, n := range hcm.ExtensionNames(m) {
+				seen[n] = true
+			}
+		})
+	}
+	return sortedNames(seen)
+}
+
+// protoRouteNames lists the RDS route configurations a listener proto's
+// connection managers name, for a listener that cannot compile yet
+// (waiting for secrets or extension configs): as in Envoy, its routes
+// are fetched meanwhile.
+func protoRouteNames(l *listenerv3.Listener) []string {
+	var out []string
+	forEachFilter(l, func(_ *listenerv3.Filter, m *hcmv3.HttpConnectionManager) {
+		if n := m.GetRds().GetRouteConfigName(); n != "" {
+			out = append(out, n)
 		}
-		for _, fc := range chains {
-			for _, f := range fc.GetFilters() {
-				if f.GetConfigDiscovery() != nil {
-					seen[f.GetName()] = true
-					continue
-				}
-				var m hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().MessageIs(&m) && f.GetTypedConfig().UnmarshalTo(&m) == nil {
-					for _, n := range hcm.ExtensionNames(&m) {
-						seen[n] = true
-					}
+	})
+	return out
+}
+
+// forEachFilter calls fn with each network filter of the listener's
+// chains, and its HTTP connection manager config (nil for other
+// filters; a nil message's getters return zero values).
+func forEachFilter(l *listenerv3.Listener, fn func(*listenerv3.Filter, *hcmv3.HttpConnectionManager)) {
+	chains := l.GetFilterChains()
+	if d := l.GetDefaultFilterChain(); d != nil {
+		chains = append(chains[:len(chains):len(chains)], d)
+	}
+	for _, fc := range chains {
+		for _, f := range fc.GetFilters() {
+			var m *hcmv3.HttpConnectionManager
+			if tc := f.GetTypedConfig(); tc != nil {
+				h := &hcmv3.HttpConnectionManager{}
+				if tc.MessageIs(h) && tc.UnmarshalTo(h) == nil {
+					m = h
 				}
 			}
+			fn(f, m)
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for n := range seen {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -210,3 +210,29 @@ func TestDiscoveredFilterDefaultConfig(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// A listener waiting for its extension config has its routes fetched
+// meanwhile, as Envoy fetches a warming listener's RDS.
+func TestWarmingListenerSubscribesItsRoutes(t *testing.T) {
+	b, port := newECDSBuilder(t)
+	la := ecdsListener(t, port, &corev3.ExtensionConfigSource{})
+	var l listenerv3.Listener
+	if err := la.UnmarshalTo(&l); err != nil {
+		t.Fatal(err)
+	}
+	var h hcmv3.HttpConnectionManager
+	if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&h); err != nil {
+		t.Fatal(err)
+	}
+	h.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "r"}}
+	l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &h)}
+	if err := b.Apply(resourcev3.ListenerType, map[string]*anypb.Any{"ecds": mustAny(t, &l)}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Current().Warming["ecds"] == "" {
+		t.Fatal("the listener should warm")
+	}
+	if got := b.Names(resourcev3.RouteType); len(got) != 1 || got[0] != "r" {
+		t.Errorf("RDS subscription while waiting for ECDS = %v, want [r]", got)
+	}
+}

@@ -55,15 +55,22 @@ type tcpGateway struct {
 
 // startTCPGateway serves the test plugin "network" with configuration
 // words conf (see testdata/network) through a real listener.
-func startTCPGateway(t *testing.T, conf string, opts ...func(*wasmv3.PluginConfig)) *tcpGateway {
+func startTCPGateway(t testing.TB, conf string, opts ...func(*wasmv3.PluginConfig)) *tcpGateway {
 	t.Helper()
 	// The machine may be busy: only the crashes the tests cause should
 	// kill an instance, never a slow call.
 	t.Setenv(EnvCallTimeout, "5s")
-	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}}
 	// Metrics live by vm_id for the life of the process, in the store
 	// of the gateway that defined them first: each gateway gets its own.
 	opts = append([]func(*wasmv3.PluginConfig){vmID(fmt.Sprintf("network-%d", gatewaySeq.Add(1)))}, opts...)
+	return startTCPProxy(t, networkFilter(t, networkConf(t, conf, opts...)))
+}
+
+// startTCPProxy serves the network filters fs, then a tcp_proxy to a
+// loopback echo backend, through a real listener.
+func startTCPProxy(t testing.TB, fs ...*listenerv3.Filter) *tcpGateway {
+	t.Helper()
+	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}}
 	g.backend = startTCPEcho(t)
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(g.logs, testLogWriter()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := &snapshot.Builder{HCM: &hcm.Compiler{Env: filters.Env{Log: log}, Stats: g.store}, Upstream: upstream.NewManager(), Log: log}
@@ -106,12 +113,11 @@ func startTCPGateway(t *testing.T, conf string, opts ...func(*wasmv3.PluginConfi
 		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 			Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0},
 		}}},
-		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
-			networkFilter(t, networkConf(t, conf, opts...)),
-			{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAnyT(t, &tcpv3.TcpProxy{
+		FilterChains: []*listenerv3.FilterChain{{Filters: append(fs,
+			&listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAnyT(t, &tcpv3.TcpProxy{
 				StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "echo"},
 			})}},
-		}}},
+		)}},
 	})
 	g.addr = m.Addr("tcp")
 	return g
@@ -182,7 +188,7 @@ func (l *logBuffer) String() string {
 }
 
 // waitFor waits for the logs to hold s.
-func (l *logBuffer) waitFor(t *testing.T, s string) {
+func (l *logBuffer) waitFor(t testing.TB, s string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(l.String(), s) {

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,25 +48,33 @@ func newHTTPWasm(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("plugin", cfg.name)
-	e, err := newHTTPWasmEngine(ctx, code, o, log)
+	sum := sha256.Sum256(code)
+	key, shared := hwKeyFor(string(sum[:]), pb.GetConfig(), o, env)
+	p, err := hwAcquire(key, shared, func() (*hwPool, error) {
+		e, err := newHTTPWasmEngine(ctx, code, o, log)
+		if err != nil {
+			return nil, fmt.Errorf("config.vm_config.code: %w", err)
+		}
+		p := &hwPool{
+			cfg:    cfg,
+			engine: e,
+			opts:   o,
+			log:    log,
+			slots:  make([]hwSlot, o.PoolSize),
+		}
+		p.vmFailures = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures")
+		p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
+		if _, err := p.start(0); err != nil {
+			p.close()
+			e.close(ctx)
+			return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
+		}
+		log.Debug("http-wasm plugin loaded", "sha256", e.sha256)
+		return p, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("config.vm_config.code: %w", err)
+		return nil, err
 	}
-	p := &hwPool{
-		cfg:    cfg,
-		engine: e,
-		opts:   o,
-		log:    log,
-		slots:  make([]hwSlot, o.PoolSize),
-	}
-	p.vmFailures = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures")
-	p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
-	if _, err := p.start(0); err != nil {
-		p.close()
-		e.close(ctx)
-		return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
-	}
-	log.Debug("http-wasm plugin loaded", "sha256", e.sha256)
 	return &httpWasmFactory{cfg: cfg, pool: p, delay: o.CloseDelay}, nil
 }
 
@@ -185,8 +194,5 @@ func (f *httpWasmFactory) Close() error {
 }
 
 func (f *httpWasmFactory) shutdown() {
-	f.shutOnce.Do(func() {
-		f.pool.close()
-		f.pool.engine.close(context.Background())
-	})
+	f.shutOnce.Do(f.pool.release)
 }

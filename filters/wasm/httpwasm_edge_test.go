@@ -149,3 +149,45 @@ func TestHTTPWasmDirect(t *testing.T) {
 		t.Errorf("%d streams still active after done", f.active.Load())
 	}
 }
+
+// TestHTTPWasmPoolShared checks that factories of one plugin in one
+// gateway share their instances, that another configuration gets its
+// own, and that the instances stop with the last factory using them.
+func TestHTTPWasmPoolShared(t *testing.T) {
+	env := filters.Env{Log: testLog(t)}
+	code := mustRead(t, pluginPath["httpwasm"])
+	build := func(conf string) *httpWasmFactory {
+		t.Helper()
+		f, err := newHTTPWasm(t.Context(), pluginConf(t, "httpwasm", conf), code, env, Options{PoolSize: 1, CloseDelay: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f1, f2, other := build("noop"), build("noop"), build("addheader")
+	defer other.Close()
+	if f1.pool != f2.pool {
+		t.Error("two factories of one plugin have two pools")
+	}
+	if other.pool == f1.pool {
+		t.Error("another configuration shares the pool")
+	}
+	p := f1.pool
+	f1.Close()
+	eventually(t, "the first factory let go", func() bool {
+		hwPools.Lock()
+		defer hwPools.Unlock()
+		return p.refs == 1 || p.closed.Load()
+	})
+	if p.closed.Load() {
+		t.Fatal("the pool stopped while a factory uses it")
+	}
+	x := exchange()
+	fl := f2.NewFilter(x).(*hwStream)
+	if st := fl.OnRequestHeaders(x, true); st != filters.Continue {
+		t.Errorf("request on the remaining factory: %v", st)
+	}
+	fl.OnDone(x)
+	f2.Close()
+	eventually(t, "the pool stopped", p.closed.Load)
+}

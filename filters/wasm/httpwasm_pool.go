@@ -35,6 +35,11 @@ type hwPool struct {
 
 	vmFailures filters.Counter
 	vmCreated  filters.Counter
+
+	// key, registered and refs are guarded by hwPools' lock.
+	key        hwPoolKey
+	registered bool
+	refs       int
 }
 
 type hwSlot struct {

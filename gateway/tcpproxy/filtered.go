@@ -41,6 +41,9 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	s.log = c.log.With("connection", s.id)
 	defer down.Close()
 	defer s.recover()
+	// Every filter made is told the connection ended, even when making
+	// the next one panics.
+	defer s.finish()
 	for _, f := range fs {
 		h := &handle{s: s, i: len(s.filters)}
 		if nf := f.NewNetworkFilter(h); nf != nil {
@@ -50,7 +53,6 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	n := len(s.filters)
 	s.ways[filters.SideDownstream] = newWay(s, filters.SideDownstream, n)
 	s.ways[filters.SideUpstream] = newWay(s, filters.SideUpstream, n)
-	defer s.finish()
 	for _, f := range s.filters {
 		if f.OnNewConnection() == filters.Stop || s.closed.Load() {
 			return
@@ -143,6 +145,9 @@ func (s *session) finish() {
 	defer s.recover()
 	s.Close()
 	for _, w := range s.ways {
+		if w == nil {
+			continue
+		}
 		// Wait for a Continue that is passing data on.
 		w.mu.Lock()
 		w.over = true

@@ -15,6 +15,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/filters"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -271,6 +272,27 @@ func TestNetworkFilterPanicClosesOnlyItsConnection(t *testing.T) {
 	io.WriteString(fresh, "new")
 	if got := readN(t, fresh, 3); got != "new" {
 		t.Errorf("new connection echo %q", got)
+	}
+}
+
+// Istio's telemetry network filters in a TCP chain are accepted and do
+// nothing, beside a network filter that does something.
+func TestIstioTelemetryNetworkFiltersAreNoops(t *testing.T) {
+	g := newGateway(t)
+	startRawEcho(t, g)
+	istio := func(name, typeURL string) *listenerv3.Filter {
+		return &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: typeURL}}}
+	}
+	g.mustApply(resourcev3.ListenerType, newListener("istio", "127.0.0.1:0", &listenerv3.FilterChain{Filters: []*listenerv3.Filter{
+		istio("istio.metadata_exchange", "type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange"),
+		scriptFilterOf(t, "tag:I"),
+		istio("istio.stats", "type.googleapis.com/stats.PluginConfig"),
+		tcpFilter(t, "raw-echo"),
+	}}))
+	c := dialNet(t, g.addr("istio"))
+	io.WriteString(c, "x")
+	if got := readN(t, c, 3); got != "IIx" {
+		t.Errorf("echo %q, want %q", got, "IIx")
 	}
 }
 

@@ -79,7 +79,11 @@ func (t *translator) wasmAttached(p *extensions.WasmPlugin) bool {
 	if len(refs) == 0 {
 		return labelsMatch(spec.GetSelector().GetMatchLabels(), t.proxy.Labels)
 	}
-	if !gatewayAPI || p.Namespace != t.proxy.Namespace {
+	if !gatewayAPI {
+		t.warn(wasmKey(p), "spec.targetRefs", "targetRefs attach a plugin to the proxies of Gateway API Gateways; this gateway has no %s label, so the plugin is not for it", gatewayNameLabel)
+		return false
+	}
+	if p.Namespace != t.proxy.Namespace {
 		return false
 	}
 	for _, r := range refs {

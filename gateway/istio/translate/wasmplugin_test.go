@@ -202,7 +202,7 @@ func TestWasmPluginTranslation(t *testing.T) {
 		}
 	}
 	slices.Sort(ws)
-	if wantW := []string{"tcp spec.type", "tcp-authn spec.type"}; !slices.Equal(ws, wantW) {
+	if wantW := []string{"tcp spec.type", "tcp-authn spec.type", "to-gateway spec.targetRefs"}; !slices.Equal(ws, wantW) {
 		t.Errorf("warnings = %v, want %v", ws, wantW)
 	}
 }

@@ -54,6 +54,10 @@ func TestHTTPWasmSlowClientBody(t *testing.T) {
 // TestHTTPWasmBodyOverBufferLimit checks that a body the guest buffers
 // beyond the chain's buffer limit gets 413 and never reaches upstream.
 func TestHTTPWasmBodyOverBufferLimit(t *testing.T) {
+	// The guest reads in 7-byte chunks: hundreds of thousands of host
+	// calls in one handle_request, which a loaded machine may stretch
+	// past the default deadline. The limit, not the deadline, is tested.
+	t.Setenv(EnvCallTimeout, "10s")
 	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "features"))},
 		hcmtest.StaticCluster("body", startBodyEcho(t)))
 	big := strings.Repeat("x", 2<<20)
@@ -131,6 +135,16 @@ func TestHTTPWasmDirect(t *testing.T) {
 		t.Errorf("source: %v %+v, want [::1]:4321", st, x.LocalReply())
 	}
 	fl.OnDone(x)
+	for proto, want := range map[string]string{"HTTP/1.1": "HTTP/1.1", "HTTP/2": "HTTP/2.0", "HTTP/3": "HTTP/3.0"} {
+		x = exchange("x-test", "proto")
+		x.Request.Protocol = proto
+		fl = f.NewFilter(x).(*hwStream)
+		if st := fl.OnRequestHeaders(x, true); st != filters.Stop || x.LocalReply().Body != want {
+			t.Errorf("protocol %s: %v %+v, want %s", proto, st, x.LocalReply(), want)
+		}
+		fl.OnDone(x)
+	}
+
 	// A stream that called next and never got a response (a reset)
 	// still gets handle_response, with is_error.
 	x = exchange("x-test", "reqctx")

@@ -44,12 +44,20 @@ func startTCKBackend(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// envTCKGuest names another guest for TestHTTPWasmTCK to run the same
+// cases against, such as the http-wasm TCK's own tck.wasm.
+const envTCKGuest = "WAYGATE_HTTPWASM_TCK_GUEST"
+
 // TestHTTPWasmTCK runs every case of the http-wasm TCK (its guest and
 // its checks, rewritten here) through the gateway's chain: a guest
 // built with standard Go against the raw ABI, a real listener and the
 // TCK's echoing backend.
 func TestHTTPWasmTCK(t *testing.T) {
-	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "tck"))},
+	guest := "httpwasm"
+	if path := os.Getenv(envTCKGuest); path != "" {
+		pluginPath["tck-guest"], guest = path, "tck-guest"
+	}
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, guest, "tck"))},
 		hcmtest.StaticCluster("backend", startTCKBackend(t)))
 	type tc struct {
 		id, method, path, body string

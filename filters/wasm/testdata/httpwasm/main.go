@@ -133,6 +133,9 @@ func feature(test string) uint64 {
 	case "host":
 		write(kindResponse, header(kindRequest, "host")+" "+strings.Join(values(kindRequest, "Host"), ","))
 		return 0
+	case "proto":
+		write(kindResponse, proto())
+		return 0
 	case "source":
 		write(kindResponse, srcAddr())
 		return 0

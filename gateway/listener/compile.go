@@ -289,8 +289,10 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	if c.http == nil && c.tcp == nil {
 		return nil, fmt.Errorf("filters: the chain needs an http_connection_manager or tcp_proxy filter")
 	}
-	if c.http != nil && len(c.network) > 0 {
-		return nil, fmt.Errorf("%s: network filters run only before a tcp_proxy; before an http_connection_manager they are not supported", networkAt[0])
+	if c.http != nil && len(c.network) > 0 && c.tls != nil {
+		// net/http serves TLS (ALPN, the request's TLS state) only on
+		// the *tls.Conn itself, which the filters would hide.
+		return nil, fmt.Errorf("%s: network filters before an http_connection_manager run on plaintext chains only, not after a TLS transport_socket", networkAt[0])
 	}
 	return c, nil
 }

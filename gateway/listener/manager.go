@@ -21,6 +21,7 @@ import (
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/hcm"
 	"github.com/waygate/waygate/gateway/http1"
+	"github.com/waygate/waygate/gateway/tcpproxy"
 )
 
 // Manager owns the listening sockets. Apply reconciles them with a new
@@ -368,6 +369,13 @@ func (s *socket) handle(raw net.Conn) {
 		}
 		ch.tcp.ServeFiltered(s.ctx, conn, view, info, ch.network)
 	case ch.http != nil:
+		if len(ch.network) > 0 {
+			// The connection manager reads and writes through the
+			// chain's network filters.
+			if conn = tcpproxy.FilterConn(conn, info, ch.network, s.m.log().With("listener", l.Name)); conn == nil {
+				return
+			}
+		}
 		hc := &hcm.Conn{Config: ch.http, Info: info}
 		if s.h1 != nil && ch.tls == nil {
 			if conn = s.serveHTTP1(conn, hc); conn == nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/filters"
 	"google.golang.org/protobuf/proto"
@@ -71,6 +74,7 @@ func (f scriptFactory) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFi
 //	tag    prefixes each chunk both ways with its tag
 //	line   holds downstream data until it holds a newline
 //	later  holds every downstream chunk and passes it on 20ms later
+//	swap   rewrites "/old/" going up and "web" coming back (HTTP)
 //	close  closes the connection on a chunk holding "BYE"
 //	panic  panics on a chunk holding "PANIC"
 type scriptFilter struct {
@@ -98,6 +102,13 @@ func (f *scriptFilter) OnData(side filters.Side, data *filters.Buffer, end bool)
 			time.AfterFunc(20*time.Millisecond, func() { f.c.Continue(side) })
 			return filters.StopAndBuffer
 		}
+	case "swap":
+		// Same-length rewrites, so HTTP framing holds.
+		from, to := "/old/", "/new/"
+		if side == filters.SideUpstream {
+			from, to = `"web"`, `"WEB"`
+		}
+		data.Set(bytes.ReplaceAll(data.Bytes(), []byte(from), []byte(to)))
 	case "close":
 		if bytes.Contains(data.Bytes(), []byte("BYE")) {
 			return filters.Stop
@@ -275,6 +286,50 @@ func TestNetworkFilterPanicClosesOnlyItsConnection(t *testing.T) {
 	}
 }
 
+// Network filters before an HTTP connection manager see and change the
+// bytes of the plaintext requests and responses of every request of a
+// connection, and can close it.
+func TestNetworkFiltersBeforeHTTP(t *testing.T) {
+	g := newGateway(t)
+	startBackend(t, g)
+	tag := uniqueTag("H")
+	g.mustApply(resourcev3.ListenerType, newListener("http", "127.0.0.1:0", &listenerv3.FilterChain{Filters: []*listenerv3.Filter{
+		scriptFilterOf(t, "swap:"+tag),
+		scriptFilterOf(t, "close:"+tag+"c"),
+		httpFilter(t, "web"),
+	}}))
+	base := "http://" + g.addr("http")
+	keepAlive := &http.Client{Timeout: 10 * time.Second}
+	for i := range 3 {
+		resp, e := get(t, keepAlive, fmt.Sprintf("%s/old/%d", base, i))
+		if resp.StatusCode != 200 || e.Path != fmt.Sprintf("/new/%d", i) || e.Service != "WEB" {
+			t.Errorf("request %d: %d, backend saw path %q, answered as service %q", i, resp.StatusCode, e.Path, e.Service)
+		}
+	}
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Header.Set("X-Say", "BYE")
+	if resp, err := plainClient().Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("a request the filter closes the connection on got %d", resp.StatusCode)
+	}
+	// The keep-alive connection is still open; the other one was closed.
+	waitEvent(t, tag+"c", tag+"c close downstream by gateway")
+	keepAlive.CloseIdleConnections()
+	waitEvent(t, tag+"c", tag+"c close downstream by peer")
+}
+
+// waitEvent waits for the script filters tagged tag to have recorded e.
+func waitEvent(t *testing.T, tag, e string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(eventsWith(tag), e) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q lack %q", eventsWith(tag), e)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Istio's telemetry network filters in a TCP chain are accepted and do
 // nothing, beside a network filter that does something.
 func TestIstioTelemetryNetworkFiltersAreNoops(t *testing.T) {
@@ -305,12 +360,20 @@ func TestNetworkFilterChainErrors(t *testing.T) {
 		err     string
 	}{
 		{"unknown network filter", []*listenerv3.Filter{unknown, tcpFilter(t, "x")}, `filters[0] "mystery".typed_config: network filter type.googleapis.com/google.protobuf.BoolValue is not supported`},
-		{"before an http connection manager", []*listenerv3.Filter{scriptFilterOf(t, "tag:H"), httpFilter(t, "r")}, `filters[0] "script": network filters run only before a tcp_proxy`},
+		{"before an http connection manager after TLS", []*listenerv3.Filter{scriptFilterOf(t, "tag:H"), httpFilter(t, "r")}, `filters[0] "script": network filters before an http_connection_manager run on plaintext chains only`},
 		{"after the tcp proxy", []*listenerv3.Filter{tcpFilter(t, "x"), scriptFilterOf(t, "tag:H")}, `filters[0] "envoy.filters.network.tcp_proxy": a terminal filter must be the last of the chain`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := g.apply(resourcev3.ListenerType, newListener("bad", "127.0.0.1:0", &listenerv3.FilterChain{Filters: tt.filters}))
+			fc := &listenerv3.FilterChain{Filters: tt.filters}
+			if strings.Contains(tt.name, "TLS") {
+				ca := newCA(t, "test CA")
+				cert := issue(t, &ca, "gw", false, "gw.example.com")
+				fc.TransportSocket = tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+					TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
+				}})
+			}
+			err := g.apply(resourcev3.ListenerType, newListener("bad", "127.0.0.1:0", fc))
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Fatalf("error %v, want one containing %q", err, tt.err)
 			}

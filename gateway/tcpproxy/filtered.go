@@ -75,8 +75,8 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	// The listener cancels ctx when its drain time is over.
 	stop := context.AfterFunc(ctx, s.Close)
 	defer stop()
-	s.ways[filters.SideDownstream].dst = up
-	s.ways[filters.SideUpstream].dst = down
+	s.ways[filters.SideDownstream].sink = writeTo(up)
+	s.ways[filters.SideUpstream].sink = writeTo(down)
 	s.last.Store(time.Now().UnixNano())
 	s.pumps.Add(2)
 	go s.pump(s.ways[filters.SideDownstream], down)
@@ -113,6 +113,8 @@ type session struct {
 	byPeer [2]atomic.Bool
 	last   atomic.Int64 // unix nanoseconds of the last read either way
 	pumps  sync.WaitGroup
+	// onClose, if set, is called once when the connection closes.
+	onClose func()
 }
 
 // Close ends the connection both ways. It never blocks.
@@ -126,7 +128,14 @@ func (s *session) Close() {
 		s.up.Close()
 	}
 	s.mu.Unlock()
+	if s.onClose != nil {
+		s.onClose()
+	}
 	s.signalDone()
+}
+
+func contextBackground() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 func (s *session) signalDone() { s.doneOnce.Do(func() { close(s.done) }) }
@@ -209,14 +218,15 @@ func (s *session) pump(w *way, src net.Conn) {
 
 // way is one direction of a session: data read from side passes the
 // filters (in order from the downstream, reversed from the upstream)
-// and is written to dst.
+// and goes to sink.
 type way struct {
 	s    *session
 	side filters.Side
-	dst  net.Conn
+	// sink takes what passed every filter, and the end of stream.
+	sink func(data []byte, end bool) error
 
-	// mu serializes the filters' calls for this way and the writes to
-	// dst: the way's own reads and Continue calls take turns.
+	// mu serializes the filters' calls for this way and sink: the
+	// way's own reads and Continue calls take turns.
 	mu    sync.Mutex
 	order []int             // filter indices, in the order data meets them
 	held  []*filters.Buffer // per stage, what its filter holds
@@ -303,8 +313,8 @@ func (w *way) run(k int, data []byte, end bool, src *filters.Buffer) bool {
 			w.gone[k] = true
 		}
 	}
-	if len(data) > 0 {
-		if _, err := w.dst.Write(data); err != nil {
+	if len(data) > 0 || end {
+		if err := w.sink(data, end); err != nil {
 			w.s.Close()
 			return false
 		}
@@ -312,13 +322,25 @@ func (w *way) run(k int, data []byte, end bool, src *filters.Buffer) bool {
 	if src != nil {
 		src.Set(src.Bytes()[:0])
 	}
-	if end {
-		halfClose(w.dst)
-		if w.s.ended.Add(1) == 2 {
-			w.s.signalDone()
-		}
+	if end && w.s.ended.Add(1) == 2 {
+		w.s.signalDone()
 	}
 	return true
+}
+
+// writeTo is the sink writing to c, half-closing it at the end.
+func writeTo(c net.Conn) func([]byte, bool) error {
+	return func(data []byte, end bool) error {
+		if len(data) > 0 {
+			if _, err := c.Write(data); err != nil {
+				return err
+			}
+		}
+		if end {
+			halfClose(c)
+		}
+		return nil
+	}
 }
 
 func (w *way) heldBytes() int {

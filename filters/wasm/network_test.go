@@ -3,11 +3,13 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +29,10 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/waygate/waygate/conformance/backend"
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/hcm"
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
 	"github.com/waygate/waygate/gateway/listener"
 	"github.com/waygate/waygate/gateway/snapshot"
 	"github.com/waygate/waygate/gateway/stats"
@@ -70,8 +74,18 @@ func startTCPGateway(t testing.TB, conf string, opts ...func(*wasmv3.PluginConfi
 // loopback echo backend, through a real listener.
 func startTCPProxy(t testing.TB, fs ...*listenerv3.Filter) *tcpGateway {
 	t.Helper()
-	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}}
-	g.backend = startTCPEcho(t)
+	return startChain(t, startTCPEcho(t), append(fs,
+		&listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAnyT(t, &tcpv3.TcpProxy{
+			StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "echo"},
+		})}},
+	)...)
+}
+
+// startChain serves a listener whose chain is fs, with cluster "echo"
+// at backend.
+func startChain(t testing.TB, backend string, fs ...*listenerv3.Filter) *tcpGateway {
+	t.Helper()
+	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}, backend: backend}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(g.logs, testLogWriter()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := &snapshot.Builder{HCM: &hcm.Compiler{Env: filters.Env{Log: log}, Stats: g.store}, Upstream: upstream.NewManager(), Log: log}
 	m := &listener.Manager{Views: b.View, Handler: &hcm.Handler{Views: b.View}, DrainTimeout: time.Second, Log: log}
@@ -113,11 +127,7 @@ func startTCPProxy(t testing.TB, fs ...*listenerv3.Filter) *tcpGateway {
 		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 			Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0},
 		}}},
-		FilterChains: []*listenerv3.FilterChain{{Filters: append(fs,
-			&listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAnyT(t, &tcpv3.TcpProxy{
-				StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "echo"},
-			})}},
-		)}},
+		FilterChains: []*listenerv3.FilterChain{{Filters: fs}},
 	})
 	g.addr = m.Addr("tcp")
 	return g
@@ -429,6 +439,47 @@ func TestNetworkPluginCrash(t *testing.T) {
 			}
 			t.Logf("after the crash: %v", counts)
 		})
+	}
+}
+
+// A network plugin before an HTTP connection manager sees the bytes of
+// plaintext HTTP: upper-casing them changes the path the backend sees,
+// its counters count both ways, and a crash closes the connection.
+func TestNetworkPluginBeforeHTTP(t *testing.T) {
+	be := startEcho(t, "web")
+	hcmFilter := &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{
+		TypedConfig: mustAnyT(t, hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "echo")))),
+	}}
+	t.Setenv(EnvCallTimeout, "5s")
+	plugin := networkFilter(t, networkConf(t, "upper", vmID(fmt.Sprintf("network-%d", gatewaySeq.Add(1)))))
+	g := startChain(t, be.Addr(), plugin, hcmFilter)
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + g.addr + "/some/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e backend.Echo
+	if err := json.Unmarshal(body, &e); err != nil || e.Path != "/SOME/PATH" {
+		t.Errorf("backend saw path %q (%v), want it upper-cased", e.Path, err)
+	}
+	down := g.store.Counter("wasmcustom.tcp_downstream_bytes").Value()
+	up := g.store.Counter("wasmcustom.tcp_upstream_bytes").Value()
+	if down < 30 || up < uint64(len(body)) {
+		t.Errorf("counted %d bytes down and %d up, want the request's and the response's", down, up)
+	}
+	req, _ := http.NewRequest("GET", "http://"+g.addr+"/", nil)
+	req.Header.Set("X-Test", "CRASH")
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("the request crashing the plugin got %d, want its connection closed", resp.StatusCode)
+	}
+	c.CloseIdleConnections()
+	if resp, err := c.Get("http://" + g.addr + "/after"); err != nil {
+		t.Errorf("after the crash: %v", err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 // Network filters see the bytes of a TCP connection, both ways, before
 // the terminal tcp_proxy pipes them, as Envoy's read and write filters
 // do (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/listeners/network_filters).
-// A listener's filter chain lists them before its tcp_proxy; data from
-// the downstream goes through them in that order, data from the upstream
-// in the reverse order.
+// A listener's filter chain lists them before its tcp_proxy (or a
+// plaintext http_connection_manager); data from the downstream goes
+// through them in that order, data to it in the reverse order.
 
 // Side is a side of a proxied connection.
 type Side uint8
@@ -22,7 +22,9 @@ type Side uint8
 const (
 	// SideDownstream is the client side: data read from the client.
 	SideDownstream Side = iota
-	// SideUpstream is the backend side: data read from the upstream.
+	// SideUpstream is the backend side: data on its way to the client,
+	// read from the upstream by the tcp_proxy, or written by the HTTP
+	// connection manager (Envoy's write filters see it).
 	SideUpstream
 )
 

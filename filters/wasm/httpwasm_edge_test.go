@@ -51,6 +51,41 @@ func TestHTTPWasmSlowClientBody(t *testing.T) {
 	}
 }
 
+// TestHTTPWasmStalledClientBody checks that a client that stops
+// sending the body a guest reads gets 408 without costing the instance,
+// and that other requests are served meanwhile.
+func TestHTTPWasmStalledClientBody(t *testing.T) {
+	t.Setenv(EnvCallTimeout, "100ms")
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "features"))},
+		hcmtest.StaticCluster("body", startBodyEcho(t)))
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: body\r\nx-test: bufreq\r\nContent-Length: 10\r\n\r\nstall")
+	for range 3 {
+		if r := do(t, "POST", g.url+"/", "meanwhile", "host", "body", "x-test", "bufreq"); r.status != 200 || r.body != "meanwhile" {
+			t.Errorf("meanwhile: %d %q", r.status, r.body)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 408 {
+		t.Errorf("stalled client: %d, want 408", resp.StatusCode)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the stalled client was answered after %v", took)
+	}
+	if n := g.store.Counter("wasm.httpwasm.vm_failures").Value(); n != 0 {
+		t.Errorf("vm_failures = %d, want 0", n)
+	}
+}
+
 // TestHTTPWasmBodyOverBufferLimit checks that a body the guest buffers
 // beyond the chain's buffer limit gets 413 and never reaches upstream.
 func TestHTTPWasmBodyOverBufferLimit(t *testing.T) {

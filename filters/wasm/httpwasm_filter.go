@@ -53,6 +53,9 @@ type hwStream struct {
 	reqWritten []byte
 	reqWrote   bool
 	reqAfter   []byte // what read_body returns of the buffered body after next
+	readBuf    []byte // what a read from the client lands in
+	pending    []byte // read from the client, not yet by the guest
+	pendingErr error  // how the client's last read ended
 
 	// The response the guest builds in handle_request: it is the local
 	// reply when the guest does not call next, and is merged into the
@@ -96,8 +99,11 @@ func (s *hwStream) OnRequestHeaders(x *filters.Exchange, endStream bool) filters
 	}
 	if s.reqErr != nil {
 		s.responded = true
-		if errors.Is(s.reqErr, errHWBodyTooLarge) {
+		switch {
+		case errors.Is(s.reqErr, errHWBodyTooLarge):
 			x.SendLocalReply(filters.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: "Payload Too Large", Details: "request_payload_too_large"})
+		case errors.Is(s.reqErr, errHWBodyStalled):
+			x.SendLocalReply(filters.LocalReply{Status: http.StatusRequestTimeout, Body: "Request Timeout", Details: "wasm_request_body_stalled"})
 		}
 		// Otherwise the downstream went away while the guest read its
 		// body: the stream is reset.
@@ -125,15 +131,20 @@ func (s *hwStream) OnRequestHeaders(x *filters.Exchange, endStream bool) filters
 // else what it read with buffer_request on followed by the rest.
 func (s *hwStream) replaceRequestBody(x *filters.Exchange) {
 	src := x.RequestBody
+	// What was read ahead of the guest goes first of the rest.
+	var rest io.Reader = src
+	if len(s.pending) > 0 {
+		rest = io.MultiReader(bytes.NewReader(s.pending), src)
+	}
 	switch {
 	case s.reqWrote:
 		x.RequestBody = io.NopCloser(bytes.NewReader(s.reqWritten))
 	case s.features&featureBufferRequest != 0 && s.reqEOF:
 		x.RequestBody = io.NopCloser(bytes.NewReader(s.reqRead))
 	case s.features&featureBufferRequest != 0:
-		x.RequestBody = readCloser{io.MultiReader(bytes.NewReader(s.reqRead), src), src}
+		x.RequestBody = readCloser{io.MultiReader(bytes.NewReader(s.reqRead), rest), src}
 	default:
-		return
+		x.RequestBody = readCloser{rest, src}
 	}
 	if s.features&featureBufferRequest != 0 {
 		s.reqAfter = s.reqRead
@@ -244,8 +255,26 @@ func (s *hwStream) OnDone(x *filters.Exchange) {
 }
 
 // lock locks a live instance for the stream's first call, moving it off
-// a dead one.
+// a dead one, or off a busy one when another is free: a stream holds no
+// state in an instance before its first call, and an instance may be
+// busy for long, waiting on a client's body for a guest.
 func (s *hwStream) lock() *hwVM {
+	if v := s.vm; v != nil && !v.dead.Load() && v.mu.TryLock() {
+		if !v.dead.Load() {
+			return v
+		}
+		v.mu.Unlock()
+	}
+	for i := range s.f.pool.slots {
+		v := s.f.pool.slots[i].vm.Load()
+		if v != nil && v != s.vm && !v.dead.Load() && v.mu.TryLock() {
+			if !v.dead.Load() {
+				s.vm = v
+				return v
+			}
+			v.mu.Unlock()
+		}
+	}
 	for range 3 {
 		v := s.vm
 		if v == nil || v.dead.Load() {

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -426,9 +427,9 @@ func (s *hwStream) readRequest(v *hwVM, dst []byte) uint64 {
 	}
 	s.reqTouched = true
 	v.deadline.disarm()
-	n, err := io.ReadFull(s.x.RequestBody, dst)
+	n, err := s.readClient(dst, hwBodyWait*v.pool.opts.CallTimeout)
 	v.deadline.arm(v.pool.opts.CallTimeout)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) {
 		s.reqEOF, err = true, nil
 	}
 	if err != nil {
@@ -446,6 +447,67 @@ func (s *hwStream) readRequest(v *hwVM, dst []byte) uint64 {
 	}
 	return hwEOFLen(s.reqEOF, n)
 }
+
+// hwBodyWait, times the call timeout, bounds how long read_body waits
+// for the client to send more: the instance serves no other stream
+// meanwhile, so a stalled client gets 408 rather than stall it.
+const hwBodyWait = 10
+
+var errHWBodyStalled = errors.New("client stalled sending the request body")
+
+type hwReadResult struct {
+	n   int
+	err error
+}
+
+// readClient reads from the request body what the client has sent, up
+// to len(dst) bytes, waiting at most wait for it. The read runs in a
+// goroutine of its own, into a buffer of the stream's (a read given up
+// on must never write into the guest's memory later), and reads ahead
+// so that a guest reading in small chunks costs one wait per chunk of
+// the client's, not one per call.
+func (s *hwStream) readClient(dst []byte, wait time.Duration) (int, error) {
+	if len(s.pending) == 0 && s.pendingErr == nil {
+		if cap(s.readBuf) < max(len(dst), hwReadAhead) {
+			s.readBuf = make([]byte, max(len(dst), hwReadAhead))
+		}
+		buf := s.readBuf[:cap(s.readBuf)]
+		done := make(chan hwReadResult, 1)
+		body := s.x.RequestBody
+		go func() {
+			n, err := body.Read(buf)
+			done <- hwReadResult{n, err}
+		}()
+		t := time.NewTimer(wait)
+		select {
+		case r := <-done:
+			t.Stop()
+			s.pending, s.pendingErr = buf[:r.n], r.err
+		case <-t.C:
+			// The goroutine still owns buf; the stream ends now.
+			s.readBuf = nil
+			return 0, errHWBodyStalled
+		}
+	}
+	n := copy(dst, s.pending)
+	s.pending = s.pending[n:]
+	if len(s.pending) > 0 {
+		return n, nil
+	}
+	err := s.pendingErr
+	s.pendingErr = nil
+	if err != nil && err != io.EOF {
+		return n, err
+	}
+	if err == io.EOF {
+		// Keep answering EOF.
+		s.pendingErr = io.EOF
+	}
+	return n, err
+}
+
+// hwReadAhead is the least a read from the client asks for.
+const hwReadAhead = 16 << 10
 
 // hwWriteBody writes to a body: the first write of a call replaces it.
 // The request body before next; the response body before next (it

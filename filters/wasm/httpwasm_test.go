@@ -183,6 +183,8 @@ func TestHTTPWasmFeatures(t *testing.T) {
 		}},
 		{test: "bufreq", host: "body", method: "POST", body: "the request body", status: 200, wantBody: "the request body"},
 		{test: "readnobuf", host: "body", method: "POST", body: "consumed", status: 200, wantBody: ""},
+		{test: "bufreq-part", host: "body", method: "POST", body: "read in part", status: 200, wantBody: "read in part"},
+		{test: "readnobuf-part", host: "body", method: "POST", body: "read in part", status: 200, wantBody: " in part"},
 		{test: "writereq", host: "body", method: "POST", body: "original", status: 200, wantBody: "replaced body"},
 		{test: "prebody", host: "body", method: "POST", body: "upstream", status: 200, wantBody: "pre:upstream"},
 		{test: "route", status: 200, echo: func(t *testing.T, r result) {

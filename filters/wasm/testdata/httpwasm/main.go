@@ -159,6 +159,14 @@ func feature(test string) uint64 {
 		b := body(kindRequest, 7)
 		setHeader(kindRequest, "x-body-len", strconv.Itoa(len(b)))
 		return 1
+	case "bufreq-part", "readnobuf-part":
+		if test == "bufreq-part" {
+			enableFeatures(featureBufferRequest)
+		}
+		buf := make([]byte, 4)
+		r := readBody(kindRequest, bp(buf), 4)
+		setHeader(kindRequest, "x-first", string(buf[:uint32(r)]))
+		return 1
 	case "readnobuf":
 		b := body(kindRequest, 1024)
 		setHeader(kindRequest, "x-body-len", strconv.Itoa(len(b)))

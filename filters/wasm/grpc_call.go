@@ -147,12 +147,12 @@ func (v *vm) grpcClose(c *grpcCall, err error) {
 }
 
 // grpcDeliver runs callback f on the call's root context, unless the
-// plugin let go of the call or the instance died; it reports whether
-// the call is still wanted. last removes the call first.
+// plugin let go of the call (or was unloaded) or the instance died; it
+// reports whether the call is still wanted. last removes the call first.
 func (v *vm) grpcDeliver(c *grpcCall, f api.Function, arg uint64, in grpcIn, last bool) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.dead.Load() || v.grpc[c.id] != c {
+	if v.dead.Load() || v.grpc[c.id] != c || v.rootByID[c.root] == nil {
 		c.cancel()
 		return false
 	}

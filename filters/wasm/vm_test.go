@@ -98,3 +98,35 @@ func newFactoryEnv(t *testing.T, pb *wasmfilterv3.Wasm, env filters.Env, o Optio
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestPluginCallbacksReachTheirRoot loads two plugins into one VM: the
+// first ticks, the second makes a gRPC call. Each root context gets
+// its own callbacks: the ticks reach the first plugin only, the call's
+// answer the second one's root context.
+func TestPluginCallbacksReachTheirRoot(t *testing.T) {
+	srv := startEchoServer(t)
+	// A pointer: plugins share a pool only in one gateway, whose
+	// upstream compares equal.
+	env := filters.Env{Log: testLog(t), Upstream: &struct{ clusterDialer }{clusterDialer{"echo": srv.addr}}}
+	o := Options{PoolSize: 1}
+	vm := vmID("callbacks_" + t.Name())
+	ticker := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=count value=T tick=5", rootID("ticker"), vm), env, o)
+	caller := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=grpc-unary upstream=echo", rootID("caller"), vm), env, o)
+	if ticker.pool != caller.pool {
+		t.Fatal("plugins of one vm_config run in two pools")
+	}
+	body, _ := requestHeaders(t, caller, "X-Msg", "hi")
+	if want := "receive echo:hi md=from-plugin svc= root=caller"; body != want {
+		t.Errorf("gRPC answer: %q, want %q", body, want)
+	}
+	eventually(t, "ticks on the ticking plugin's root context", func() bool {
+		_, h := requestHeaders(t, ticker)
+		return h.Get("X-Ticker-Ticks") != "0"
+	})
+	v := caller.pool.slots[0].vm.Load()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.roots[caller.plugin]; r == nil || r.tickStop != nil {
+		t.Errorf("the calling plugin's root context ticks: %+v", r)
+	}
+}

@@ -36,6 +36,9 @@ func proxySetEffectiveContext(id uint32) uint32
 //go:wasmimport env proxy_get_status
 func proxyGetStatus(code, ptr, size unsafe.Pointer) uint32
 
+//go:wasmimport env proxy_set_tick_period_milliseconds
+func proxySetTickPeriodMilliseconds(ms uint32) uint32
+
 //go:wasmimport env proxy_grpc_call
 func proxyGRPCCall(up unsafe.Pointer, upSize uint32, svc unsafe.Pointer, svcSize uint32, method unsafe.Pointer, methodSize uint32, md unsafe.Pointer, mdSize uint32, msg unsafe.Pointer, msgSize uint32, timeout uint32, id unsafe.Pointer) uint32
 

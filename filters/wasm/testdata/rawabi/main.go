@@ -9,9 +9,10 @@ import (
 // root is one plugin's root context: several plugins may share the VM,
 // each with its own root_id and configuration.
 type root struct {
-	id   uint32
-	name string // plugin_root_id
-	conf map[string]string
+	id    uint32
+	name  string // plugin_root_id
+	conf  map[string]string
+	ticks int
 }
 
 // call is an outstanding gRPC call or stream made for a paused stream.
@@ -67,7 +68,16 @@ func proxyOnConfigure(id, size uint32) uint32 {
 		logError("configuration refused")
 		return 0
 	}
+	if ms, err := strconv.Atoi(r.conf["tick"]); err == nil {
+		proxySetTickPeriodMilliseconds(uint32(ms))
+	}
 	return 1
+}
+
+//go:wasmexport proxy_on_tick
+func proxyOnTick(id uint32) {
+	enter()
+	roots[id].ticks++
 }
 
 //go:wasmexport proxy_on_request_headers
@@ -79,6 +89,7 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 		requests++
 		addHeader(mapRequestHeaders, "x-"+r.name+"-config", r.conf["value"])
 		addHeader(mapRequestHeaders, "x-vm-requests", strconv.Itoa(requests))
+		addHeader(mapRequestHeaders, "x-"+r.name+"-ticks", strconv.Itoa(r.ticks))
 		return 0
 	case "grpc-unary":
 		msg, _ := headerValue(mapRequestHeaders, "x-msg")

@@ -44,8 +44,8 @@ type hwStream struct {
 	failed    bool // the fail strategy was applied
 	routeMod  bool // request headers, method or path changed
 
-	// The request body: what the guest read (kept when buffering), the
-	// reader it came from, and what it wrote.
+	// The request body: what the guest read (kept when buffering) and
+	// what it wrote.
 	reqRead    []byte
 	reqTouched bool
 	reqEOF     bool

@@ -97,12 +97,14 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 	}
 	rt.FinalizeRequest(x, wc, true)
 
-	ctx := x.Context
-	cancel := context.CancelFunc(func() {})
+	// The route timeout is a deadline the upstream pool applies to the
+	// connection (see upstream.Cluster.Send), not a context: a context
+	// with a timer, and the watch the pool puts on it, cost a request
+	// eight allocations.
+	var deadline time.Time
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		deadline = time.Now().Add(timeout)
 	}
-	defer cancel()
 
 	f.mirror(x, fwd, endStream)
 
@@ -114,6 +116,12 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 	}
 
 	if isUpgrade(h) {
+		ctx := x.Context
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 		f.upgrade(ctx, x, rt, cl, pc)
 		return
 	}
@@ -146,6 +154,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 	}()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 && !before(deadline) {
+			// The route's time ran out in the backoff.
+			f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
+			return
+		}
 		x.Info.Attempts = attempt
 		ep, err := pickAvoiding(cl, pc, tried, retry)
 		if err != nil {
@@ -159,17 +172,19 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		}
 		// Each try has its own deadline under the route's; it covers the
 		// response body too, as the route timeout does.
-		tryCtx, cancelTry := ctx, context.CancelFunc(nil)
+		tryDeadline := deadline
 		if perTry > 0 {
-			tryCtx, cancelTry = context.WithTimeout(ctx, perTry)
+			if t := time.Now().Add(perTry); deadline.IsZero() || t.Before(deadline) {
+				tryDeadline = t
+			}
 		}
-		req := newUpstreamRequest(tryCtx, x, ep.Address, endStream)
+		req := outboundRequest(x, ep.Address, endStream)
 		cl.Stats.Count(upstream.RqTotal)
 		if attempt > 1 {
 			cl.Stats.Count(upstream.RqRetry)
 		}
 		tryStart := time.Now()
-		resp, err := cl.RoundTrip(ep, req, x.Request.Protocol == "HTTP/2.0")
+		resp, err := cl.Send(x.Context, ep, req, x.Request.Protocol == "HTTP/2.0", tryDeadline)
 		last := attempt >= maxAttempts
 		if retrying {
 			cl.EndRetry()
@@ -178,17 +193,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		if errors.Is(err, upstream.ErrOverflow) {
 			// A circuit breaker refused the attempt; Envoy does not
 			// retry an overflow.
-			if cancelTry != nil {
-				cancelTry()
-			}
 			f.overflow(x, rt)
 			return
 		}
 		if err != nil {
-			tryTimedOut := tryCtx.Err() != nil
-			if cancelTry != nil {
-				cancelTry()
-			}
+			tryTimedOut := errors.Is(err, context.DeadlineExceeded)
 			if rep := x.LocalReply(); rep != nil {
 				// A request body filter answered while the body was
 				// being sent (the connection manager then cancels the
@@ -203,8 +212,8 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			if tryTimedOut {
 				cl.Stats.Count(upstream.RqTimeout)
 				cl.Report(ep, http.StatusGatewayTimeout, err)
-				if ctx.Err() == nil && !last && retry != nil && retriableTimeout(retry) && startRetry(cl, &retrying) {
-					backoff(ctx, retry, attempt)
+				if before(deadline) && !last && retry != nil && retriableTimeout(retry) && startRetry(cl, &retrying) {
+					backoff(x.Context, deadline, retry, attempt)
 					continue
 				}
 				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
@@ -216,7 +225,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			}
 			cl.Report(ep, 0, err)
 			if !last && retry != nil && retriableError(retry, connectFail) && startRetry(cl, &retrying) {
-				backoff(ctx, retry, attempt)
+				backoff(x.Context, deadline, retry, attempt)
 				continue
 			}
 			if connectFail {
@@ -231,10 +240,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		if !last && retry != nil && retriableStatus(retry, resp) && startRetry(cl, &retrying) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			if cancelTry != nil {
-				cancelTry()
-			}
-			backoff(ctx, retry, attempt)
+			backoff(x.Context, deadline, retry, attempt)
 			continue
 		}
 		if attempt > 1 {
@@ -244,10 +250,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		if setCookie != "" {
 			resp.Header.Add("Set-Cookie", setCookie)
 		}
-		f.respond(tryCtx, x, rt, wc, resp)
-		if cancelTry != nil {
-			cancelTry()
-		}
+		f.respond(x, rt, wc, resp)
 		return
 	}
 }
@@ -264,20 +267,36 @@ func (f *filter) overflow(x *filters.Exchange, rt *routes.Route) {
 	f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyOverflow, Header: h, Details: "upstream_reset_before_response_started{overflow}", Flag: "UO"})
 }
 
-// newUpstreamRequest builds the request for one attempt. The path is
-// sent byte for byte as the downstream sent it (after rewrites).
+// before reports whether a deadline (zero for none) is still ahead.
+func before(deadline time.Time) bool { return deadline.IsZero() || time.Now().Before(deadline) }
+
+// newUpstreamRequest builds the request for one attempt, carrying ctx.
 func newUpstreamRequest(ctx context.Context, x *filters.Exchange, addr string, endStream bool) *http.Request {
+	return outboundRequest(x, addr, endStream).WithContext(ctx)
+}
+
+// outbound is a request and its URL, allocated together.
+type outbound struct {
+	req http.Request
+	u   url.URL
+}
+
+// outboundRequest builds the request for one attempt, without a
+// context: upstream.Cluster.Send takes it apart. The path is sent byte
+// for byte as the downstream sent it (after rewrites).
+func outboundRequest(x *filters.Exchange, addr string, endStream bool) *http.Request {
+	o := &outbound{}
 	path, query, _ := strings.Cut(x.Request.Path, "?")
-	u := &url.URL{Scheme: "http", Host: addr, RawQuery: query}
+	o.u = url.URL{Scheme: "http", Host: addr, RawQuery: query}
 	if strings.HasPrefix(path, "//") {
-		u.Path = path
+		o.u.Path = path
 	} else {
-		u.Opaque = path
+		o.u.Opaque = path
 	}
 	keepUserAgentUnset(x.Request.Header)
-	req := &http.Request{
+	o.req = http.Request{
 		Method:     x.Request.Method,
-		URL:        u,
+		URL:        &o.u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -285,17 +304,19 @@ func newUpstreamRequest(ctx context.Context, x *filters.Exchange, addr string, e
 		Host:       x.Request.Authority,
 	}
 	if !endStream {
-		req.Body = x.RequestBody
-		req.ContentLength = x.Request.ContentLength
-		if req.ContentLength == 0 {
-			req.ContentLength = -1
+		o.req.Body = x.RequestBody
+		o.req.ContentLength = x.Request.ContentLength
+		if o.req.ContentLength == 0 {
+			o.req.ContentLength = -1
 		}
 	}
-	return req.WithContext(ctx)
+	return &o.req
 }
 
 // respond streams the upstream response through the response filters.
-func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Route, wc *routes.WeightedCluster, resp *http.Response) {
+// A body read that failed with context.DeadlineExceeded ran out of the
+// route's (or the try's) time.
+func (f *filter) respond(x *filters.Exchange, rt *routes.Route, wc *routes.WeightedCluster, resp *http.Response) {
 	defer resp.Body.Close()
 	x.Response.Status = resp.StatusCode
 	h := x.Response.Header
@@ -342,7 +363,7 @@ func (f *filter) respond(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 			break
 		}
 		if err != nil {
-			if ctx.Err() == context.DeadlineExceeded && !enc.Started() {
+			if errors.Is(err, context.DeadlineExceeded) && !enc.Started() {
 				f.local(x, rt, filters.LocalReply{Status: http.StatusGatewayTimeout, Body: bodyTimeout, Details: "upstream_response_timeout", Flag: "UT"})
 				return
 			}

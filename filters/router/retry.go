@@ -96,12 +96,16 @@ func retriableStatus(p *routes.RetryPolicy, resp *http.Response) bool {
 
 // backoff sleeps before the next attempt: Envoy's fully jittered
 // exponential backoff, base * 2^(attempt-1), capped at the max.
-func backoff(ctx context.Context, p *routes.RetryPolicy, attempt int) {
+func backoff(ctx context.Context, deadline time.Time, p *routes.RetryPolicy, attempt int) {
 	ceil := p.BackOffBase << uint(min(attempt-1, 16))
 	if ceil > p.BackOffMax || ceil <= 0 {
 		ceil = p.BackOffMax
 	}
 	d := time.Duration(rand.Int64N(int64(ceil) + 1))
+	if !deadline.IsZero() {
+		// Not past the route's timeout.
+		d = max(min(d, time.Until(deadline)), 0)
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

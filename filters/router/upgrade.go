@@ -34,7 +34,7 @@ func (f *filter) upgrade(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 		return
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		f.respond(ctx, x, rt, nil, resp)
+		f.respond(x, rt, nil, resp)
 		return
 	}
 	up, ok := resp.Body.(io.ReadWriteCloser)

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,17 @@ func (c *Cluster) Pick(pc PickContext) (*Endpoint, error) {
 // max_pending_requests, until its body is closed; ErrOverflow says a
 // circuit breaker refused it.
 func (c *Cluster) RoundTrip(ep *Endpoint, req *http.Request, downstreamHTTP2 bool) (*http.Response, error) {
+	return c.Send(req.Context(), ep, req, downstreamHTTP2, time.Time{})
+}
+
+// Send is RoundTrip with the request's context given apart from req and
+// a deadline (zero for none) that bounds the wait for a connection, the
+// response head and the response body. A request that ran out of time
+// fails with context.DeadlineExceeded, from Send or from the body's
+// Read. Over the HTTP/1.1 pool the deadline is the connection's read
+// deadline and ctx is watched with context.AfterFunc, so a request
+// costs no context, timer or Request copy of its own.
+func (c *Cluster) Send(ctx context.Context, ep *Endpoint, req *http.Request, downstreamHTTP2 bool, deadline time.Time) (*http.Response, error) {
 	st := c.state
 	if st == nil || ep.host == nil {
 		return nil, fmt.Errorf("cluster %q: endpoint %s was not picked from a cluster built by a Manager", c.Name, ep.Address)
@@ -92,15 +104,23 @@ func (c *Cluster) RoundTrip(ep *Endpoint, req *http.Request, downstreamHTTP2 boo
 	h := ep.host
 	h.active.Add(1)
 	if c.Protocol == HTTP2 || (c.Protocol == FollowDownstream && downstreamHTTP2) {
+		cancel := context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		if ctx != req.Context() {
+			req = req.WithContext(ctx)
+		}
 		resp, err := st.h2.RoundTrip(req)
 		if err != nil {
+			cancel()
 			h.requestDone(b)
 			return nil, err
 		}
-		resp.Body = &streamBody{ReadCloser: resp.Body, h: h, b: b}
+		resp.Body = &streamBody{ReadCloser: resp.Body, h: h, b: b, cancel: cancel}
 		return resp, nil
 	}
-	resp, err := h.pool.roundTrip(req)
+	resp, err := h.pool.roundTrip(ctx, req, deadline)
 	if err != nil {
 		h.requestDone(b)
 	}
@@ -111,23 +131,29 @@ func (c *Cluster) RoundTrip(ep *Endpoint, req *http.Request, downstreamHTTP2 boo
 // done.
 type streamBody struct {
 	io.ReadCloser
-	h    *host
-	b    *breakers
-	once sync.Once
+	h      *host
+	b      *breakers
+	cancel context.CancelFunc // ends Send's deadline context
+	once   sync.Once
 }
 
 func (s *streamBody) Read(p []byte) (int, error) {
 	n, err := s.ReadCloser.Read(p)
 	if err != nil {
-		s.once.Do(func() { s.h.requestDone(s.b) })
+		s.once.Do(s.done)
 	}
 	return n, err
 }
 
 func (s *streamBody) Close() error {
 	err := s.ReadCloser.Close()
-	s.once.Do(func() { s.h.requestDone(s.b) })
+	s.once.Do(s.done)
 	return err
+}
+
+func (s *streamBody) done() {
+	s.h.requestDone(s.b)
+	s.cancel()
 }
 
 // Report tells outlier detection how an attempt on ep ended: its

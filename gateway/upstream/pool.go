@@ -62,8 +62,9 @@ func newConnPool(addr string, b *breakers, s poolSettings, st *ClusterStats, dia
 	return p
 }
 
-// get returns a connection for one request.
-func (p *connPool) get(ctx context.Context) (*conn, error) {
+// get returns a connection for one request, waiting for one until ctx
+// ends or the deadline (zero for none) passes.
+func (p *connPool) get(ctx context.Context, deadline time.Time) (*conn, error) {
 	now := time.Now()
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
@@ -92,7 +93,7 @@ func (p *connPool) get(ctx context.Context) (*conn, error) {
 	if acquire(&p.b.connections, lim.maxConnections) {
 		p.open++
 		p.mu.Unlock()
-		return p.connect(ctx)
+		return p.connect(ctx, deadline)
 	}
 	p.st.Count(CxOverflow)
 	if p.open == 0 {
@@ -102,40 +103,50 @@ func (p *connPool) get(ctx context.Context) (*conn, error) {
 		p.b.connections.Add(1)
 		p.open++
 		p.mu.Unlock()
-		return p.connect(ctx)
+		return p.connect(ctx, deadline)
 	}
 	ch := make(chan grant, 1)
 	p.waiters = append(p.waiters, ch)
 	p.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	var err error
 	select {
 	case g := <-ch:
 		if g.dial {
-			return p.connect(ctx)
+			return p.connect(ctx, deadline)
 		}
 		return g.c, nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		removed := false
-		for i, w := range p.waiters {
-			if w == ch {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				removed = true
-				break
-			}
-		}
-		p.mu.Unlock()
-		if !removed {
-			// A grant raced the cancellation: pass it on.
-			if g := <-ch; g.c != nil {
-				p.put(g.c, true)
-			} else {
-				p.mu.Lock()
-				p.dropSlotLocked()
-				p.mu.Unlock()
-			}
-		}
-		return nil, ctx.Err()
+		err = ctx.Err()
+	case <-expired:
+		err = context.DeadlineExceeded
 	}
+	p.mu.Lock()
+	removed := false
+	for i, w := range p.waiters {
+		if w == ch {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			removed = true
+			break
+		}
+	}
+	p.mu.Unlock()
+	if !removed {
+		// A grant raced the cancellation: pass it on.
+		if g := <-ch; g.c != nil {
+			p.put(g.c, true)
+		} else {
+			p.mu.Lock()
+			p.dropSlotLocked()
+			p.mu.Unlock()
+		}
+	}
+	return nil, err
 }
 
 var errPoolClosed = errors.New("connection pool closed")
@@ -150,7 +161,12 @@ var errPoolClosed = errors.New("connection pool closed")
 const freshIdle = 5 * time.Millisecond
 
 // connect dials for a slot already counted in p.open and connections.
-func (p *connPool) connect(ctx context.Context) (*conn, error) {
+func (p *connPool) connect(ctx context.Context, deadline time.Time) (*conn, error) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	nc, err := p.dial(ctx, "tcp", p.addr)
 	if err != nil {
 		p.mu.Lock()
@@ -228,19 +244,19 @@ func (p *connPool) closeIdle(final bool) {
 // body that failed on a reused connection before any response byte
 // arrived is sent once more: the server closed the connection while it
 // sat idle.
-func (p *connPool) roundTrip(req *http.Request) (*http.Response, error) {
+func (p *connPool) roundTrip(ctx context.Context, req *http.Request, deadline time.Time) (*http.Response, error) {
 	for try := 0; ; try++ {
-		c, err := p.get(req.Context())
+		c, err := p.get(ctx, deadline)
 		if err != nil {
 			return nil, err
 		}
 		reused := c.served > 0
-		resp, err := c.roundTrip(req)
+		resp, err := c.roundTrip(ctx, req, deadline)
 		if err == nil {
 			return resp, nil
 		}
 		replayable := req.Body == nil || req.Body == http.NoBody
-		if !reused || !replayable || try > 0 || req.Context().Err() != nil || !isStaleConn(err) {
+		if !reused || !replayable || try > 0 || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || !isStaleConn(err) {
 			return nil, err
 		}
 	}
@@ -279,14 +295,19 @@ func (c *conn) alive() bool { return c.br.Buffered() == 0 && c.peek.alive() }
 // roundTrip writes req and reads the response head. The connection
 // goes back to the pool when the response body is read to its end or
 // closed.
-func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, deadline time.Time) (*http.Response, error) {
 	c.served++
-	ctx := req.Context()
-	stop := func() bool { return true }
+	stop := notWatched
 	if ctx.Done() != nil {
-		// Cancellation (route timeout, downstream gone) unblocks any
+		// Cancellation (downstream gone, stream idle) unblocks any
 		// read or write on the connection, which then is not reused.
 		stop = context.AfterFunc(ctx, c.abort)
+	}
+	if !deadline.IsZero() {
+		// The deadline bounds the response head and body; the
+		// request's writes end with it too, as the connection is
+		// then closed.
+		_ = c.nc.SetReadDeadline(deadline)
 	}
 	var wrote chan error
 	if req.Body == nil || req.Body == http.NoBody {
@@ -335,16 +356,14 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 			wrote <- err
 		}()
 	}
-	b := &body{c: c, stop: stop, wrote: wrote}
+	b := &body{c: c, stop: stop, wrote: wrote, ctx: ctx, deadline: !deadline.IsZero()}
 	resp, err := readResponse(c.br, req, &b.fr)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 		resp, err = readResponse(c.br, req, &b.fr)
 	}
 	if err != nil {
 		stop()
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
+		err = b.reason(err)
 		c.nc.Close()
 		c.releaseAfterWrite(wrote, false)
 		return nil, err
@@ -360,6 +379,10 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// notWatched is the stop function of a request whose context cannot
+// end.
+func notWatched() bool { return true }
+
 // body is a pooled response body: its end returns the connection and
 // ends the request's accounting.
 type body struct {
@@ -372,14 +395,33 @@ type body struct {
 	done       bool
 	// fr frames the response body, when the pool's codec read it.
 	fr framed
+	// ctx and deadline say why a read failed: see reason.
+	ctx      context.Context
+	deadline bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.finish(true)
+	} else if err != nil {
+		err = b.reason(err)
 	}
 	return n, err
+}
+
+// reason reports a read or write that failed because the request's
+// context ended (which aborts the connection) or its deadline passed as
+// that context's error or context.DeadlineExceeded.
+func (b *body) reason(err error) error {
+	if e := b.ctx.Err(); e != nil {
+		return e
+	}
+	var ne net.Error
+	if b.deadline && errors.As(err, &ne) && ne.Timeout() {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 func (b *body) Close() error {
@@ -400,6 +442,9 @@ func (b *body) finish(clean bool) {
 	b.mu.Unlock()
 	c := b.c
 	reusable := clean && !b.closeAfter && b.stop()
+	if reusable && b.deadline {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	if !clean {
 		b.stop()
 		c.nc.Close()

@@ -197,6 +197,7 @@ func TestHTTPWasmFeatures(t *testing.T) {
 		{test: "bad-uri", status: 500, wantBody: "wasm plugin failed"},
 		{test: "trailer-set", status: 500, wantBody: "wasm plugin failed"},
 		{test: "bad-status", status: 500, wantBody: "wasm plugin failed"},
+		{test: "future", status: 500, wantBody: "wasm plugin failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.test, func(t *testing.T) {
@@ -228,8 +229,8 @@ func TestHTTPWasmFeatures(t *testing.T) {
 	if n := u.canary.Requests(); n != 1 {
 		t.Errorf("canary got %d requests, want 1", n)
 	}
-	if got := g.store.Counter("wasm.httpwasm.vm_failures").Value(); got != 5 {
-		t.Errorf("vm_failures = %d, want 5 (one per forbidden call)", got)
+	if got := g.store.Counter("wasm.httpwasm.vm_failures").Value(); got != 6 {
+		t.Errorf("vm_failures = %d, want 6 (one per forbidden call)", got)
 	}
 }
 

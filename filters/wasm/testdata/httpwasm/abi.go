@@ -65,6 +65,12 @@ func getStatusCode() uint32
 //go:wasmimport http_handler set_status_code
 func setStatusCode(code uint32)
 
+// futureFunction is not in the ABI the host implements: the guest
+// links, and calling it traps.
+//
+//go:wasmimport http_handler future_function
+func futureFunction() uint32
+
 const (
 	featureBufferRequest  = 1
 	featureBufferResponse = 2

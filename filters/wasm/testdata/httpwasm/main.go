@@ -189,6 +189,9 @@ func feature(test string) uint64 {
 		p, n := sp("no slash")
 		setURI(p, n)
 		return 1
+	case "future":
+		futureFunction()
+		return 1
 	case "bad-status":
 		setStatusCode(101)
 		return 0

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -21,8 +22,50 @@ const RouterTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.
 
 // ErrMissingExtension marks a compile that needs an extension config
 // (ECDS) not received yet. The listener warms until it arrives, as an
-// Envoy listener waits for its filter configs.
+// Envoy listener waits for its filter configs. The error is a
+// *MissingExtensionError.
 var ErrMissingExtension = errors.New("extension config not received yet")
+
+// DefaultInitialFetchTimeout is how long a listener waits for an
+// extension config whose config_source sets no initial_fetch_timeout,
+// as in Envoy.
+const DefaultInitialFetchTimeout = 15 * time.Second
+
+// MissingExtensionError names the extension config a listener waits for
+// and how long it may wait (its config_source's initial_fetch_timeout;
+// 0 is for ever). Once that time is up the caller calls
+// ExpireExtension, and the filter serves without it, as Envoy's does:
+// with its default_config, else failing what it sees.
+type MissingExtensionError struct {
+	Name    string
+	Timeout time.Duration
+}
+
+func (e *MissingExtensionError) Error() string {
+	return fmt.Sprintf("%v: waiting for extension config %q", ErrMissingExtension, e.Name)
+}
+
+func (e *MissingExtensionError) Is(target error) bool { return target == ErrMissingExtension }
+
+// ExpireExtension records that the initial fetch of an extension config
+// timed out: compiles that follow stop waiting for it.
+func (c *Compiler) ExpireExtension(name string) {
+	if c.factories == nil {
+		c.factories = newFactoryCache()
+	}
+	c.factories.mu.Lock()
+	c.factories.expired[name] = true
+	c.factories.mu.Unlock()
+}
+
+// initialFetchTimeout is a config source's initial_fetch_timeout, with
+// Envoy's default.
+func initialFetchTimeout(cs *corev3.ConfigSource) time.Duration {
+	if d := cs.GetInitialFetchTimeout(); d != nil {
+		return max(d.AsDuration(), 0)
+	}
+	return DefaultInitialFetchTimeout
+}
 
 // compileFilters builds the chain's factories in order. An unknown filter
 // marked is_optional is skipped with a warning; an unknown required one
@@ -99,6 +142,10 @@ func (c *Compiler) SetExtensions(ext map[string]*corev3.TypedExtensionConfig) {
 	}
 	c.factories.mu.Lock()
 	c.factories.ext = ext
+	for name := range ext {
+		// Received after all: a later removal is a removal.
+		delete(c.factories.expired, name)
+	}
 	c.factories.mu.Unlock()
 }
 
@@ -159,8 +206,8 @@ func (c *Compiler) DiscoveredNetwork(name string, cd *corev3.ExtensionConfigSour
 // resource it subscribes to is named after the filter. In order: the
 // received config; the default_config when the resource is not there
 // and either apply_default_config_without_warming is set or the filter
-// served before (the resource was removed); missing, Envoy's stand-in
-// for a served filter that lost its resource and has no default.
+// served before (the resource was removed, or its initial fetch timed
+// out); missing, Envoy's stand-in for such a filter without a default.
 // Otherwise the listener warms (ErrMissingExtension).
 //
 // The chain holds a slot shared by every compile of the same filter
@@ -184,7 +231,9 @@ func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource,
 	ext := fc.ext[name]
 	key := scope + "\x00" + name
 	s := fc.slots[key]
-	served := s != nil && s.served
+	// A filter whose initial fetch timed out serves as one whose config
+	// was removed.
+	served := s != nil && s.served || fc.expired[name]
 	fc.mu.Unlock()
 
 	var (
@@ -211,7 +260,7 @@ func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource,
 				return nil, fmt.Errorf("default_config: %w", err)
 			}
 		}
-		return nil, fmt.Errorf("%w: waiting for extension config %q", ErrMissingExtension, name)
+		return nil, &MissingExtensionError{Name: name, Timeout: initialFetchTimeout(cd.GetConfigSource())}
 	}
 
 	fc.mu.Lock()
@@ -343,6 +392,8 @@ type factoryCache struct {
 	ext     map[string]*corev3.TypedExtensionConfig
 	slots   map[string]*slot
 	pending map[*slot]any
+	// expired are the extension configs whose initial fetch timed out.
+	expired map[string]bool
 }
 
 type cacheEntry struct {
@@ -351,7 +402,7 @@ type cacheEntry struct {
 }
 
 func newFactoryCache() *factoryCache {
-	return &factoryCache{entries: map[string]*cacheEntry{}, slots: map[string]*slot{}, pending: map[*slot]any{}}
+	return &factoryCache{entries: map[string]*cacheEntry{}, slots: map[string]*slot{}, pending: map[*slot]any{}, expired: map[string]bool{}}
 }
 
 func (fc *factoryCache) get(typeURL string, msg proto.Message, build func() (filters.Factory, error)) (filters.Factory, error) {

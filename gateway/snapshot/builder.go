@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -41,6 +42,9 @@ type Builder struct {
 	cur atomic.Pointer[Snapshot]
 	// routeCache reuses compiled tables whose resource bytes did not change.
 	routeCache map[string]compiledRoute
+	// fetchTimers are the initial fetch timeouts running, by extension
+	// config name (extensions.go).
+	fetchTimers map[string]*time.Timer
 }
 
 type compiledRoute struct {
@@ -163,6 +167,7 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 		switch {
 		case errors.Is(err, tlsconfig.ErrMissingSecret), errors.Is(err, hcm.ErrMissingExtension):
 			warming[name] = err.Error()
+			b.expireLater(err)
 			// As in Envoy, the version in service keeps serving until
 			// the update warms (its secrets or filter configs come), rather than the port going dark. It is
 			// compiled again so this generation uses its filter

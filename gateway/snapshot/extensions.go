@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -40,6 +41,47 @@ func (b *Builder) applyExtensions(next *Snapshot) error {
 		return fmt.Errorf("extension configs rejected: %w", err)
 	}
 	return nil
+}
+
+// expireLater starts the initial fetch timeout of the extension config a
+// listener waits for, if err says so and none runs for it: when it fires
+// before the config arrives, the listeners compile without it (its
+// default_config, else failing what it sees), as Envoy's do. The caller
+// holds b.mu.
+func (b *Builder) expireLater(err error) {
+	var me *hcm.MissingExtensionError
+	if !errors.As(err, &me) || me.Timeout <= 0 || b.fetchTimers[me.Name] != nil {
+		return
+	}
+	if b.fetchTimers == nil {
+		b.fetchTimers = map[string]*time.Timer{}
+	}
+	name := me.Name
+	b.fetchTimers[name] = time.AfterFunc(me.Timeout, func() { b.expire(name) })
+}
+
+// expire ends the wait for an extension config that did not come in
+// time and starts the listeners that waited for it.
+func (b *Builder) expire(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.fetchTimers, name)
+	cur := b.Current()
+	if cur.Extensions[name] != nil {
+		return
+	}
+	b.log().Warn("extension config not received within its initial fetch timeout; listeners start without it", "name", name)
+	b.HCM.ExpireExtension(name)
+	next := cur.clone()
+	if err := b.applyListeners(next); err != nil {
+		b.log().Error("listeners not started after an extension config timed out", "name", name, "err", err)
+		return
+	}
+	b.cur.Store(next)
+	b.HCM.Sweep()
+	if b.OnSwap != nil {
+		b.OnSwap(next)
+	}
 }
 
 // checkExtension rejects what no listener could use: a config without a

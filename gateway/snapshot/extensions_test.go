@@ -19,6 +19,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	_ "github.com/waygate/waygate/filters/cors"
@@ -234,5 +235,49 @@ func TestWarmingListenerSubscribesItsRoutes(t *testing.T) {
 	}
 	if got := b.Names(resourcev3.RouteType); len(got) != 1 || got[0] != "r" {
 		t.Errorf("RDS subscription while waiting for ECDS = %v, want [r]", got)
+	}
+}
+
+// When its initial_fetch_timeout passes without the config, the
+// listener starts anyway, as Envoy's: the filter runs its default_config,
+// else answers 500; the config, when it comes, takes over.
+func TestDiscoveredFilterInitialFetchTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		def  *anypb.Any
+		want int
+	}{
+		{"without default", nil, 500},
+		{"with default", abortWith(t, 421), 421},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, port := newECDSBuilder(t)
+			src := &corev3.ExtensionConfigSource{DefaultConfig: tc.def, ConfigSource: &corev3.ConfigSource{
+				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+				InitialFetchTimeout:   durationpb.New(50 * time.Millisecond),
+			}}
+			if err := b.Apply(resourcev3.ListenerType, map[string]*anypb.Any{"ecds": ecdsListener(t, port, src)}); err != nil {
+				t.Fatal(err)
+			}
+			if b.Current().Warming["ecds"] == "" {
+				t.Fatal("the listener should warm first")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for b.Listeners.Addr("ecds") == "" {
+				if time.Now().After(deadline) {
+					t.Fatal("the listener did not start after its initial fetch timeout")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := status(t, b); got != tc.want {
+				t.Errorf("status = %d, want %d", got, tc.want)
+			}
+			if err := b.Apply(resourcev3.ExtensionConfigType, extension(t, "plugin", abortWith(t, 418))); err != nil {
+				t.Fatal(err)
+			}
+			if got := status(t, b); got != 418 {
+				t.Errorf("status once the config came = %d, want 418", got)
+			}
+		})
 	}
 }

@@ -40,7 +40,9 @@ func (s Side) String() string {
 // side never overlaps itself, but the two sides' calls may run at once.
 type NetworkFilter interface {
 	// OnNewConnection is called once, before the upstream is connected.
-	// Stop closes the connection; any other status lets it go on.
+	// Stop closes the connection; StopAndBuffer holds the next filters
+	// and the upstream until the filter calls NetworkConn.Continue for
+	// the downstream side.
 	OnNewConnection() Status
 	// OnData sees data read from side, with everything the filter held
 	// before it (StopAndBuffer), in data, which it may change in place.

@@ -182,13 +182,19 @@ func (n *netConn) failure() filters.Status {
 	return filters.Stop
 }
 
-// OnNewConnection runs proxy_on_new_connection. A Pause there lets the
-// connection go on: the upstream is connected at once, and data the
-// plugin must see first waits for it in proxy_on_downstream_data.
+// OnNewConnection runs proxy_on_new_connection. A Pause there holds
+// the connection's start (the next filters, and the upstream connect)
+// until the plugin calls proxy_continue_stream for the downstream side,
+// from an http call's answer or a tick, as Envoy waits for
+// continueReading.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_new_connection
 func (n *netConn) OnNewConnection() filters.Status {
-	if _, ok := n.call(func(e *netExports) api.Function { return e.onNewConnection }, 0, 0, nil); !ok {
+	action, ok := n.call(func(e *netExports) api.Function { return e.onNewConnection }, 0, 0, nil)
+	if !ok {
 		return n.failure()
+	}
+	if action != actionContinue {
+		return filters.StopAndBuffer
 	}
 	return filters.Continue
 }

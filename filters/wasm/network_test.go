@@ -318,6 +318,19 @@ func TestNetworkPluginContinuesFromTick(t *testing.T) {
 	c.expect("next", "NEXT")
 }
 
+func TestNetworkPluginHoldsNewConnection(t *testing.T) {
+	g := startTCPGateway(t, "upper gate")
+	c := dialTCP(t, g.addr)
+	start := time.Now()
+	// The upstream is connected once the tick continues the
+	// connection; the data waits for it.
+	c.expect("open", "OPEN")
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("answered after %v, before the tick", d)
+	}
+	c.expect("then", "THEN")
+}
+
 func TestNetworkPluginClosesOnMarker(t *testing.T) {
 	g := startTCPGateway(t, "upper")
 	c := dialTCP(t, g.addr)

@@ -74,6 +74,7 @@ func (f scriptFactory) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFi
 //	tag    prefixes each chunk both ways with its tag
 //	line   holds downstream data until it holds a newline
 //	later  holds every downstream chunk and passes it on 20ms later
+//	gate   holds the connection's start for 30ms
 //	swap   rewrites "/old/" going up and "web" coming back (HTTP)
 //	close  closes the connection on a chunk holding "BYE"
 //	panic  panics on a chunk holding "PANIC"
@@ -84,6 +85,10 @@ type scriptFilter struct {
 
 func (f *scriptFilter) OnNewConnection() filters.Status {
 	recordEvent(f.tag + " new")
+	if f.mode == "gate" {
+		time.AfterFunc(30*time.Millisecond, func() { f.c.Continue(filters.SideDownstream) })
+		return filters.StopAndBuffer
+	}
 	return filters.Continue
 }
 
@@ -235,6 +240,26 @@ func TestNetworkFilterContinuesLater(t *testing.T) {
 	}
 	if d := time.Since(start); d < 20*time.Millisecond {
 		t.Errorf("echo after %v, before the filter continued", d)
+	}
+}
+
+func TestNetworkFilterHoldsStart(t *testing.T) {
+	tag := uniqueTag("G")
+	addr := networkGateway(t, "gate:"+tag, "tag:"+tag+"n")
+	c := dialNet(t, addr)
+	start := time.Now()
+	io.WriteString(c, "x")
+	want := tag + "n" + tag + "n" + "x"
+	if got := readN(t, c, len(want)); got != want {
+		t.Errorf("echo %q, want %q", got, want)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("echo after %v, before the filter let the connection start", d)
+	}
+	// The next filter started only once the first one let it.
+	waitEvent(t, tag, tag+" new")
+	if ev := eventsWith(tag + "n"); len(ev) == 0 || ev[0] != tag+"n new" {
+		t.Errorf("second filter's events %q", ev)
 	}
 }
 

@@ -16,6 +16,10 @@ import (
 // reading of the socket, as a socket's buffer would make them.
 const maxUnread = 256 << 10
 
+// startTimeout bounds how long a filter may hold the start of a
+// connection to an HTTP connection manager.
+const startTimeout = 60 * time.Second
+
 // FilterConn runs the network filters of fs on conn for a terminal
 // filter other than the proxy (the HTTP connection manager): what the
 // peer sends passes the filters in order before Read returns it, what
@@ -31,7 +35,7 @@ func FilterConn(conn net.Conn, info filters.Connection, fs []filters.NetworkFact
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := &Config{log: log}
-	s := &session{cfg: cfg, down: conn, info: info, id: connIDs.Add(1), done: make(chan struct{})}
+	s := newSession(cfg, conn, info)
 	s.log = log.With("connection", s.id)
 	s.ctx, s.cancel = contextBackground()
 	c := &filteredConn{s: s, raw: conn}
@@ -50,12 +54,9 @@ func FilterConn(conn net.Conn, info filters.Connection, fs []filters.NetworkFact
 		s.ways[filters.SideUpstream] = newWay(s, filters.SideUpstream, n)
 		s.ways[filters.SideDownstream].sink = c.deliver
 		s.ways[filters.SideUpstream].sink = writeTo(conn)
-		for _, f := range s.filters {
-			if f.OnNewConnection() == filters.Stop || s.closed.Load() {
-				return false
-			}
-		}
-		return true
+		// The HTTP server's header timeout does not run yet: bound the
+		// wait for a filter holding the start.
+		return s.start(startTimeout)
 	}()
 	s.pumps.Add(1)
 	go func() {

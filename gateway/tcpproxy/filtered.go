@@ -35,7 +35,7 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 		c.Serve(ctx, down, set)
 		return
 	}
-	s := &session{cfg: c, down: down, info: info, id: connIDs.Add(1), done: make(chan struct{})}
+	s := newSession(c, down, info)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
 	s.log = c.log.With("connection", s.id)
@@ -53,10 +53,8 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	n := len(s.filters)
 	s.ways[filters.SideDownstream] = newWay(s, filters.SideDownstream, n)
 	s.ways[filters.SideUpstream] = newWay(s, filters.SideUpstream, n)
-	for _, f := range s.filters {
-		if f.OnNewConnection() == filters.Stop || s.closed.Load() {
-			return
-		}
+	if !s.start(c.idleTimeout) {
+		return
 	}
 	up, cluster := c.connect(s.ctx, set)
 	if up == nil {
@@ -84,6 +82,58 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	<-s.done
 	s.Close()
 	s.pumps.Wait()
+}
+
+func newSession(c *Config, down net.Conn, info filters.Connection) *session {
+	return &session{cfg: c, down: down, info: info, id: connIDs.Add(1), done: make(chan struct{}), resumeStart: make(chan int, 1)}
+}
+
+// start runs the filters' OnNewConnection in order. A filter that
+// returns StopAndBuffer holds the next ones, and the upstream, until it
+// calls Continue for the downstream side, as Envoy's StopIteration
+// from onNewConnection waits for continueReading; idle bounds the wait
+// when above 0. It returns false when the connection is to close.
+func (s *session) start(idle time.Duration) bool {
+	defer s.started.Store(true)
+	for i, f := range s.filters {
+		switch f.OnNewConnection() {
+		case filters.Stop:
+			return false
+		case filters.StopAndBuffer:
+			if !s.waitStart(i, idle) {
+				return false
+			}
+		}
+		if s.closed.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// waitStart waits for filter i to continue the connection's start.
+func (s *session) waitStart(i int, idle time.Duration) bool {
+	var timeout <-chan time.Time
+	if idle > 0 {
+		t := time.NewTimer(idle)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		select {
+		case j := <-s.resumeStart:
+			if j == i {
+				return true
+			}
+		case <-s.done:
+			return false
+		case <-s.ctx.Done():
+			return false
+		case <-timeout:
+			s.log.Debug("tcp proxy: idle timeout waiting for a network filter to continue")
+			return false
+		}
+	}
 }
 
 // session is one connection through network filters.
@@ -115,6 +165,11 @@ type session struct {
 	pumps  sync.WaitGroup
 	// onClose, if set, is called once when the connection closes.
 	onClose func()
+	// started is set once every filter's OnNewConnection let the
+	// connection go on; until then a filter's Continue for the
+	// downstream side goes to resumeStart, with the filter's index.
+	started     atomic.Bool
+	resumeStart chan int
 }
 
 // Close ends the connection both ways. It never blocks.
@@ -381,6 +436,13 @@ func (h *handle) Upstream() (filters.UpstreamConn, bool) {
 // the caller may be inside one of the filter's callbacks, holding the
 // way's turn.
 func (h *handle) Continue(side filters.Side) {
+	if side == filters.SideDownstream && !h.s.started.Load() {
+		select {
+		case h.s.resumeStart <- h.i:
+		default:
+		}
+		return
+	}
 	w := h.s.ways[side]
 	if w == nil || side > filters.SideUpstream {
 		return

@@ -5,6 +5,7 @@
 //	upper  upper-cases the data from the downstream
 //	rot13  rotates the letters of the data from the upstream by 13
 //	line   holds downstream data until it holds a newline
+//	gate   holds each new connection until its next tick
 //
 // and, whatever the configuration, on downstream data holding
 //
@@ -39,6 +40,7 @@ func (*vmContext) NewPluginContext(uint32) types.PluginContext { return &plugin{
 type plugin struct {
 	types.DefaultPluginContext
 	upper, rot13, line bool
+	gate               bool
 	down, up           proxywasm.MetricCounter
 	held               []uint32 // connections paused on HOLD
 	conns              map[uint32]*conn
@@ -58,6 +60,8 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 			p.rot13 = true
 		case "line":
 			p.line = true
+		case "gate":
+			p.gate = true
 		default:
 			proxywasm.LogErrorf("unknown word %q in the configuration", w)
 			return types.OnPluginStartStatusFailed
@@ -107,6 +111,11 @@ type conn struct {
 
 func (c *conn) OnNewConnection() types.Action {
 	proxywasm.LogInfof("new connection %d from %s to %s", c.id, property("source", "address"), property("destination", "address"))
+	if c.p.gate {
+		c.p.held = append(c.p.held, c.id)
+		must(proxywasm.SetTickPeriodMilliSeconds(20))
+		return types.ActionPause
+	}
 	return types.ActionContinue
 }
 

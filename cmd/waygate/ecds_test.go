@@ -174,8 +174,10 @@ func testECDS(t *testing.T, module string, delta bool) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
+	pushed := time.Now()
 	xds.push(t, node, "3", snap(wasmExtension(module, "two")))
 	waitFor(t, func() bool { v, err := getWasm(); return err == nil && v == "two" })
+	t.Logf("the new plugin answered %v after the push", time.Since(pushed).Round(time.Millisecond))
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	wg.Wait()

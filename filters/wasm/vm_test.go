@@ -55,10 +55,11 @@ func TestPluginsShareVM(t *testing.T) {
 // TestPluginJoinsVM loads a second plugin into a VM whose instance is
 // running: its root context starts there with its own configuration; a
 // third one refusing its configuration is refused alone, with the
-// plugin's reason, and the others serve on in the same instance.
+// plugin's reason, and the others serve on in the same instance; the
+// first one, unloaded, leaves the instance to the second.
 func TestPluginJoinsVM(t *testing.T) {
 	env := envForTest(t)
-	o := Options{PoolSize: 1}
+	o := Options{PoolSize: 1, CloseDelay: -1}
 	vm := vmID("joined_" + t.Name())
 	a := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=count value=A", rootID("alpha"), vm), env, o)
 	headers := func(f *Factory) map[string]string {
@@ -86,6 +87,22 @@ func TestPluginJoinsVM(t *testing.T) {
 	}
 	if h := headers(a); h["count"] != "3" || h["alpha"] != "A" {
 		t.Errorf("first plugin after a third was refused: %v", h)
+	}
+
+	// Unloading the first plugin ends its root context; the second
+	// serves on in the same instance, whose state carries over.
+	v := a.pool.slots[0].vm.Load()
+	a.Close()
+	eventually(t, "the unloaded plugin's root context to end", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return v.roots[a.plugin] == nil
+	})
+	if h := headers(b); h["count"] != "4" || h["beta"] != "B" {
+		t.Errorf("second plugin after the first was unloaded: %v", h)
+	}
+	if b.pool.slots[0].vm.Load() != v {
+		t.Error("unloading a plugin replaced its VM's instance")
 	}
 }
 

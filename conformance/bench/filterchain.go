@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 )
 
 // FilterSetup is the full filter chain scenario: a RequestAuthentication
 // verifying ES256 tokens against an inline JWKS, an AuthorizationPolicy
-// requiring that principal and a GET on /, a RateLimitPolicy with a
+// of ten rules whose last one requires that principal and a GET on /
+// (the nine before it never match), a RateLimitPolicy with a
 // local limit far above the load (so it counts but never rejects), and a
 // fault abort at 0% on the route. Token is a valid token for every
 // request to carry.
@@ -68,7 +70,7 @@ spec:
   selector: {matchLabels: {istio: ingressgateway}}
   action: ALLOW
   rules:
-  - from:
+%s  - from:
     - source: {requestPrincipals: ["%s/*"]}
     to:
     - operation: {methods: [GET], paths: ["/*"]}
@@ -81,5 +83,19 @@ spec:
   - name: generous
     by: clientIP
     local: {requests: 100000000, per: second}
-`, benchIssuer, f.JWKS, benchIssuer)
+`, benchIssuer, f.JWKS, otherRules(), benchIssuer)
+}
+
+// otherRules are nine ALLOW rules the load never matches, ahead of the
+// one it does, so that a request is checked against ten.
+func otherRules() string {
+	var b strings.Builder
+	for i := range 9 {
+		fmt.Fprintf(&b, `  - from:
+    - source: {requestPrincipals: ["other-%d@waygate.dev/*"]}
+    to:
+    - operation: {methods: [GET, POST], paths: ["/r%d/*"]}
+`, i, i)
+	}
+	return b.String()
 }

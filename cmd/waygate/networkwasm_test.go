@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	netwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/wasm/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
@@ -101,7 +103,8 @@ func networkWasmListener(t *testing.T, port int, path, conf string) *listenerv3.
 
 // TestProxyNetworkWasmPlugin runs a TCP Wasm plugin in `waygate proxy`
 // fed by an xDS server: it rewrites data both ways between clients and
-// a TCP echo backend, counts bytes in metrics the admin server shows,
+// a TCP echo backend, rewrites the bytes of plaintext HTTP before the
+// connection manager, counts bytes in metrics the admin server shows,
 // closes a connection on its marker, and a crash closes only the
 // connections of the crashed instance while the gateway serves on. A
 // config the plugin refuses is NACKed and the last good one serves on.
@@ -109,11 +112,21 @@ func TestProxyNetworkWasmPlugin(t *testing.T) {
 	plugin := buildTCPWasmPlugin(t)
 	echoAddr := startTCPByteEcho(t)
 	port := freePort(t)
+	web := startBackend(t, "web", "v1")
+	httpPort := freePort(t)
 	resources := func(conf string) map[resourcev3.Type][]types.Resource {
+		// A plaintext HTTP listener runs the plugin too, before its
+		// connection manager.
+		hl := httpListener("http_web", httpPort, "web")
+		hl.FilterChains[0].Filters = append(networkWasmListener(t, port, plugin, "upper").FilterChains[0].Filters[:1], hl.FilterChains[0].Filters...)
 		return map[resourcev3.Type][]types.Resource{
-			resourcev3.ListenerType: {networkWasmListener(t, port, plugin, conf)},
-			resourcev3.ClusterType:  {edsCluster("echo")},
-			resourcev3.EndpointType: {assignment("echo", echoAddr)},
+			resourcev3.ListenerType: {networkWasmListener(t, port, plugin, conf), hl},
+			resourcev3.RouteType: {&routev3.RouteConfiguration{Name: "web", VirtualHosts: []*routev3.VirtualHost{{
+				Name: "all", Domains: []string{"*"},
+				Routes: []*routev3.Route{{Match: prefix("/"), Action: toCluster("web")}},
+			}}}},
+			resourcev3.ClusterType:  {edsCluster("echo"), edsCluster("web")},
+			resourcev3.EndpointType: {assignment("echo", echoAddr), assignment("web", web.Addr())},
 		}
 	}
 	xds := startXDS(t)
@@ -172,6 +185,22 @@ func TestProxyNetworkWasmPlugin(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/stats lacks %q:\n%s", want, grepLines(string(body), "wasm"))
 		}
+	}
+
+	// Before the HTTP connection manager, it upper-cases the request's
+	// bytes: the backend sees the path in capitals.
+	var e echo
+	waitFor(t, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/some/path", httpPort))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && json.Unmarshal(b, &e) == nil
+	})
+	if e.Path != "/SOME/PATH" {
+		t.Errorf("the backend saw path %q through the plugin, want %q", e.Path, "/SOME/PATH")
 	}
 
 	// The plugin closes a connection on its marker.

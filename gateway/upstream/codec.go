@@ -255,7 +255,10 @@ func readResponse(br *bufio.Reader, req *http.Request, fr *framed) (*http.Respon
 	}
 	line, rest, _ := strings.Cut(s, "\n")
 	line = strings.TrimSuffix(line, "\r")
-	resp := &http.Response{Request: req}
+	// The response and its first values live in fr, which the pool
+	// allocates with the body anyway.
+	resp := &fr.resp
+	*resp = http.Response{Request: req}
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok || len(proto) != 8 || !strings.HasPrefix(proto, "HTTP/1.") || proto[7] < '0' || proto[7] > '9' {
 		return nil, errMalformedResponse
@@ -270,7 +273,7 @@ func readResponse(br *bufio.Reader, req *http.Request, fr *framed) (*http.Respon
 		return nil, errMalformedResponse
 	}
 	resp.StatusCode, resp.Status = code, status
-	if err := parseResponseFields(rest, resp); err != nil {
+	if err := parseResponseFields(rest, resp, fr.vals[:]); err != nil {
 		return nil, err
 	}
 	return resp, frameBody(br, req, resp, fr)
@@ -355,10 +358,15 @@ func indexLF(b []byte) int {
 // parseResponseFields parses the header lines. A folded line (obs-fold)
 // joins the previous value with a space, as a proxy must do or refuse
 // (RFC 9112 section 5.2).
-func parseResponseFields(rest string, resp *http.Response) error {
+func parseResponseFields(rest string, resp *http.Response, space []string) error {
 	n := strings.Count(rest, "\n")
 	h := make(http.Header, n)
-	vals := make([]string, n)
+	vals := space
+	if n <= len(space) {
+		clear(space)
+	} else {
+		vals = make([]string, n)
+	}
 	var lastKey string
 	for i := 0; rest != ""; i++ {
 		var line string
@@ -467,19 +475,19 @@ func frameBody(br *bufio.Reader, req *http.Request, resp *http.Response, fr *fra
 				}
 			}
 		}
-		*fr = framed{br: br, chunked: true, trailer: &resp.Trailer}
+		fr.frame(br, 0, true, &resp.Trailer)
 	case cl == 0:
 		resp.ContentLength = 0
 		resp.Body = http.NoBody
 		return nil
 	case cl > 0:
 		resp.ContentLength = cl
-		*fr = framed{br: br, remaining: cl}
+		fr.frame(br, cl, false, nil)
 	default:
 		// No length: the body ends with the connection.
 		resp.ContentLength = -1
 		resp.Close = true
-		*fr = framed{br: br, remaining: -1}
+		fr.frame(br, -1, false, nil)
 	}
 	resp.Body = fr
 	return nil
@@ -506,6 +514,17 @@ type framed struct {
 	eof       bool
 	err       error
 	trailer   *http.Header
+
+	// resp and vals are readResponse's response and the backing of its
+	// header values, when there are few.
+	resp http.Response
+	vals [8]string
+}
+
+// frame starts reading a body, keeping resp and vals.
+func (f *framed) frame(br *bufio.Reader, remaining int64, chunked bool, trailer *http.Header) {
+	f.br, f.remaining, f.chunked, f.trailer = br, remaining, chunked, trailer
+	f.needCRLF, f.eof, f.err = false, false, nil
 }
 
 func (f *framed) Read(p []byte) (int, error) {

@@ -331,6 +331,18 @@ func TestNetworkFiltersBeforeHTTP(t *testing.T) {
 			t.Errorf("request %d: %d, backend saw path %q, answered as service %q", i, resp.StatusCode, e.Path, e.Service)
 		}
 	}
+	// HTTP/2 with prior knowledge goes through them too (its headers
+	// are compressed, so the swap finds nothing to rewrite there).
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p}}
+	defer h2c.CloseIdleConnections()
+	for i := range 2 {
+		resp, e := get(t, h2c, fmt.Sprintf("%s/h2c/%d", base, i))
+		if resp.Proto != "HTTP/2.0" || resp.StatusCode != 200 || e.Service != "WEB" {
+			t.Errorf("h2c request %d: %s %d from %q", i, resp.Proto, resp.StatusCode, e.Service)
+		}
+	}
 	req, _ := http.NewRequest("GET", base+"/", nil)
 	req.Header.Set("X-Say", "BYE")
 	if resp, err := plainClient().Do(req); err == nil {

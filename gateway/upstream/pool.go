@@ -70,6 +70,12 @@ func (p *connPool) get(ctx context.Context, deadline time.Time) (*conn, error) {
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		c := p.idle[n-1]
 		p.idle = p.idle[:n-1]
+		if !c.deadline.IsZero() && !now.Before(c.deadline) {
+			// The last request's deadline passed: the liveness check
+			// below would take it for a failure.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.deadline = time.Time{}
+		}
 		if idle := now.Sub(c.idleSince); idle < p.s.idleTimeout && (idle < freshIdle && c.br.Buffered() == 0 || c.alive()) {
 			p.mu.Unlock()
 			return c, nil
@@ -275,6 +281,8 @@ type conn struct {
 	bw        *bufio.Writer
 	served    uint32
 	idleSince time.Time
+	// deadline is the read deadline set on nc (see roundTrip).
+	deadline time.Time
 	peek      peeker
 	// abort unblocks the connection's reads and writes when a request's
 	// context ends; made once, it costs requests no allocation.
@@ -303,11 +311,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, deadline time.T
 		// read or write on the connection, which then is not reused.
 		stop = context.AfterFunc(ctx, c.abort)
 	}
-	if !deadline.IsZero() {
+	if deadline != c.deadline {
 		// The deadline bounds the response head and body; the
 		// request's writes end with it too, as the connection is
-		// then closed.
+		// then closed. It is left in place after the exchange: the
+		// next request moves it, one timer update instead of two.
 		_ = c.nc.SetReadDeadline(deadline)
+		c.deadline = deadline
 	}
 	var wrote chan error
 	if req.Body == nil || req.Body == http.NoBody {
@@ -442,9 +452,6 @@ func (b *body) finish(clean bool) {
 	b.mu.Unlock()
 	c := b.c
 	reusable := clean && !b.closeAfter && b.stop()
-	if reusable && b.deadline {
-		_ = c.nc.SetReadDeadline(time.Time{})
-	}
 	if !clean {
 		b.stop()
 		c.nc.Close()

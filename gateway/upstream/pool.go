@@ -283,7 +283,7 @@ type conn struct {
 	idleSince time.Time
 	// deadline is the read deadline set on nc (see roundTrip).
 	deadline time.Time
-	peek      peeker
+	peek     peeker
 	// abort unblocks the connection's reads and writes when a request's
 	// context ends; made once, it costs requests no allocation.
 	abort func()

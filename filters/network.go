@@ -12,9 +12,9 @@ import (
 // Network filters see the bytes of a TCP connection, both ways, before
 // the terminal tcp_proxy pipes them, as Envoy's read and write filters
 // do (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/listeners/network_filters).
-// A listener's filter chain lists them before its tcp_proxy (or a
-// plaintext http_connection_manager); data from the downstream goes
-// through them in that order, data to it in the reverse order.
+// A listener's filter chain lists them before its tcp_proxy or
+// http_connection_manager; data from the downstream goes through them
+// in that order, data to it in the reverse order.
 
 // Side is a side of a proxied connection.
 type Side uint8

@@ -238,7 +238,6 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 
 	fs := fc.GetFilters()
-	var networkAt []string // paths of the network filters, for errors
 	for i, f := range fs {
 		path := fmt.Sprintf("filters[%d] %q", i, f.GetName())
 		if cd := f.GetConfigDiscovery(); cd != nil {
@@ -252,7 +251,6 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 				return nil, fmt.Errorf("%s.config_discovery: %w", path, err)
 			}
 			c.network = append(c.network, nf)
-			networkAt = append(networkAt, path)
 			continue
 		}
 		typeURL, msg, err := hcm.Unpack(f.GetTypedConfig())
@@ -280,7 +278,6 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 				return nil, fmt.Errorf("%s.typed_config: %w", path, err)
 			}
 			c.network = append(c.network, nf)
-			networkAt = append(networkAt, path)
 		}
 		if terminal && i != len(fs)-1 {
 			return nil, fmt.Errorf("%s: a terminal filter must be the last of the chain", path)
@@ -288,11 +285,6 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 	if c.http == nil && c.tcp == nil {
 		return nil, fmt.Errorf("filters: the chain needs an http_connection_manager or tcp_proxy filter")
-	}
-	if c.http != nil && len(c.network) > 0 && c.tls != nil {
-		// net/http serves TLS (ALPN, the request's TLS state) only on
-		// the *tls.Conn itself, which the filters would hide.
-		return nil, fmt.Errorf("%s: network filters before an http_connection_manager run on plaintext chains only, not after a TLS transport_socket", networkAt[0])
 	}
 	return c, nil
 }

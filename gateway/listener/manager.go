@@ -341,8 +341,9 @@ func (s *socket) handle(raw net.Conn) {
 		conn = tc
 		// The HTTP server bounds handshakes by its header timeout; the
 		// TCP proxy has none, and a chain may ask for a shorter bound
-		// (transport_socket_connect_timeout).
-		if ch.tcp != nil || ch.handshakeTimeout > 0 {
+		// (transport_socket_connect_timeout). Network filters see the
+		// plaintext, so the handshake is done before them.
+		if ch.tcp != nil || ch.handshakeTimeout > 0 || len(ch.network) > 0 {
 			d := ch.handshakeTimeout
 			if d <= 0 {
 				d = handshakeTimeout
@@ -357,27 +358,33 @@ func (s *socket) handle(raw net.Conn) {
 		}
 	}
 	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
+
+	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {
+		st := tc.ConnectionState()
+		info.TLS = &st
+	}
 	switch {
 	case ch.tcp != nil:
 		var view hcm.View
 		if s.m.Views != nil {
 			view = s.m.Views()
 		}
-		if tc, ok := conn.(*tls.Conn); ok {
-			st := tc.ConnectionState()
-			info.TLS = &st
-		}
 		ch.tcp.ServeFiltered(s.ctx, conn, view, info, ch.network)
 	case ch.http != nil:
+		plaintext := ch.tls == nil
 		if len(ch.network) > 0 {
 			// The connection manager reads and writes through the
-			// chain's network filters.
+			// chain's network filters, which hide the TLS connection:
+			// the HTTP servers take it for plaintext (h2 by its
+			// preface, as ALPN chose), and the request learns of TLS
+			// from info.
 			if conn = tcpproxy.FilterConn(conn, info, ch.network, s.m.log().With("listener", l.Name)); conn == nil {
 				return
 			}
+			plaintext = true
 		}
 		hc := &hcm.Conn{Config: ch.http, Info: info}
-		if s.h1 != nil && ch.tls == nil {
+		if s.h1 != nil && plaintext {
 			if conn = s.serveHTTP1(conn, hc); conn == nil {
 				return
 			}

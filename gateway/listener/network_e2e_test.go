@@ -2,6 +2,8 @@ package listener_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -367,6 +369,46 @@ func waitEvent(t *testing.T, tag, e string) {
 	}
 }
 
+// Behind TLS, network filters before the connection manager see the
+// decrypted bytes; requests still know they came over TLS, and ALPN
+// still picks HTTP/2.
+func TestNetworkFiltersBeforeHTTPOverTLS(t *testing.T) {
+	g := newGateway(t)
+	startBackend(t, g)
+	ca := newCA(t, "test CA")
+	cert := issue(t, &ca, "gw", false, "gw.example.com")
+	g.mustApply(resourcev3.ListenerType, newListener("https", "127.0.0.1:0", &listenerv3.FilterChain{
+		TransportSocket: tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
+			AlpnProtocols:   []string{"h2", "http/1.1"},
+		}}),
+		Filters: []*listenerv3.Filter{scriptFilterOf(t, "swap:"+uniqueTag("S")), httpFilter(t, "web")},
+	}))
+	base := "https://gw.example.com:" + strings.Split(g.addr("https"), ":")[1]
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, g.addr("https"))
+	}
+	h1 := tlsClient(ca.pool(), "gw.example.com")
+	h1.Transport.(*http.Transport).DialContext = dial
+	resp, e := get(t, h1, base+"/old/1")
+	if resp.StatusCode != 200 || e.Path != "/new/1" || e.Service != "WEB" || resp.Proto != "HTTP/1.1" {
+		t.Errorf("HTTP/1.1 over TLS: %s %d, backend saw path %q, answered as %q", resp.Proto, resp.StatusCode, e.Path, e.Service)
+	}
+	if got := e.Headers["x-forwarded-proto"]; got != "https" {
+		t.Errorf("x-forwarded-proto %q, want https", got)
+	}
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext:       dial,
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{RootCAs: ca.pool(), ServerName: "gw.example.com"},
+	}}
+	defer h2.CloseIdleConnections()
+	resp, e = get(t, h2, base+"/h2")
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || e.Service != "WEB" {
+		t.Errorf("HTTP/2 over TLS: %s %d from %q", resp.Proto, resp.StatusCode, e.Service)
+	}
+}
+
 // Istio's telemetry network filters in a TCP chain are accepted and do
 // nothing, beside a network filter that does something.
 func TestIstioTelemetryNetworkFiltersAreNoops(t *testing.T) {
@@ -397,20 +439,11 @@ func TestNetworkFilterChainErrors(t *testing.T) {
 		err     string
 	}{
 		{"unknown network filter", []*listenerv3.Filter{unknown, tcpFilter(t, "x")}, `filters[0] "mystery".typed_config: network filter type.googleapis.com/google.protobuf.BoolValue is not supported`},
-		{"before an http connection manager after TLS", []*listenerv3.Filter{scriptFilterOf(t, "tag:H"), httpFilter(t, "r")}, `filters[0] "script": network filters before an http_connection_manager run on plaintext chains only`},
 		{"after the tcp proxy", []*listenerv3.Filter{tcpFilter(t, "x"), scriptFilterOf(t, "tag:H")}, `filters[0] "envoy.filters.network.tcp_proxy": a terminal filter must be the last of the chain`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fc := &listenerv3.FilterChain{Filters: tt.filters}
-			if strings.Contains(tt.name, "TLS") {
-				ca := newCA(t, "test CA")
-				cert := issue(t, &ca, "gw", false, "gw.example.com")
-				fc.TransportSocket = tlsSocket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-					TlsCertificates: []*tlsv3.TlsCertificate{cert.tlsCertificate()},
-				}})
-			}
-			err := g.apply(resourcev3.ListenerType, newListener("bad", "127.0.0.1:0", fc))
+			err := g.apply(resourcev3.ListenerType, newListener("bad", "127.0.0.1:0", &listenerv3.FilterChain{Filters: tt.filters}))
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Fatalf("error %v, want one containing %q", err, tt.err)
 			}

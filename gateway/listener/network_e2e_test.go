@@ -19,6 +19,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/tcpproxy"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -75,6 +76,7 @@ func (f scriptFactory) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFi
 //
 //	tag    prefixes each chunk both ways with its tag
 //	line   holds downstream data until it holds a newline
+//	hoard  holds downstream data until the end of stream
 //	later  holds every downstream chunk and passes it on 20ms later
 //	gate   holds the connection's start for 30ms
 //	swap   rewrites "/old/" going up and "web" coming back (HTTP)
@@ -102,6 +104,10 @@ func (f *scriptFilter) OnData(side filters.Side, data *filters.Buffer, end bool)
 		}
 	case "line":
 		if side == filters.SideDownstream && !end && !bytes.Contains(data.Bytes(), []byte("\n")) {
+			return filters.StopAndBuffer
+		}
+	case "hoard":
+		if side == filters.SideDownstream && !end {
 			return filters.StopAndBuffer
 		}
 	case "later":
@@ -227,6 +233,24 @@ func TestNetworkFilterHoldsUntilLine(t *testing.T) {
 	rest, err := io.ReadAll(c)
 	if err != nil || string(rest) != "tail" {
 		t.Errorf("after half-close read %q, %v; want %q", rest, err, "tail")
+	}
+}
+
+// A filter may hold up to the buffer limit; past it the connection
+// closes rather than wait for data the filter will never see.
+func TestNetworkFilterHeldLimit(t *testing.T) {
+	addr := networkGateway(t, "hoard:B")
+	small := dialNet(t, addr)
+	io.WriteString(small, "kept until the end")
+	small.(*net.TCPConn).CloseWrite()
+	if b, err := io.ReadAll(small); string(b) != "kept until the end" || err != nil {
+		t.Errorf("held data came back as %q, %v", b, err)
+	}
+
+	big := dialNet(t, addr)
+	go big.Write(make([]byte, tcpproxy.HeldLimit+64<<10))
+	if b, _ := io.ReadAll(big); len(b) != 0 {
+		t.Errorf("read %d bytes, want the connection closed", len(b))
 	}
 }
 

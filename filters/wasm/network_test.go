@@ -85,9 +85,18 @@ func startTCPProxy(t testing.TB, fs ...*listenerv3.Filter) *tcpGateway {
 // at backend.
 func startChain(t testing.TB, backend string, fs ...*listenerv3.Filter) *tcpGateway {
 	t.Helper()
-	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}, backend: backend}
+	return startChainWith(t, map[string]string{"echo": backend}, fs...)
+}
+
+// startChainWith serves a listener whose chain is fs, with clusters by
+// name at their addresses; "echo" is the backend.
+func startChainWith(t testing.TB, clusters map[string]string, fs ...*listenerv3.Filter) *tcpGateway {
+	t.Helper()
+	g := &tcpGateway{store: stats.NewStore(), logs: &logBuffer{}, backend: clusters["echo"]}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(g.logs, testLogWriter()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := &snapshot.Builder{HCM: &hcm.Compiler{Env: filters.Env{Log: log}, Stats: g.store}, Upstream: upstream.NewManager(), Log: log}
+	// Plugins call clusters through the gateway's own upstreams.
+	b.HCM.Env.Upstream = snapshotUpstream{b}
 	m := &listener.Manager{Views: b.View, Handler: &hcm.Handler{Views: b.View}, DrainTimeout: time.Second, Log: log}
 	b.Listeners = m
 	t.Cleanup(func() {
@@ -108,20 +117,26 @@ func startChain(t testing.TB, backend string, fs ...*listenerv3.Filter) *tcpGate
 			t.Fatalf("apply %s: %v", typeURL, err)
 		}
 	}
-	host, port, _ := net.SplitHostPort(g.backend)
-	p, _ := strconv.Atoi(port)
-	apply(resourcev3.ClusterType, "echo", &clusterv3.Cluster{
-		Name:                 "echo",
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		ConnectTimeout:       durationpb.New(time.Second),
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "echo", Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-					Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)},
-				}}},
-			}}}},
-		}}},
-	})
+	cs := map[string]*anypb.Any{}
+	for name, addr := range clusters {
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		cs[name] = mustAnyT(t, &clusterv3.Cluster{
+			Name:                 name,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+			ConnectTimeout:       durationpb.New(time.Second),
+			LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+					Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+						Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)},
+					}}},
+				}}}},
+			}}},
+		})
+	}
+	if err := b.Apply(resourcev3.ClusterType, cs); err != nil {
+		t.Fatalf("apply clusters: %v", err)
+	}
 	apply(resourcev3.ListenerType, "tcp", &listenerv3.Listener{
 		Name: "tcp",
 		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
@@ -131,6 +146,24 @@ func startChain(t testing.TB, backend string, fs ...*listenerv3.Filter) *tcpGate
 	})
 	g.addr = m.Addr("tcp")
 	return g
+}
+
+// snapshotUpstream sends a plugin's http calls to a cluster of the
+// builder's current snapshot, as the gateway's cluster caller does.
+type snapshotUpstream struct{ b *snapshot.Builder }
+
+func (u snapshotUpstream) RoundTrip(ctx context.Context, cluster string, req *http.Request) (*http.Response, error) {
+	cl := u.b.Current().Cluster(cluster)
+	if cl == nil {
+		return nil, fmt.Errorf("cluster %q not found", cluster)
+	}
+	ep, err := cl.Pick(upstream.PickContext{})
+	if err != nil {
+		return nil, err
+	}
+	r := req.Clone(ctx)
+	r.URL.Scheme, r.URL.Host = "http", ep.Address
+	return cl.RoundTrip(ep, r, false)
 }
 
 // networkConf is a network Wasm filter config running the test plugin
@@ -329,6 +362,35 @@ func TestNetworkPluginHoldsNewConnection(t *testing.T) {
 		t.Errorf("answered after %v, before the tick", d)
 	}
 	c.expect("then", "THEN")
+}
+
+// A plugin holds each new connection until an http call to an auth
+// service answers, then lets it go on or closes it.
+func TestNetworkPluginAuthorizesByHTTPCall(t *testing.T) {
+	auth := startEcho(t, "auth")
+	for _, tt := range []struct {
+		path  string
+		allow bool
+	}{{"/check", true}, {"/check?status=403", false}} {
+		t.Run(tt.path, func(t *testing.T) {
+			t.Setenv(EnvCallTimeout, "5s")
+			plugin := networkFilter(t, networkConf(t, "upper auth="+tt.path, vmID(fmt.Sprintf("network-%d", gatewaySeq.Add(1)))))
+			g := startChainWith(t, map[string]string{"echo": startTCPEcho(t), "auth": auth.Addr()}, plugin,
+				&listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAnyT(t, &tcpv3.TcpProxy{
+					StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "echo"},
+				})}})
+			c := dialTCP(t, g.addr)
+			if tt.allow {
+				c.expect("let me in", "LET ME IN")
+				return
+			}
+			io.WriteString(c.c, "let me in")
+			if !c.closed() {
+				t.Fatal("the connection the auth service refused stayed open")
+			}
+			g.logs.waitFor(t, "refused: auth answered 403")
+		})
+	}
 }
 
 func TestNetworkPluginClosesOnMarker(t *testing.T) {

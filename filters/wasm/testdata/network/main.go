@@ -6,6 +6,8 @@
 //	rot13  rotates the letters of the data from the upstream by 13
 //	line   holds downstream data until it holds a newline
 //	gate   holds each new connection until its next tick
+//	auth=P holds each new connection until a GET of path P on cluster
+//	       "auth" answers: 200 lets it go on, anything else closes it
 //
 // and, whatever the configuration, on downstream data holding
 //
@@ -41,6 +43,7 @@ type plugin struct {
 	types.DefaultPluginContext
 	upper, rot13, line bool
 	gate               bool
+	authPath           string
 	down, up           proxywasm.MetricCounter
 	held               []uint32 // connections paused on HOLD
 	conns              map[uint32]*conn
@@ -63,6 +66,10 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		case "gate":
 			p.gate = true
 		default:
+			if path, ok := strings.CutPrefix(w, "auth="); ok {
+				p.authPath = path
+				continue
+			}
 			proxywasm.LogErrorf("unknown word %q in the configuration", w)
 			return types.OnPluginStartStatusFailed
 		}
@@ -111,12 +118,42 @@ type conn struct {
 
 func (c *conn) OnNewConnection() types.Action {
 	proxywasm.LogInfof("new connection %d from %s to %s", c.id, property("source", "address"), property("destination", "address"))
+	if c.p.authPath != "" {
+		return c.authorize()
+	}
 	if c.p.gate {
 		c.p.held = append(c.p.held, c.id)
 		must(proxywasm.SetTickPeriodMilliSeconds(20))
 		return types.ActionPause
 	}
 	return types.ActionContinue
+}
+
+// authorize asks the auth cluster whether the connection may go on,
+// and holds it until the answer.
+func (c *conn) authorize() types.Action {
+	hs := [][2]string{{":method", "GET"}, {":path", c.p.authPath}, {":authority", "auth"}}
+	_, err := proxywasm.DispatchHttpCall("auth", hs, nil, nil, 5000, func(int, int, int) {
+		status := "none"
+		if hs, err := proxywasm.GetHttpCallResponseHeaders(); err == nil {
+			for _, h := range hs {
+				if h[0] == ":status" {
+					status = h[1]
+				}
+			}
+		}
+		if status == "200" {
+			must(proxywasm.ContinueTcpStream())
+			return
+		}
+		proxywasm.LogInfof("connection %d refused: auth answered %s", c.id, status)
+		must(proxywasm.CloseDownstream())
+	})
+	if err != nil {
+		proxywasm.LogErrorf("auth call: %v", err)
+		must(proxywasm.CloseDownstream())
+	}
+	return types.ActionPause
 }
 
 func (c *conn) OnDownstreamData(size int, end bool) types.Action {

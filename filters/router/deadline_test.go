@@ -116,3 +116,31 @@ func TestDeadlineCoversEveryPhase(t *testing.T) {
 		t.Fatalf("body past the route timeout: %d, %q, %v; want a cut 200", resp.StatusCode, b, err)
 	}
 }
+
+// TestClientGoneAbortsUpstream: a client that closes its connection
+// while the backend has not answered ends the upstream exchange too.
+func TestClientGoneAbortsUpstream(t *testing.T) {
+	canceled := make(chan struct{}, 1)
+	backend := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			canceled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	gw := start(t, nil, []*routev3.Route{route("/", "b", timeout(10*time.Second))}, hcmtest.StaticCluster("b", backend))
+	c, err := net.Dial("tcp", gw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // past the gateway's wait before it watches for a client gone
+	c.Close()
+	select {
+	case <-canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request outlived its client")
+	}
+}

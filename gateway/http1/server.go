@@ -130,8 +130,10 @@ type conn struct {
 	bgTimer *time.Timer
 	bgDone  chan struct{}
 	// cancel ends ctx: when the client went away or broke a body's
-	// framing, and when the connection closes.
+	// framing, and when the connection closes. It runs the watches on
+	// ctx (see Watch).
 	cancel context.CancelCauseFunc
+	ws     watchers
 }
 
 const (
@@ -167,7 +169,12 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 		br.Reset(nc)
 	}
 	c := &conn{srv: s, nc: nc, br: br}
-	c.ctx, c.cancel = context.WithCancelCause(ctx)
+	inner, cancel := context.WithCancelCause(ctx)
+	c.ctx = &watchedCtx{Context: inner, ws: &c.ws}
+	c.cancel = func(cause error) {
+		cancel(cause)
+		c.ws.end()
+	}
 	c.rTmpl = *emptyRequest.WithContext(c.ctx)
 	c.header = make(http.Header)
 	c.w.header = make(http.Header)

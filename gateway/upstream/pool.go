@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/waygate/waygate/gateway/http1"
 )
 
 // connPool is one host's HTTP/1.1 connections, pooled as Envoy's
@@ -285,14 +287,19 @@ type conn struct {
 	deadline time.Time
 	peek     peeker
 	// abort unblocks the connection's reads and writes when a request's
-	// context ends; made once, it costs requests no allocation.
-	abort func()
+	// context ends; made once, it costs requests no allocation. watch
+	// runs it for a downstream HTTP/1.1 context, unwatch stops it.
+	abort   func()
+	watch   http1.Watch
+	unwatch func() bool
 }
 
 func newConn(p *connPool, nc net.Conn) *conn {
 	c := &conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 	c.peek = newPeeker(nc)
 	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+	c.watch.F = c.abort
+	c.unwatch = c.watch.Stop
 	return c
 }
 
@@ -309,7 +316,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, deadline time.T
 	if ctx.Done() != nil {
 		// Cancellation (downstream gone, stream idle) unblocks any
 		// read or write on the connection, which then is not reused.
-		stop = context.AfterFunc(ctx, c.abort)
+		// An HTTP/1.1 downstream's context is watched without
+		// allocating (see http1.Watch).
+		if c.watch.Start(ctx) {
+			stop = c.unwatch
+		} else {
+			stop = context.AfterFunc(ctx, c.abort)
+		}
 	}
 	if deadline != c.deadline {
 		// The deadline bounds the response head and body; the

@@ -148,8 +148,6 @@ type wasmChain struct {
 	http, network []wasmPlugin
 	byName        map[string]*extensions.WasmPlugin
 	extensions    []*corev3.TypedExtensionConfig
-	// warned are the NETWORK plugins warned about for HTTP ports.
-	warned map[string]bool
 }
 
 // wasmPlugins selects and translates the plugins once.
@@ -157,7 +155,7 @@ func (t *translator) wasmPlugins() *wasmChain {
 	if t.wasm != nil {
 		return t.wasm
 	}
-	t.wasm = &wasmChain{byName: map[string]*extensions.WasmPlugin{}, warned: map[string]bool{}}
+	t.wasm = &wasmChain{byName: map[string]*extensions.WasmPlugin{}}
 	for _, p := range t.selectWasmPlugins() {
 		ext := t.wasmExtensionConfig(p)
 		if ext == nil {

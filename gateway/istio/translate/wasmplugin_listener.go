@@ -9,8 +9,8 @@ import (
 // finishWasm completes the plugins' placement once the listeners exist,
 // since istiod selects plugins per listener port: HTTP plugins whose
 // traffic selectors leave a listener's port out are taken out of its
-// connection managers, NETWORK plugins go into its TCP filter chains
-// before tcp_proxy. The ECDS resources of the plugins some listener
+// connection managers, NETWORK plugins go into all its filter chains
+// before tcp_proxy or the connection manager. The ECDS resources of the plugins some listener
 // uses are added to res.
 func (t *translator) finishWasm(res *Resources) {
 	w := t.wasmPlugins()
@@ -62,29 +62,36 @@ func (t *translator) wasmForChain(fc *listenerv3.FilterChain, port uint32, used 
 			m.HttpFilters = kept
 			last.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(m)}
 		}
-		for _, n := range w.network {
-			if wasmMatchesPort(n.p, port) && !w.warned[n.name] {
-				w.warned[n.name] = true
-				t.warn(wasmKey(n.p), "spec.type", "NETWORK plugins run on TCP filter chains; Waygate runs no network filter before an HTTP connection manager, so HTTP ports go without it")
-			}
-		}
+		fc.Filters = t.withNetworkWasm(fs, port, used)
 		return
 	}
 	if last.GetName() != tcpProxyFilter {
 		return
 	}
+	fc.Filters = t.withNetworkWasm(fs, port, used)
+}
+
+// withNetworkWasm puts the NETWORK plugins that take port before the
+// chain's last filter (tcp_proxy or http_connection_manager), by phase
+// as istiod's chains have them: AUTHN, AUTHZ, STATS, then unspecified.
+// istiod does the same before the connection manager of an HTTP port
+// and of each TLS-terminating server, so that they see the connection
+// before any request on it.
+func (t *translator) withNetworkWasm(fs []*listenerv3.Filter, port uint32, used map[string]bool) []*listenerv3.Filter {
+	w := t.wasm
 	var phases [4][]*listenerv3.Filter
-	for _, n := range w.network {
-		if !wasmMatchesPort(n.p, port) {
+	n := 0
+	for _, p := range w.network {
+		if !wasmMatchesPort(p.p, port) {
 			continue
 		}
-		used[n.name] = true
+		used[p.name] = true
 		f := &listenerv3.Filter{
-			Name:       n.name,
+			Name:       p.name,
 			ConfigType: &listenerv3.Filter_ConfigDiscovery{ConfigDiscovery: wasmConfigSource(wasmNetworkType, rbacNetworkType)},
 		}
 		i := 3
-		switch n.p.Spec.GetPhase() {
+		switch p.p.Spec.GetPhase() {
 		case extensionsv1alpha1.PluginPhase_AUTHN:
 			i = 0
 		case extensionsv1alpha1.PluginPhase_AUTHZ:
@@ -93,13 +100,16 @@ func (t *translator) wasmForChain(fc *listenerv3.FilterChain, port uint32, used 
 			i = 2
 		}
 		phases[i] = append(phases[i], f)
+		n++
 	}
-	// istiod's TCP chain: AUTHN and AUTHZ plugins, then STATS and
-	// unspecified ones, then tcp_proxy.
-	out := make([]*listenerv3.Filter, 0, len(fs)+len(w.network))
+	if n == 0 {
+		return fs
+	}
+	last := fs[len(fs)-1]
+	out := make([]*listenerv3.Filter, 0, len(fs)+n)
 	out = append(out, fs[:len(fs)-1]...)
 	for _, p := range phases {
 		out = append(out, p...)
 	}
-	fc.Filters = append(out, last)
+	return append(out, last)
 }

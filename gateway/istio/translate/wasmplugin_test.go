@@ -76,9 +76,20 @@ func TestWasmPluginTranslation(t *testing.T) {
 	short := func(n string) string {
 		return strings.TrimSuffix(strings.TrimPrefix(n, wasmFilterPrefix+"istio-system."), wasmFilterSuffix)
 	}
+	network := func(l int) []string {
+		var names []string
+		for _, f := range res.Listeners[l].GetFilterChains()[0].GetFilters() {
+			names = append(names, short(f.GetName()))
+			if cd := f.GetConfigDiscovery(); cd != nil && !slices.Equal(cd.GetTypeUrls(), []string{wasmNetworkType, rbacNetworkType}) {
+				t.Errorf("%s type_urls = %v", f.GetName(), cd.GetTypeUrls())
+			}
+		}
+		return names
+	}
 	chain := func(l int) []string {
 		m := &hcmv3.HttpConnectionManager{}
-		if err := res.Listeners[l].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(m); err != nil {
+		fs := res.Listeners[l].GetFilterChains()[0].GetFilters()
+		if err := fs[len(fs)-1].GetTypedConfig().UnmarshalTo(m); err != nil {
 			t.Fatal(err)
 		}
 		var names []string
@@ -105,15 +116,15 @@ func TestWasmPluginTranslation(t *testing.T) {
 	if got, want := chain(1), slices.Concat(common, []string{"no-scheme"}, tail); !slices.Equal(got, want) {
 		t.Errorf("8081 chain = %v\nwant         %v", got, want)
 	}
-	var tcp []string
-	for _, f := range res.Listeners[2].GetFilterChains()[0].GetFilters() {
-		tcp = append(tcp, short(f.GetName()))
-		if cd := f.GetConfigDiscovery(); cd != nil && !slices.Equal(cd.GetTypeUrls(), []string{wasmNetworkType, rbacNetworkType}) {
-			t.Errorf("%s type_urls = %v", f.GetName(), cd.GetTypeUrls())
-		}
+	// NETWORK plugins, AUTHN then STATS, come before the last network
+	// filter of every port: tcp_proxy, or the connection manager.
+	if got, want := network(2), []string{"tcp-authn", "tcp", tcpProxyFilter}; !slices.Equal(got, want) {
+		t.Errorf("9000 chain = %v, want %v", got, want)
 	}
-	if want := []string{"tcp-authn", "tcp", tcpProxyFilter}; !slices.Equal(tcp, want) {
-		t.Errorf("9000 chain = %v, want %v", tcp, want)
+	for l := range 2 {
+		if got, want := network(l), []string{"tcp-authn", "tcp", hcmFilter}; !slices.Equal(got, want) {
+			t.Errorf("listener %d network filters = %v, want %v", l, got, want)
+		}
 	}
 
 	plugins := map[string]*wasmv3.PluginConfig{}
@@ -202,7 +213,7 @@ func TestWasmPluginTranslation(t *testing.T) {
 		}
 	}
 	slices.Sort(ws)
-	if wantW := []string{"tcp spec.type", "tcp-authn spec.type", "to-gateway spec.targetRefs"}; !slices.Equal(ws, wantW) {
+	if wantW := []string{"to-gateway spec.targetRefs"}; !slices.Equal(ws, wantW) {
 		t.Errorf("warnings = %v, want %v", ws, wantW)
 	}
 }
@@ -246,5 +257,45 @@ func TestWasmPluginTargetRefs(t *testing.T) {
 				t.Errorf("selected = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A NETWORK plugin goes before the connection manager of each
+// TLS-terminating server's filter chain on the ports it selects, and
+// not onto other ports.
+func TestNetworkWasmPluginOnTLSChains(t *testing.T) {
+	cfg := loadCase(t, filepath.Join("testdata", "https-simple", "input.yaml"))
+	p := &extensions.WasmPlugin{}
+	p.Name, p.Namespace = "conn-audit", rootNamespace
+	p.Spec.Url = "file:///opt/filters/audit.wasm"
+	p.Spec.Type = extensionsv1alpha1.PluginType_NETWORK
+	p.Spec.Match = []*extensionsv1alpha1.WasmPlugin_TrafficSelector{{Ports: []*typev1beta1.PortSelector{{Number: 8443}}}}
+	cfg.WasmPlugins = append(cfg.WasmPlugins, p)
+	res, _ := Translate(cfg, Proxy{})
+	name := wasmFilterPrefix + rootNamespace + ".conn-audit" + wasmFilterSuffix
+	tls := 0
+	for _, l := range res.Listeners {
+		port := l.GetAddress().GetSocketAddress().GetPortValue()
+		for i, fc := range l.GetFilterChains() {
+			var names []string
+			for _, f := range fc.GetFilters() {
+				names = append(names, f.GetName())
+			}
+			want := []string{hcmFilter}
+			if port == 8443 {
+				want = []string{name, hcmFilter}
+				tls++
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("port %d chain %d = %v, want %v", port, i, names, want)
+			}
+		}
+	}
+	if tls != 2 {
+		t.Errorf("%d filter chains on 8443, want one per server (2)", tls)
+	}
+	if len(res.Extensions) != 1 || res.Extensions[0].GetName() != name ||
+		res.Extensions[0].GetTypedConfig().GetTypeUrl() != wasmNetworkType {
+		t.Errorf("extensions = %v", res.Extensions)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/waygate/waygate/conformance/backend"
@@ -89,6 +90,21 @@ func testLog(t testing.TB) *slog.Logger {
 // envForTest is the environment of a factory built outside a chain.
 func envForTest(t testing.TB) filters.Env { return filters.Env{Log: testLog(t)} }
 
+// testNode is the xDS node of the test gateways, with metadata and a
+// locality as istio-agent fills them.
+var testNode = &corev3.Node{
+	Id:       "waygate-test",
+	Cluster:  "waygate-gw.istio-system",
+	Locality: &corev3.Locality{Region: "r1", Zone: "z1"},
+	Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+		"NAMESPACE": structpb.NewStringValue("istio-system"),
+		"REPLICAS":  structpb.NewNumberValue(2),
+		"LABELS": structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"app": structpb.NewStringValue("gw"),
+		}}),
+	}},
+}
+
 // gateway is a connection manager serving a chain with Wasm filters on
 // loopback, whose filters reach the clusters of its view for callouts.
 type gateway struct {
@@ -139,7 +155,7 @@ func startGateway(t testing.TB, fs []*hcmv3.HttpFilter, clusters ...*clusterv3.C
 	}
 	store := stats.NewStore()
 	c := &hcm.Compiler{
-		Env:   filters.Env{Log: testLog(t), Upstream: viewUpstream{view}, Node: &corev3.Node{Id: "waygate-test"}},
+		Env:   filters.Env{Log: testLog(t), Upstream: viewUpstream{view}, Node: testNode},
 		Stats: store,
 	}
 	cfg, err := c.Compile(hcmtest.HCM(t, rc, fs...))

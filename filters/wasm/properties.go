@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/waygate/waygate/filters"
@@ -53,6 +53,8 @@ func (v *vm) property(path string) ([]byte, bool) {
 		return addrProperty(x.Downstream.LocalAddr, seg[1:])
 	case "connection":
 		return connectionProperty(x, seg[1:])
+	case "upstream":
+		return upstreamProperty(x, seg[1:])
 	case "cluster_name":
 		return routeString(x, func(r filters.Route) string { return r.Cluster() })
 	case "route_name":
@@ -68,16 +70,14 @@ func (v *vm) property(path string) ([]byte, bool) {
 				return routeString(x, func(r filters.Route) string { return r.VirtualHost() })
 			case "listener_name":
 				return []byte(x.Downstream.Listener), true
+			case "filter_chain_name":
+				return []byte(x.Downstream.FilterChain), true
 			case "node":
 				return nodeProperty(v.pool.env, nil)
 			}
 		}
 	case "metadata":
-		if len(seg) == 3 {
-			if val, ok := x.Metadata[seg[1]][seg[2]]; ok {
-				return anyValue(val)
-			}
-		}
+		return metadataProperty(x.Metadata, seg[1:])
 	}
 	return nil, false
 }
@@ -127,17 +127,16 @@ func requestProperty(v *vm, x *filters.Exchange, seg []string) ([]byte, bool) {
 		}
 		return int64Bytes(int64(time.Since(x.Info.Start))), true
 	case "size":
-		if r.ContentLength < 0 {
-			return nil, false
+		// The declared length, else what was read of the body so far.
+		if r.ContentLength >= 0 {
+			return int64Bytes(r.ContentLength), true
 		}
-		return int64Bytes(r.ContentLength), true
+		return int64Bytes(x.Info.BytesReceived), true
+	case "total_size":
+		return int64Bytes(x.Info.BytesReceived + headerBytes(r.Header) + requestLineBytes(r)), true
 	case "headers":
 		f := fieldMap{h: &r.Header, req: r}
-		if len(seg) == 2 {
-			val, ok := f.get(seg[1])
-			return []byte(val), ok
-		}
-		return encodeMap(nil, f.all()), true
+		return headersProperty(f, seg[1:])
 	}
 	return nil, false
 }
@@ -150,19 +149,31 @@ func responseProperty(v *vm, x *filters.Exchange, seg []string) ([]byte, bool) {
 	case "code":
 		return int64Bytes(int64(x.Response.Status)), true
 	case "code_details":
+		// The router records no details for an upstream's own answer:
+		// Envoy's are via_upstream.
+		if x.Info.ResponseCodeDetails == "" && x.Info.UpstreamHost != "" {
+			return []byte("via_upstream"), true
+		}
 		return []byte(x.Info.ResponseCodeDetails), true
 	case "flags":
-		return []byte(strings.Join(x.Info.ResponseFlags, ",")), true
+		return int64Bytes(int64(responseFlagBits(x.Info.ResponseFlags))), true
+	case "grpc_status":
+		return grpcStatusProperty(x)
+	case "size":
+		return int64Bytes(x.Info.BytesSent), true
+	case "total_size":
+		return int64Bytes(x.Info.BytesSent + headerBytes(x.Response.Header) + headerBytes(x.Response.Trailer)), true
+	case "backend_latency":
+		if x.Info.UpstreamServiceTime <= 0 {
+			return nil, false
+		}
+		return int64Bytes(int64(x.Info.UpstreamServiceTime)), true
 	case "headers", "trailers":
 		f := fieldMap{h: &x.Response.Header, resp: &x.Response}
 		if seg[0] == "trailers" {
 			f = fieldMap{h: &x.Response.Trailer}
 		}
-		if len(seg) == 2 {
-			val, ok := f.get(seg[1])
-			return []byte(val), ok
-		}
-		return encodeMap(nil, f.all()), true
+		return headersProperty(f, seg[1:])
 	}
 	return nil, false
 }
@@ -198,6 +209,8 @@ func connectionProperty(x *filters.Exchange, seg []string) ([]byte, bool) {
 			return nil, false
 		}
 		return []byte(tlsVersion(t.Version)), true
+	case "subject_peer_certificate", "sha256_peer_certificate_digest", "dns_san_peer_certificate", "uri_san_peer_certificate":
+		return peerCertificateProperty(x, seg[0])
 	}
 	return nil, false
 }
@@ -224,75 +237,51 @@ func routeString(x *filters.Exchange, f func(filters.Route) string) ([]byte, boo
 	return []byte(f(r)), true
 }
 
-// nodeProperty reads the gateway's xDS node: node (the message),
-// node.id, node.cluster, node.metadata and node.metadata.<key>.
+// nodeProperty reads the gateway's xDS node as Envoy's node attribute:
+// node (the message) and any field below it (node.id,
+// node.metadata.<key>, node.locality.zone...).
 func nodeProperty(env filters.Env, seg []string) ([]byte, bool) {
-	n := env.Node
-	if n == nil {
+	if env.Node == nil {
 		return nil, false
 	}
-	if len(seg) == 0 {
-		b, err := proto.Marshal(n)
-		return b, err == nil
-	}
-	switch seg[0] {
-	case "id":
-		return []byte(n.GetId()), true
-	case "cluster":
-		return []byte(n.GetCluster()), true
-	case "metadata":
-		md := n.GetMetadata()
-		if md == nil {
-			return nil, false
-		}
-		if len(seg) == 1 {
-			b, err := proto.Marshal(md)
-			return b, err == nil
-		}
-		f, ok := md.GetFields()[seg[1]]
-		if !ok {
-			return nil, false
-		}
-		return structValue(f)
-	}
-	return nil, false
+	return messageProperty(env.Node.ProtoReflect(), seg)
 }
 
-func structValue(v *structpb.Value) ([]byte, bool) {
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_StringValue:
-		return []byte(k.StringValue), true
-	case *structpb.Value_BoolValue:
-		return boolBytes(k.BoolValue), true
-	case *structpb.Value_NumberValue:
-		return binary.LittleEndian.AppendUint64(nil, uint64(int64(k.NumberValue))), true
-	case *structpb.Value_StructValue:
-		b, err := proto.Marshal(k.StructValue)
-		return b, err == nil
-	case *structpb.Value_ListValue:
-		b, err := proto.Marshal(k.ListValue)
-		return b, err == nil
+// metadataProperty reads the stream's dynamic metadata as Envoy's
+// metadata attribute, an envoy.config.core.v3.Metadata:
+// metadata.filter_metadata.<namespace>.<key>. The shorter
+// metadata.<namespace>.<key> reads the same value.
+func metadataProperty(md map[string]map[string]any, seg []string) ([]byte, bool) {
+	if len(seg) > 0 && seg[0] != "filter_metadata" {
+		seg = append([]string{"filter_metadata"}, seg...)
 	}
-	return nil, false
+	m := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{}}
+	for ns, kv := range md {
+		if ns == propertiesNamespace || (len(seg) > 1 && ns != seg[1]) {
+			continue
+		}
+		fields := map[string]*structpb.Value{}
+		for k, val := range kv {
+			if sv, ok := metadataValue(val); ok {
+				fields[k] = sv
+			}
+		}
+		m.FilterMetadata[ns] = &structpb.Struct{Fields: fields}
+	}
+	return messageProperty(m.ProtoReflect(), seg)
 }
 
-// anyValue serializes a dynamic metadata value.
-func anyValue(val any) ([]byte, bool) {
+// metadataValue converts a dynamic metadata value as Envoy holds it, a
+// google.protobuf.Value.
+func metadataValue(val any) (*structpb.Value, bool) {
 	switch t := val.(type) {
-	case string:
-		return []byte(t), true
-	case []byte:
+	case *structpb.Value:
 		return t, true
-	case bool:
-		return boolBytes(t), true
-	case int:
-		return int64Bytes(int64(t)), true
-	case int64:
-		return int64Bytes(t), true
+	case *structpb.Struct:
+		return structpb.NewStructValue(t), true
+	case []byte:
+		return structpb.NewStringValue(string(t)), true
 	}
 	sv, err := structpb.NewValue(val)
-	if err != nil {
-		return nil, false
-	}
-	return structValue(sv)
+	return sv, err == nil
 }

@@ -1,0 +1,3 @@
+module github.com/waygate/waygate/filters/wasm/testdata/audit
+
+go 1.24

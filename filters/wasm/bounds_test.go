@@ -1,0 +1,65 @@
+package wasm
+
+import (
+	"strings"
+	"testing"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+)
+
+// TestHostilePointers has a plugin call every hostcall with a pointer
+// past its memory, or a length running past it, in a place where the
+// call would otherwise succeed: each answers INVALID_MEMORY_ACCESS (a
+// function the host lacks, UNIMPLEMENTED), the instance lives on and
+// the gateway keeps serving.
+func TestHostilePointers(t *testing.T) {
+	backend := startEcho(t, "backend")
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
+		hcmtest.StaticCluster("backend", backend.Addr()), hcmtest.StaticCluster("body", backend.Addr()))
+	for _, c := range []struct {
+		phase, body string
+		calls       int
+	}{
+		{"headers", "", 45},
+		{"body", "some body", 3},
+	} {
+		t.Run(c.phase, func(t *testing.T) {
+			method := "GET"
+			if c.body != "" {
+				method = "POST"
+			}
+			r := do(t, method, g.url+"/", c.body, "x-hostile", c.phase)
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			lines := strings.Split(strings.TrimSpace(r.body), "\n")
+			if len(lines) != c.calls {
+				t.Errorf("%d calls reported, want %d:\n%s", len(lines), c.calls, r.body)
+			}
+			for _, l := range lines {
+				name, st, _ := strings.Cut(l, " ")
+				want := "6"
+				if name == "proxy_call_foreign_function" {
+					want = "12"
+				}
+				if st != want {
+					t.Errorf("%s returned %s, want %s", name, st, want)
+				}
+			}
+		})
+	}
+	// The instance is the same one, unharmed, and the request headers
+	// the hostile calls aimed at are intact.
+	if n := g.store.Counter("wasm.audit.vm_failures").Value(); n != 0 {
+		t.Errorf("vm_failures = %d", n)
+	}
+	if n := g.store.Counter("wasm.audit.vm_created").Value(); n != 2 {
+		t.Logf("vm_created = %d", n)
+	}
+	r := do(t, "GET", g.url+"/after", "", "x-keep", "yes")
+	if r.status != 200 || r.echo(t).Headers["x-keep"] != "yes" {
+		t.Errorf("after the hostile calls: status %d, %s", r.status, r.body)
+	}
+}

@@ -173,3 +173,19 @@ var ErrUnknown = fmt.Errorf("unknown filter config type")
 // PerFilterConfig is Disabled takes no part in the stream; the chain
 // checks this before calling the factory.
 type Disabled struct{}
+
+// ClusterSet is implemented by an Upstream that can tell whether a
+// cluster is in the current snapshot, so a filter can refuse a call to
+// one that is not at once, as Envoy refuses a Wasm http_call to an
+// unknown cluster with BAD_ARGUMENT, rather than learn it when sending.
+// Filters find it by type assertion on Env.Upstream.
+type ClusterSet interface {
+	HasCluster(name string) bool
+}
+
+// ClusterMissing tells whether up says cluster is not in the current
+// snapshot; an Upstream that cannot tell says nothing is missing.
+func ClusterMissing(up Upstream, cluster string) bool {
+	cs, ok := up.(ClusterSet)
+	return ok && !cs.HasCluster(cluster)
+}

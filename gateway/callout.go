@@ -56,3 +56,11 @@ func (c clusterCaller) Dial(ctx context.Context, cluster string) (net.Conn, erro
 	}
 	return conn, nil
 }
+
+var _ filters.ClusterSet = clusterCaller{}
+
+// HasCluster tells whether cluster is in the current snapshot, for
+// filters that refuse calls to unknown clusters at once (Wasm http_call).
+func (c clusterCaller) HasCluster(cluster string) bool {
+	return c.g.Builder.Current().Cluster(cluster) != nil
+}

@@ -30,6 +30,9 @@ type grpcTarget struct {
 	tls       *tls.Config // google_grpc with ssl_credentials
 	metadata  [][2]string // GrpcService.initial_metadata
 	timeout   time.Duration
+	// byName is set when the upstream was a bare cluster name, which
+	// Envoy checks against its clusters at once.
+	byName bool
 }
 
 func parseGRPCTarget(b []byte) (grpcTarget, error) {
@@ -38,7 +41,7 @@ func parseGRPCTarget(b []byte) (grpcTarget, error) {
 		return grpcTarget{}, errors.New("empty upstream")
 	}
 	if err := proto.Unmarshal(b, &gs); err != nil || gs.GetTargetSpecifier() == nil {
-		return grpcTarget{cluster: string(b), authority: string(b)}, nil
+		return grpcTarget{cluster: string(b), authority: string(b), byName: true}, nil
 	}
 	t := grpcTarget{timeout: gs.GetTimeout().AsDuration()}
 	for _, h := range gs.GetInitialMetadata() {

@@ -99,6 +99,13 @@ func (d clusterDialer) RoundTrip(context.Context, string, *http.Request) (*http.
 	return nil, errors.New("no http clusters")
 }
 
+// HasCluster tells the clusters it knows, as the gateway's cluster
+// caller tells those of its snapshot.
+func (d clusterDialer) HasCluster(cluster string) bool {
+	_, ok := d[cluster]
+	return ok
+}
+
 func (d clusterDialer) Dial(ctx context.Context, cluster string) (net.Conn, error) {
 	addr, ok := d[cluster]
 	if !ok {
@@ -169,6 +176,9 @@ func TestGRPCCall(t *testing.T) {
 		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "echo"}},
 		Timeout:         durationpb.New(50 * time.Millisecond),
 	})
+	missingGRPC := serviceHex(t, &corev3.GrpcService{
+		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "missing"}},
+	})
 	for _, c := range []struct {
 		name, conf, want string
 	}{
@@ -178,7 +188,11 @@ func TestGRPCCall(t *testing.T) {
 		{"error status", "upstream=echo method=Fail", "close code=7 status=7 message=denied initial= msgs= trailing= root=rawabi_root"},
 		{"call timeout", "upstream=echo method=Hang timeout=50", "close code=4 status=4"},
 		{"service timeout", "upstream_hex=" + timedOut + " method=Hang", "close code=4 status=4"},
-		{"unknown cluster", "upstream=missing", "close code=14 status=14"},
+		// A cluster name the gateway does not have is refused at once
+		// with PARSE_FAILURE (4), as Envoy does; a GrpcService naming
+		// one is taken, and its call fails when sent (UNAVAILABLE).
+		{"unknown cluster", "upstream=missing", "grpc_call status 4"},
+		{"unknown envoy_grpc cluster", "upstream_hex=" + missingGRPC, "close code=14 status=14"},
 		{"refused endpoint", "upstream=refused", "close code=14 status=14"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -201,6 +215,13 @@ func TestGRPCStream(t *testing.T) {
 	want := "close code=0 status=0 message= initial=yes msgs=echo:a,echo:b trailing=done root=rawabi_root"
 	if body != want {
 		t.Errorf("reply %q, want %q", body, want)
+	}
+
+	// A stream to a cluster name the gateway does not have is refused
+	// at once with PARSE_FAILURE, as Envoy's.
+	f = grpcFactory(t, "mode=grpc-stream upstream=missing", clusterDialer{"echo": srv.addr})
+	if body, _ := requestHeaders(t, f); body != "grpc_stream status 4" {
+		t.Errorf("stream to an unknown cluster: reply %q, want %q", body, "grpc_stream status 4")
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/waygate/waygate/filters"
 )
 
 // gRPC call hostcalls.
@@ -35,6 +37,12 @@ func (v *vm) grpcOpen(m api.Module, s []uint64, timeout time.Duration, unary boo
 	}
 	t, err := parseGRPCTarget(up)
 	if err != nil {
+		return nil, nil, "", statusParseFailure
+	}
+	if t.byName && filters.ClusterMissing(v.pool.env.Upstream, t.cluster) {
+		// Envoy refuses a call naming a cluster it does not have at
+		// once, with PARSE_FAILURE; a GrpcService naming one is
+		// accepted, and its call fails when sent (UNAVAILABLE).
 		return nil, nil, "", statusParseFailure
 	}
 	if svc == "" || method == "" {

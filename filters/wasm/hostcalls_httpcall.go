@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/waygate/waygate/filters"
 )
 
 // HTTP callouts.
@@ -64,6 +66,10 @@ var proxyHTTPCall = sf(10, func(_ context.Context, v *vm, m api.Module, s []uint
 	up := v.pool.env.Upstream
 	if up == nil {
 		return statusInternalFailure
+	}
+	if filters.ClusterMissing(up, cluster) {
+		// Envoy refuses a call to a cluster it does not have at once.
+		return statusBadArgument
 	}
 	timeout := time.Duration(u32(s[8])) * time.Millisecond
 	if timeout <= 0 {

@@ -66,7 +66,7 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 	log = log.With("plugin", cfg.name)
 	sum := sha256.Sum256(code)
 	key, shared := keyFor(string(sum[:]), vmConfigKey(pb.GetConfig()), o, env)
-	p, pl, err := acquire(key, shared, pluginKey(pb.GetConfig()), cfg, func() (*pool, error) {
+	p, pl, joined, err := acquire(key, shared, pluginKey(pb.GetConfig()), cfg, func() (*pool, error) {
 		start := time.Now()
 		e, err := newEngine(ctx, code, o, log)
 		if err != nil {
@@ -87,10 +87,17 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 		return nil, err
 	}
 	// One instance, started now if need be, checks that the plugin
-	// starts and takes its configuration.
-	v, err := p.start(0)
-	if err == nil {
-		err = v.checkRoot(pl)
+	// starts and takes its configuration. A plugin joining a VM that
+	// serves others is checked in a probe instance instead: one whose
+	// proxy_on_configure aborts must not kill the instances the others
+	// run in (and their streams), nor hold a slot in restart backoff.
+	if joined {
+		err = p.probe(pl)
+	} else {
+		var v *vm
+		if v, err = p.start(0); err == nil {
+			err = v.checkRoot(pl)
+		}
 	}
 	if err != nil {
 		p.release(pl)

@@ -153,6 +153,18 @@ func (p *pool) start(i int) (*vm, error) {
 	return v, nil
 }
 
+// probe checks that pl starts and takes its configuration in an
+// instance of its own, started with every plugin of the VM and closed
+// right after, without touching the instances serving the others.
+func (p *pool) probe(pl *plugin) error {
+	v, err := startVM(p, 0, true)
+	if err != nil {
+		return err
+	}
+	defer v.close()
+	return v.checkRoot(pl)
+}
+
 // failed is called by a dying instance: a fresh one takes its slot.
 func (p *pool) failed(v *vm) {
 	for _, pl := range p.pluginList() {

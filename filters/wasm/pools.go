@@ -46,18 +46,18 @@ func keyFor(sha, config string, o Options, env filters.Env) (poolKey, bool) {
 
 // acquire returns the pool for key, building it with build when there is
 // none, with the plugin pkey (configured by cfg) loaded in it, and
-// counts the caller as one of the plugin's users.
-func acquire(key poolKey, shared bool, pkey string, cfg *pluginConfig, build func() (*pool, error)) (*pool, *plugin, error) {
+// counts the caller as one of the plugin's users. joined reports that
+// the plugin was loaded now into a pool already serving others.
+func acquire(key poolKey, shared bool, pkey string, cfg *pluginConfig, build func() (*pool, error)) (p *pool, pl *plugin, joined bool, err error) {
 	pools.Lock()
 	defer pools.Unlock()
-	p := pools.m[key]
+	p = pools.m[key]
 	if !shared || p == nil {
 		// Building under the lock makes two factories of one VM, built
 		// at once, share one pool; builds of other plugins wait
 		// meanwhile, which happens only while a config is compiled.
-		var err error
 		if p, err = build(); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		p.byKey = map[string]*plugin{}
 		if shared {
@@ -65,8 +65,9 @@ func acquire(key poolKey, shared bool, pkey string, cfg *pluginConfig, build fun
 			pools.m[key] = p
 		}
 	}
-	pl := p.byKey[pkey]
+	pl = p.byKey[pkey]
 	if pl == nil {
+		joined = len(p.byKey) > 0
 		pl = &plugin{cfg: cfg, key: pkey}
 		pl.vmFailures = counter(p.env.Stats, "wasm."+statName(cfg)+".vm_failures")
 		pl.vmCreated = counter(p.env.Stats, "wasm."+statName(cfg)+".vm_created")
@@ -75,7 +76,7 @@ func acquire(key poolKey, shared bool, pkey string, cfg *pluginConfig, build fun
 	}
 	pl.refs++
 	p.refs++
-	return p, pl, nil
+	return p, pl, joined, nil
 }
 
 // release drops one user of pl; its last one unloads it, and the pool's

@@ -105,9 +105,11 @@ func (s *shared) register(name string, v *vm, root uint32) uint32 {
 		s.queues[name] = q
 		queuesByID.Store(q.id, q)
 	}
-	q.mu.Lock()
-	q.owner, q.root = v, root
-	q.mu.Unlock()
+	if !v.probe {
+		q.mu.Lock()
+		q.owner, q.root = v, root
+		q.mu.Unlock()
+	}
 	return q.id
 }
 

@@ -39,6 +39,9 @@ type vm struct {
 	base context.Context
 	// deadline is base with the per-call deadline, for every call.
 	deadline *deadline
+	// probe marks an instance started only to check a plugin joining
+	// the VM, and closed right after: it takes no shared queue.
+	probe bool
 
 	mu         sync.Mutex
 	dead       atomic.Bool
@@ -90,8 +93,13 @@ func vmOf(ctx context.Context) *vm { return ctx.Value(vmKey{}).(*vm) }
 // then a root context for each plugin loaded. Lifecycle per
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#integration
 func newVM(p *pool, slot int) (*vm, error) {
+	return startVM(p, slot, false)
+}
+
+// startVM is newVM, for a probe instance too.
+func startVM(p *pool, slot int, probe bool) (*vm, error) {
 	v := &vm{pool: p, slot: slot, log: p.log, streams: map[uint32]*filter{},
-		roots: map[*plugin]*rootContext{}, rootByID: map[uint32]*rootContext{}}
+		roots: map[*plugin]*rootContext{}, rootByID: map[uint32]*rootContext{}, probe: probe}
 	v.base = context.WithValue(context.Background(), vmKey{}, v)
 	v.deadline = newDeadline(v.base)
 	out := &logWriter{log: p.log, stream: "stdout"}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -21,8 +22,25 @@ var streams = map[uint32]*mode{}
 //go:wasmexport proxy_on_vm_start
 func proxyOnVMStart(id, size uint32) uint32 { return 1 }
 
+// proxyOnConfigure aborts as the configuration asks: abort=panic (a Go
+// panic), abort=trap (an out-of-bounds store), abort=exit (os.Exit,
+// which is WASI's proc_exit, as an AssemblyScript abort ends).
+//
 //go:wasmexport proxy_on_configure
-func proxyOnConfigure(id, size uint32) uint32 { return 1 }
+func proxyOnConfigure(id, size uint32) uint32 {
+	enter()
+	p, _, o := out()
+	proxyGetBufferBytes(bufferPluginConfig, 0, size, p, p+4)
+	switch string(returned(o)) {
+	case "abort=panic":
+		panic("on_configure aborts")
+	case "abort=trap":
+		*(*uint64)(unsafePointer(0xfffffff8)) = 1
+	case "abort=exit":
+		os.Exit(3)
+	}
+	return 1
+}
 
 //go:wasmexport proxy_on_context_create
 func proxyOnContextCreate(id, parent uint32) {

@@ -165,7 +165,7 @@ func ExtensionNames(m *hcmv3.HttpConnectionManager) []string {
 // resolve for what runs.
 func (c *Compiler) discovered(cfg *Config, f *hcmv3.HttpFilter, cd *corev3.ExtensionConfigSource, base filters.Env) (filters.Factory, error) {
 	build := func(a *anypb.Any) (any, error) { return c.typedFactory(cfg, f.GetName(), a, base) }
-	s, err := c.resolve(cfg.StatPrefix, f.GetName(), cd, build, missingConfig{}, cfg.log)
+	s, err := c.resolve(cfg.StatPrefix, f.GetName(), cd, build, missingConfig{}, httpFetchFallback, cfg.log)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func (c *Compiler) DiscoveredNetwork(name string, cd *corev3.ExtensionConfigSour
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s, err := c.resolve("network", name, cd, typed, missingNetwork{}, log)
+	s, err := c.resolve("network", name, cd, typed, missingNetwork{}, networkFetchFallback, log)
 	if err != nil {
 		return nil, err
 	}
@@ -208,14 +208,16 @@ func (c *Compiler) DiscoveredNetwork(name string, cd *corev3.ExtensionConfigSour
 // and either apply_default_config_without_warming is set or the filter
 // served before (the resource was removed, or its initial fetch timed
 // out); missing, Envoy's stand-in for such a filter without a default.
-// Otherwise the listener warms (ErrMissingExtension).
+// Otherwise the listener warms (ErrMissingExtension). A received
+// config whose Wasm module cannot be fetched, for a filter not serving
+// a previous version, gets fb's stand-in (see fetchfallback.go).
 //
 // The chain holds a slot shared by every compile of the same filter
 // (scope and name), so an ECDS update switches the listeners in service
 // to the new factory without rebuilding them or touching their
 // connections; requests already running finish with the factory they
 // started with.
-func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource, build func(*anypb.Any) (any, error), missing any, log *slog.Logger) (*slot, error) {
+func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource, build func(*anypb.Any) (any, error), missing any, fb *fetchFallback, log *slog.Logger) (*slot, error) {
 	if name == "" {
 		return nil, errors.New("the filter needs a name: it is the extension config to subscribe to")
 	}
@@ -234,6 +236,18 @@ func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource,
 	// A filter whose initial fetch timed out serves as one whose config
 	// was removed.
 	served := s != nil && s.served || fc.expired[name]
+	// A plugin serves when its slot was installed with something other
+	// than a fetch stand-in; a stand-in resolved in this generation
+	// already is reused rather than fetched again.
+	plugin := false
+	if s != nil && s.served {
+		cur := s.cur.Load().v
+		plugin = !isStandIn(cur) && cur != missing
+	}
+	var standIn any
+	if s != nil && s.standIn != nil && s.standInGen == fc.gen {
+		standIn = s.standIn
+	}
 	fc.mu.Unlock()
 
 	var (
@@ -241,9 +255,20 @@ func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource,
 		err error
 	)
 	switch {
+	case ext != nil && standIn != nil:
+		v = standIn
 	case ext != nil:
 		if v, err = build(ext.GetTypedConfig()); err != nil {
-			return nil, fmt.Errorf("extension config %q: %w", name, err)
+			sv, open, ok := fb.standIn(err, ext.GetTypedConfig(), cd.GetTypeUrls())
+			if !ok || plugin {
+				return nil, fmt.Errorf("extension config %q: %w", name, err)
+			}
+			kind := "deny-all"
+			if open {
+				kind = "allow-all"
+			}
+			log.Error("wasm module not fetched and no previous version serving: serving an "+kind+" stand-in until a push fetches it", "filter", name, "fail_open", open, "err", err)
+			v, standIn = sv, sv
 		}
 	case cd.GetDefaultConfig() != nil && (served || cd.GetApplyDefaultConfigWithoutWarming()):
 		if v, err = build(cd.GetDefaultConfig()); err != nil {
@@ -275,6 +300,12 @@ func (c *Compiler) resolve(scope, name string, cd *corev3.ExtensionConfigSource,
 		fc.pending[s] = v
 	}
 	s.gen = fc.gen
+	if standIn != nil && (s.standIn == nil || s.standInGen != fc.gen) {
+		s.standIn, s.standInGen = standIn, fc.gen
+		if c.Stats != nil {
+			c.Stats.Counter(FetchFallbackStat).Inc()
+		}
+	}
 	return s, nil
 }
 
@@ -335,6 +366,10 @@ type slot struct {
 	gen uint64
 	// served is set once a generation using the slot was installed.
 	served bool
+	// standIn is what generation standInGen resolved the filter to
+	// when its module could not be fetched.
+	standIn    any
+	standInGen uint64
 }
 
 // boxed holds a filters.Factory or a filters.NetworkFactory.

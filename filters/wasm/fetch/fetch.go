@@ -197,9 +197,9 @@ func (f *Fetcher) Get(ctx context.Context, r Request) ([]byte, error) {
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.b, fl.err
+		return fl.b, notFetched(src.URI, fl.err)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("fetching %s: %w", src.URI, context.Cause(ctx))
+		return nil, notFetched(src.URI, fmt.Errorf("fetching %s: %w", src.URI, context.Cause(ctx)))
 	}
 }
 

@@ -93,7 +93,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 		}
 	}
 	if !f.cfg.suppressEnvoyHeaders && timeout > 0 {
-		h.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(timeout.Milliseconds(), 10))
+		if timeout == fwd.Timeout && fwd.TimeoutMs != nil {
+			h["X-Envoy-Expected-Rq-Timeout-Ms"] = fwd.TimeoutMs
+		} else {
+			h["X-Envoy-Expected-Rq-Timeout-Ms"] = []string{strconv.FormatInt(timeout.Milliseconds(), 10)}
+		}
 	}
 	rt.FinalizeRequest(x, wc, true)
 
@@ -325,7 +329,7 @@ func (f *filter) respond(x *filters.Exchange, rt *routes.Route, wc *routes.Weigh
 	}
 	stripResponseHopByHop(h)
 	if !f.cfg.suppressEnvoyHeaders {
-		h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(x.Info.UpstreamServiceTime.Milliseconds(), 10))
+		h["X-Envoy-Upstream-Service-Time"] = millisValue(x.Info.UpstreamServiceTime)
 	}
 	if rt.VHost().IncludeAttemptCountInResponse {
 		h.Set("X-Envoy-Attempt-Count", strconv.Itoa(x.Info.Attempts))
@@ -378,6 +382,24 @@ func (f *filter) respond(x *filters.Exchange, rt *routes.Route, wc *routes.Weigh
 		return
 	}
 	_ = enc.WriteTrailers(resp.Trailer)
+}
+
+// millis holds the decimal strings of 0 to 999, for header values in
+// milliseconds; millisValue hands out one-element slices of it, read
+// only, so that the usual value costs no allocation.
+var millis = func() (m [1000]string) {
+	for i := range m {
+		m[i] = strconv.Itoa(i)
+	}
+	return m
+}()
+
+// millisValue is d in whole milliseconds as a header's values.
+func millisValue(d time.Duration) []string {
+	if ms := d.Milliseconds(); ms >= 0 && ms < int64(len(millis)) {
+		return millis[ms : ms+1 : ms+1]
+	}
+	return []string{strconv.FormatInt(d.Milliseconds(), 10)}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
+	"strconv"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -59,6 +60,10 @@ type Forward struct {
 	// Timeout is the whole-request timeout, DefaultTimeout when unset and
 	// 0 when disabled.
 	Timeout time.Duration
+	// TimeoutMs is Timeout in milliseconds as the one value of an
+	// x-envoy-expected-rq-timeout-ms header, nil when Timeout is 0. The
+	// router puts this very slice in requests: it is read only.
+	TimeoutMs []string
 	// IdleTimeout is nil when the route sets none.
 	IdleTimeout *time.Duration
 	// MaxGrpcTimeout and GrpcTimeoutOffset are nil when unset; a zero
@@ -194,6 +199,9 @@ func compileForward(a *routev3.RouteAction, r *Route, vhRetry *RetryPolicy, vhMi
 
 	if a.GetTimeout() != nil {
 		f.Timeout = a.GetTimeout().AsDuration()
+	}
+	if f.Timeout > 0 {
+		f.TimeoutMs = []string{strconv.FormatInt(f.Timeout.Milliseconds(), 10)}
 	}
 	f.IdleTimeout = durPtr(a.GetIdleTimeout())
 	f.MaxGrpcTimeout = durPtr(a.GetMaxGrpcTimeout())

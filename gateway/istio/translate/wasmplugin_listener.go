@@ -75,8 +75,11 @@ func (t *translator) wasmForChain(fc *listenerv3.FilterChain, port uint32, used 
 // chain's last filter (tcp_proxy or http_connection_manager), by phase
 // as istiod's chains have them: AUTHN, AUTHZ, STATS, then unspecified.
 // istiod does the same before the connection manager of an HTTP port
-// and of each TLS-terminating server, so that they see the connection
-// before any request on it.
+// and of TLS-terminating servers, so that they see the connection
+// before any request on it. (istiod's loop over a port's HTTPS servers
+// takes the plugins out of the port's set as it places them, so only
+// its first server's chain gets them; every chain gets them here, as
+// the plugin's port selection asks.)
 func (t *translator) withNetworkWasm(fs []*listenerv3.Filter, port uint32, used map[string]bool) []*listenerv3.Filter {
 	w := t.wasm
 	var phases [4][]*listenerv3.Filter

@@ -153,3 +153,18 @@ func returned(o *[2]uint32) []byte {
 func main() {}
 
 func unsafePointer(a uint32) unsafe.Pointer { return unsafe.Pointer(uintptr(a)) }
+
+//go:wasmimport env proxy_continue_stream
+func proxyContinueStream(typ uint32) uint32
+
+//go:wasmimport env proxy_close_stream
+func proxyCloseStream(typ uint32) uint32
+
+//go:wasmimport env proxy_continue_response
+func proxyContinueResponse() uint32
+
+//go:wasmimport env proxy_continue_request
+func proxyContinueRequest() uint32
+
+//go:wasmimport env proxy_set_effective_context
+func proxySetEffectiveContext(id uint32) uint32

@@ -15,7 +15,7 @@ const (
 )
 
 // mode is what a stream asked for in its request headers.
-type mode struct{ props, respProps, hostile string }
+type mode struct{ props, respProps, hostile, abi, reqTrailer string }
 
 var streams = map[uint32]*mode{}
 
@@ -78,6 +78,14 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 	m := streams[id]
 	m.respProps = header(mapRequestHeaders, "x-resp-props")
 	m.hostile = header(mapRequestHeaders, "x-hostile")
+	m.abi = header(mapRequestHeaders, "x-abi")
+	if r := header(mapRequestHeaders, "x-abi-root"); r != "" && r != vmIDOf(property("plugin_root_id")) {
+		// The case is for another plugin of the chain.
+		m.abi = ""
+	}
+	if requestCase(id, m.abi) {
+		return 1
+	}
 	if set := header(mapRequestHeaders, "x-set-props"); set != "" {
 		for _, kv := range strings.Split(set, ",") {
 			k, v, _ := strings.Cut(kv, "=")
@@ -119,6 +127,12 @@ func proxyOnRequestBody(id, size, end uint32) uint32 {
 func proxyOnResponseHeaders(id, n, end uint32) uint32 {
 	enter()
 	m := streams[id]
+	if m.reqTrailer != "" {
+		addHeader(mapResponseHeaders, "x-saw-request-trailer", m.reqTrailer)
+	}
+	if responseCase(id, m.abi) {
+		return 1
+	}
 	if m.respProps == "" {
 		return 0
 	}

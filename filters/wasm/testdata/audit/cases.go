@@ -1,0 +1,141 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+)
+
+// ABI cases, picked by the x-abi request header, for behaviors the SDK
+// test plugins leave out: whole header maps, trailers, local replies
+// with details and a gRPC status, closing and resuming streams (with
+// ABI 0.1.0's names too), http call answers and shared data CAS.
+
+const (
+	mapRequestTrailers  = 1
+	mapResponseTrailers = 3
+	mapHTTPCallHeaders  = 6
+	mapHTTPCallTrailers = 7
+	bufferHTTPCall      = 4
+)
+
+// calls maps an http call's token to the stream that made it.
+var calls = map[uint32]uint32{}
+
+func addHeader(typ uint32, k, v string) uint32 {
+	kp, kn := str(k)
+	vp, vn := str(v)
+	return proxyAddHeaderMapValue(typ, kp, kn, vp, vn)
+}
+
+func pairs(typ uint32) []byte {
+	p, _, o := out()
+	if proxyGetHeaderMapPairs(typ, p, p+4) != 0 {
+		return nil
+	}
+	return returned(o)
+}
+
+// requestCase runs the request-headers part of case c; pause reports
+// that the stream waits.
+func requestCase(id uint32, c string) (pause bool) {
+	switch c {
+	case "setpairs":
+		size, _, o := out()
+		proxyGetHeaderMapSize(mapRequestHeaders, size)
+		sizeOK := int(o[0]) == len(pairs(mapRequestHeaders))
+		m := keep(encodeMap(":method", "PUT", ":path", "/new?q=1", ":authority", "shop", ":scheme", "http", "x-only", "1", "x-size-ok", strconv.FormatBool(sizeOK)))
+		proxySetHeaderMapPairs(mapRequestHeaders, addr(m), uint32(len(m)))
+		k, kn := str("x-gone")
+		proxyRemoveHeaderMapValue(mapRequestHeaders, k, kn)
+	case "local":
+		d, dn := str("audit_said_no")
+		b, bn := str("no")
+		h := keep(encodeMap("x-l", "1"))
+		proxySendLocalResponse(418, d, dn, b, bn, addr(h), uint32(len(h)), 7)
+		return true
+	case "close-request":
+		proxyCloseStream(0)
+		return true
+	case "cas":
+		k, kn := str("cas-key-" + strconv.Itoa(int(id)))
+		v1, v1n := str("one")
+		v2, v2n := str("two")
+		var b strings.Builder
+		report(&b, "set", proxySetSharedData(k, kn, v1, v1n, 0))
+		p, _, o := out()
+		cas := keep(make([]byte, 4))
+		report(&b, "get", proxyGetSharedData(k, kn, p, p+4, addr(cas)))
+		c := uint32(cas[0]) | uint32(cas[1])<<8 | uint32(cas[2])<<16 | uint32(cas[3])<<24
+		b.WriteString("value " + string(returned(o)) + "\n")
+		report(&b, "stale", proxySetSharedData(k, kn, v2, v2n, c+1))
+		report(&b, "fresh", proxySetSharedData(k, kn, v2, v2n, c))
+		report(&b, "again", proxySetSharedData(k, kn, v1, v1n, c))
+		report(&b, "missing", proxyGetSharedData(v1, v1n, p, p+4, addr(cas)))
+		respond(b.String())
+		return true
+	}
+	return false
+}
+
+// responseCase runs the response-headers part of case c.
+func responseCase(id uint32, c string) (pause bool) {
+	switch c {
+	case "close-response":
+		proxyCloseStream(1)
+		return true
+	case "callout", "callout-v010":
+		h := keep(encodeMap(":method", "GET", ":path", "/callout", ":authority", "backend"))
+		cl, cln := str("backend")
+		tok := keep(make([]byte, 4))
+		if st := proxyHTTPCall(cl, cln, addr(h), uint32(len(h)), 0, 0, 0, 0, 5000, addr(tok)); st != 0 {
+			addHeader(mapResponseHeaders, "x-call-error", strconv.Itoa(int(st)))
+			return false
+		}
+		calls[uint32(tok[0])|uint32(tok[1])<<8|uint32(tok[2])<<16|uint32(tok[3])<<24] = id
+		return true
+	}
+	return false
+}
+
+//go:wasmexport proxy_on_http_call_response
+func proxyOnHTTPCallResponse(root, token, headers, bodySize, trailers uint32) {
+	enter()
+	id, ok := calls[token]
+	if !ok {
+		return
+	}
+	delete(calls, token)
+	proxySetEffectiveContext(id)
+	status := header(mapHTTPCallHeaders, ":status")
+	ct := header(mapHTTPCallHeaders, "content-type")
+	p, _, o := out()
+	proxyGetBufferBytes(bufferHTTPCall, 0, bodySize, p, p+4)
+	body := returned(o)
+	addHeader(mapResponseHeaders, "x-call", status+" "+ct+" "+strconv.Itoa(len(body))+" "+strconv.Itoa(int(headers))+" "+strconv.Itoa(int(trailers)))
+	addHeader(mapResponseHeaders, "x-call-readonly", strconv.Itoa(int(addHeader(mapHTTPCallHeaders, "x-no", "1"))))
+	if streams[id].abi == "callout-v010" {
+		proxyContinueResponse()
+		return
+	}
+	proxyContinueStream(1)
+}
+
+//go:wasmexport proxy_on_request_trailers
+func proxyOnRequestTrailers(id, n uint32) uint32 {
+	enter()
+	m := streams[id]
+	m.reqTrailer = header(mapRequestTrailers, "x-rt") + " " + strconv.Itoa(int(n))
+	addHeader(mapRequestTrailers, "x-rt-added", "yes")
+	return 0
+}
+
+//go:wasmexport proxy_on_response_trailers
+func proxyOnResponseTrailers(id, n uint32) uint32 {
+	enter()
+	v := header(mapResponseTrailers, "x-st")
+	k, kn := str("x-st")
+	nv, nvn := str("changed-" + v)
+	proxyReplaceHeaderMapValue(mapResponseTrailers, k, kn, nv, nvn)
+	addHeader(mapResponseTrailers, "x-trailer-calls", strconv.Itoa(int(n)))
+	return 0
+}

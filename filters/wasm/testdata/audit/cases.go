@@ -53,6 +53,12 @@ func requestCase(id uint32, c string) (pause bool) {
 		h := keep(encodeMap("x-l", "1"))
 		proxySendLocalResponse(418, d, dn, b, bn, addr(h), uint32(len(h)), 7)
 		return true
+	case "pause-headers":
+		return true
+	case "buffer":
+		// The body's length changes: the headers go on without it.
+		k, kn := str("content-length")
+		proxyRemoveHeaderMapValue(mapRequestHeaders, k, kn)
 	case "close-request":
 		proxyCloseStream(0)
 		return true
@@ -80,6 +86,9 @@ func requestCase(id uint32, c string) (pause bool) {
 // responseCase runs the response-headers part of case c.
 func responseCase(id uint32, c string) (pause bool) {
 	switch c {
+	case "buffer-response":
+		k, kn := str("content-length")
+		proxyRemoveHeaderMapValue(mapResponseHeaders, k, kn)
 	case "close-response":
 		proxyCloseStream(1)
 		return true

@@ -112,6 +112,18 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 //go:wasmexport proxy_on_request_body
 func proxyOnRequestBody(id, size, end uint32) uint32 {
 	enter()
+	switch streams[id].abi {
+	case "buffer":
+		return bufferBody(id, bufferRequestBody, size, end)
+	case "pause-headers":
+		// Headers held by a Pause, then the whole body: Envoy calls the
+		// body callbacks meanwhile, and a Continue here releases both.
+		if end == 0 {
+			return 1
+		}
+		addHeader(mapRequestHeaders, "x-body-size", strconv.Itoa(int(size)))
+		return 0
+	}
 	if streams[id].hostile != "body" || end == 0 {
 		return 0
 	}

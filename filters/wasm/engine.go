@@ -124,7 +124,11 @@ func (e *engine) link(ctx context.Context, log *slog.Logger) error {
 			_, name, _ := def.Import()
 			h, ok := hostcalls[name]
 			if m == "env" && ok && slices.Equal(h.params, def.ParamTypes()) && slices.Equal(h.results, def.ResultTypes()) {
-				b.NewFunctionBuilder().WithGoModuleFunction(h.fn, h.params, h.results).Export(name)
+				fn := h.fn
+				if callouts[name] {
+					fn = trackCallout(fn)
+				}
+				b.NewFunctionBuilder().WithGoModuleFunction(fn, h.params, h.results).Export(name)
 				continue
 			}
 			if ok && m == "env" {

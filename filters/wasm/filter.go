@@ -28,6 +28,19 @@ type filter struct {
 	vmFailed bool
 	wake     chan struct{}
 
+	// held is set while the headers of one side wait on a Pause with
+	// the body still to come. As after Envoy's StopIteration, the body
+	// meanwhile goes through the plugin's body callbacks (the chain
+	// buffers it) and the headers go on with it once the body is all
+	// in and the plugin continued, or once the plugin continues the
+	// stream. held streams are paused for the hostcalls.
+	held bool
+	// calledOut is set when the stream made an http or gRPC call in
+	// the callback that paused it, or since: the call's answer then
+	// decides, and a Continue at the end of the body does not release
+	// the held headers.
+	calledOut bool
+
 	// failed and replied are read by the request and the response
 	// goroutines, which may overlap (a request body still streaming
 	// while the response arrives).
@@ -143,11 +156,37 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) api.Function, a1, a2 
 		v.mu.Unlock()
 		return s.failure(x)
 	}
+	if s.held && s.decided() {
+		// Decided while the headers were held, by an http call's answer
+		// say: a resumed stream calls the plugin on as usual.
+		s.held, s.paused, s.calledOut = false, false, false
+		if s.reply != nil || s.reset || s.vmFailed {
+			v.mu.Unlock()
+			return s.resumed(x)
+		}
+		s.resume = false
+	}
 	fn := pick(v)
 	v.stack[0], v.stack[1], v.stack[2] = uint64(s.id), a1, a2
 	action, err := v.invoke(fn)
 	v.calling = nil
-	hold := err == nil && action != actionContinue && (!body || end) && !s.decided()
+	cont := action == actionContinue
+	if s.held && (end || err != nil || s.decided()) {
+		// The body is all in (or the stream decided): the held headers
+		// go on with it, unless a call the plugin made is to decide.
+		if err == nil && cont && s.calledOut && !s.decided() {
+			cont = false
+		}
+		s.held, s.paused, s.calledOut = false, false, false
+	}
+	hold := err == nil && !cont && (!body || end) && !s.decided()
+	if hold && !body && !end {
+		// Headers paused with the body to come: the chain buffers the
+		// body through the body callbacks, which release them.
+		s.held, s.paused = true, true
+		v.mu.Unlock()
+		return filters.StopAndBuffer
+	}
 	if hold {
 		// Paused from now on, before another goroutine can take the
 		// instance: an http call's answer may act for the stream as
@@ -165,7 +204,7 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) api.Function, a1, a2 
 		return s.sendReply(x)
 	case s.reset:
 		return filters.Stop
-	case action == actionContinue:
+	case cont:
 		return filters.Continue
 	case body && !end:
 		return filters.StopAndBuffer
@@ -229,7 +268,9 @@ func (s *filter) enter(x *filters.Exchange) int {
 		}
 	}
 	v.active, v.calling = s.id, s
-	s.resume = false
+	if !s.held {
+		s.resume, s.calledOut = false, false
+	}
 	return entered
 }
 

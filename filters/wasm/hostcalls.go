@@ -96,3 +96,18 @@ func register(name string, f statusFunc, params []api.ValueType) {
 }
 
 func u32(v uint64) uint32 { return uint32(v) }
+
+// callouts are the hostcalls that start a call whose answer may decide
+// for the stream that made it (see filter.calledOut).
+var callouts = map[string]bool{"proxy_http_call": true, "proxy_grpc_call": true, "proxy_grpc_stream": true}
+
+// trackCallout marks the running stream as waiting on a call it made.
+func trackCallout(fn api.GoModuleFunc) api.GoModuleFunc {
+	return func(ctx context.Context, m api.Module, stack []uint64) {
+		fn(ctx, m, stack)
+		v := vmOf(ctx)
+		if s := v.streams[v.active]; s != nil && uint32(stack[0]) == statusOK {
+			s.calledOut = true
+		}
+	}
+}

@@ -28,7 +28,9 @@ func (v *vm) buffer(t uint32) ([]byte, *filters.Buffer, status) {
 	switch t {
 	case bufferRequestBody, bufferResponseBody:
 		s := v.stream()
-		if s == nil {
+		if s == nil || (s.held && s != v.calling) {
+			// A held stream's body is the chain's to fill until its
+			// next body callback.
 			return nil, nil, statusNotFound
 		}
 		b := s.reqBody

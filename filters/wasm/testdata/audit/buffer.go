@@ -31,8 +31,17 @@ func bufferBody(id, side, size, end uint32) uint32 {
 //go:wasmexport proxy_on_response_body
 func proxyOnResponseBody(id, size, end uint32) uint32 {
 	enter()
-	if m := streams[id]; m != nil && m.abi == "buffer-response" {
+	m := streams[id]
+	switch m.abi {
+	case "buffer-response":
 		return bufferBody(id, bufferResponseBody, size, end)
+	case "pause-response":
+		// Headers held by a Pause: released by the Continue at the end.
+		if end == 0 {
+			return 1
+		}
+		addHeader(mapResponseHeaders, "x-resp-body-size", strconv.Itoa(int(size)))
+		return 0
 	}
 	return 0
 }

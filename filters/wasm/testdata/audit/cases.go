@@ -55,6 +55,16 @@ func requestCase(id uint32, c string) (pause bool) {
 		return true
 	case "pause-headers":
 		return true
+	case "callout-request", "callout-deny":
+		// Held until the call answers, whatever the body callbacks say.
+		h := keep(encodeMap(":method", "GET", ":path", "/auth", ":authority", "backend"))
+		cl, cln := str("backend")
+		tok := keep(make([]byte, 4))
+		if proxyHTTPCall(cl, cln, addr(h), uint32(len(h)), 0, 0, 0, 0, 5000, addr(tok)) != 0 {
+			return false
+		}
+		calls[uint32(tok[0])|uint32(tok[1])<<8|uint32(tok[2])<<16|uint32(tok[3])<<24] = id
+		return true
 	case "buffer":
 		// The body's length changes: the headers go on without it.
 		k, kn := str("content-length")
@@ -92,6 +102,8 @@ func responseCase(id uint32, c string) (pause bool) {
 	case "close-response":
 		proxyCloseStream(1)
 		return true
+	case "pause-response":
+		return true
 	case "callout", "callout-v010":
 		h := keep(encodeMap(":method", "GET", ":path", "/callout", ":authority", "backend"))
 		cl, cln := str("backend")
@@ -116,6 +128,16 @@ func proxyOnHTTPCallResponse(root, token, headers, bodySize, trailers uint32) {
 	delete(calls, token)
 	proxySetEffectiveContext(id)
 	status := header(mapHTTPCallHeaders, ":status")
+	switch streams[id].abi {
+	case "callout-request":
+		addHeader(mapRequestHeaders, "x-call-status", status)
+		proxyContinueStream(0)
+		return
+	case "callout-deny":
+		b, bn := str("denied")
+		proxySendLocalResponse(403, 0, 0, b, bn, 0, 0, ^uint32(0))
+		return
+	}
 	ct := header(mapHTTPCallHeaders, "content-type")
 	p, _, o := out()
 	proxyGetBufferBytes(bufferHTTPCall, 0, bodySize, p, p+4)

@@ -1,0 +1,57 @@
+package wasm
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+)
+
+// TestHeaderPauseWithBody pauses headers that a body follows. As after
+// Envoy's StopIteration, the body callbacks still run, the chain
+// buffering the body, and a Continue at the end of the body lets the
+// headers go on, changed, with it. A stream that made an http call in the paused
+// callback waits for the answer instead, whatever its body callbacks
+// return, and the answer continues or answers it.
+func TestHeaderPauseWithBody(t *testing.T) {
+	backend := startEcho(t, "backend")
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
+		hcmtest.StaticCluster("backend", backend.Addr()), hcmtest.StaticCluster("body", startBodyEcho(t)))
+	body := strings.Repeat("p", 100<<10)
+
+	t.Run("request", func(t *testing.T) {
+		e := do(t, "POST", g.url+"/", body, "x-abi", "pause-headers").echo(t)
+		if e.Headers["x-body-size"] != strconv.Itoa(len(body)) || e.BodyBytes != int64(len(body)) {
+			t.Errorf("upstream got x-body-size %q and %d bytes, want %d", e.Headers["x-body-size"], e.BodyBytes, len(body))
+		}
+	})
+	t.Run("response", func(t *testing.T) {
+		r := do(t, "POST", g.url+"/", body, "host", "body", "x-abi", "pause-response")
+		if r.status != 200 || r.body != body || r.header.Get("X-Resp-Body-Size") != strconv.Itoa(len(body)) {
+			t.Errorf("got %d, %d bytes, x-resp-body-size %q", r.status, len(r.body), r.header.Get("X-Resp-Body-Size"))
+		}
+	})
+	t.Run("call decides", func(t *testing.T) {
+		before := backend.Requests()
+		e := do(t, "POST", g.url+"/", body, "x-abi", "callout-request").echo(t)
+		if e.Headers["x-call-status"] != "200" || e.BodyBytes != int64(len(body)) {
+			t.Errorf("upstream got x-call-status %q and %d bytes: the request did not wait for the call", e.Headers["x-call-status"], e.BodyBytes)
+		}
+		if n := backend.Requests() - before; n != 2 {
+			t.Errorf("backend saw %d requests, want the call and the request", n)
+		}
+	})
+	t.Run("call denies", func(t *testing.T) {
+		before := backend.Requests()
+		r := do(t, "POST", g.url+"/", body, "x-abi", "callout-deny")
+		if r.status != 403 || r.body != "denied" {
+			t.Errorf("got %d %q, want 403 denied", r.status, r.body)
+		}
+		if n := backend.Requests() - before; n != 1 {
+			t.Errorf("backend saw %d requests, want the call only", n)
+		}
+	})
+}

@@ -1,0 +1,3 @@
+module github.com/waygate/waygate/filters/wasm/testdata/abi010
+
+go 1.24

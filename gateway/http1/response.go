@@ -37,8 +37,9 @@ type response struct {
 	err           error
 }
 
+// reset readies w for an exchange. Its header map is empty: new, or
+// cleared when the last exchange ended (see serveOne).
 func (w *response) reset(c *conn, minor int, isHead bool) {
-	clear(w.header)
 	*w = response{c: c, header: w.header, minor: minor, isHead: isHead, contentLength: -1, pending: w.pending[:0]}
 }
 

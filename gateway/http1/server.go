@@ -249,7 +249,7 @@ func (c *conn) serveOne() int {
 	if err != nil {
 		return done
 	}
-	clear(c.header)
+	// c.header is empty: new, or cleared when the last exchange ended.
 	c.req = request{header: c.header}
 	if serr == nil {
 		serr = parseHead(string(head), &c.req)

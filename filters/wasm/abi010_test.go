@@ -18,7 +18,7 @@ func init() {
 // TestABI010Plugin runs a plugin of ABI 0.1.0 as the oldest SDKs build
 // them: marked proxy_abi_version_0_1_0, allocating through malloc, with
 // header callbacks of two arguments, reading its configuration with
-// proxy_get_configuration.
+// proxy_get_configuration, and reading a missing header as empty.
 func TestABI010Plugin(t *testing.T) {
 	backend := startEcho(t, "backend")
 	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "abi010", "old-style"))},
@@ -27,7 +27,11 @@ func TestABI010Plugin(t *testing.T) {
 	if r.status != 200 || r.header.Get("X-Abi010") != "yes" {
 		t.Fatalf("got %d %v", r.status, r.header)
 	}
-	if got := r.echo(t).Headers["x-abi010-config"]; got != "old-style" {
+	e := r.echo(t)
+	if got := e.Headers["x-abi010-config"]; got != "old-style" {
 		t.Errorf("upstream got x-abi010-config %q, want the plugin configuration", got)
+	}
+	if got := e.Headers["x-missing-status"]; got != "0 0" {
+		t.Errorf("a missing header read with status and length %q, want OK and empty (\"0 0\")", got)
 	}
 }

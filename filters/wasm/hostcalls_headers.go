@@ -53,6 +53,11 @@ var proxyGetHeaderMapValue = sf(5, func(ctx context.Context, v *vm, m api.Module
 	}
 	val, found := f.first(k)
 	if !found {
+		if v.pool.engine.abi == abiVersions[2] {
+			// ABI 0.1.0 reads a missing field as empty, as Envoy
+			// answers plugins of that ABI.
+			return v.returnBytes(ctx, m, nil, u32(s[3]), u32(s[4]))
+		}
 		return statusNotFound
 	}
 	v.scratch = append(v.scratch[:0], val...)

@@ -108,3 +108,18 @@ func TestMetadataProperty(t *testing.T) {
 		t.Errorf("jwt payload sub = %q %v", got, ok)
 	}
 }
+
+// FuzzPropertyPath reads node and metadata attributes at arbitrary
+// NUL-separated paths: any path is answered or NOT_FOUND, never a panic.
+func FuzzPropertyPath(f *testing.F) {
+	for _, p := range []string{"", "id", "metadata\x00LABELS\x00app", "locality\x00zone", "\x00", "client_features\x00\x00",
+		"filter_metadata\x00ns\x00k", "ns\x00k\x00deeper", "dynamic_parameters\x00k\x00params\x00p"} {
+		f.Add(p)
+	}
+	md := map[string]map[string]any{"ns": {"k": map[string]any{"a": []any{1, "x"}}}}
+	f.Fuzz(func(t *testing.T, path string) {
+		seg := strings.Split(path, "\x00")
+		messageProperty(testNode.ProtoReflect(), seg)
+		metadataProperty(md, seg)
+	})
+}

@@ -79,14 +79,14 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 
 	h := x.Request.Header
 	timeout := fwd.Timeout
-	if v := h.Get("X-Envoy-Upstream-Rq-Timeout-Ms"); v != "" {
+	if v := first(h["X-Envoy-Upstream-Rq-Timeout-Ms"]); v != "" {
 		if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
 			timeout = time.Duration(ms) * time.Millisecond
 		}
 	}
-	h.Del("X-Envoy-Upstream-Rq-Timeout-Ms")
+	delete(h, "X-Envoy-Upstream-Rq-Timeout-Ms")
 	if f.cfg.respectExpectedTimeout {
-		if v := h.Get("X-Envoy-Expected-Rq-Timeout-Ms"); v != "" {
+		if v := first(h["X-Envoy-Expected-Rq-Timeout-Ms"]); v != "" {
 			if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
 				timeout = time.Duration(ms) * time.Millisecond
 			}
@@ -141,11 +141,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 	if retry != nil {
 		perTry = retry.PerTryTimeout
 	}
-	if v := h.Get("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms"); v != "" {
+	if v := first(h["X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms"]); v != "" {
 		if ms, err := strconv.ParseUint(v, 10, 32); err == nil {
 			perTry = time.Duration(ms) * time.Millisecond
 		}
-		h.Del("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms")
+		delete(h, "X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms")
 	}
 	var tried []string
 	// retrying holds one of the cluster's max_retries while a retried
@@ -453,7 +453,16 @@ func isInternal(x *filters.Exchange) bool {
 }
 
 func isUpgrade(h http.Header) bool {
-	return h.Get("Upgrade") != "" && strings.EqualFold(h.Get("Connection"), "upgrade")
+	return first(h["Upgrade"]) != "" && strings.EqualFold(first(h["Connection"]), "upgrade")
+}
+
+// first is the first of a header's values, "" for none: Header.Get
+// without canonicalizing a name that already is canonical.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 func isConnectFailure(err error) bool {

@@ -252,7 +252,7 @@ func (e *encoder) mutateHeaders(h http.Header) {
 	case hcmv3.HttpConnectionManager_OVERWRITE:
 		h["Server"] = e.vals.one(e.cfg.serverName)
 	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
-		if h.Get("Server") == "" {
+		if first(h["Server"]) == "" {
 			h.Set("Server", e.cfg.serverName)
 		}
 	}

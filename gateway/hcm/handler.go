@@ -293,7 +293,7 @@ func (s *stream) prepare(r *http.Request) bool {
 
 	h := r.Header
 	upgrade := false
-	if up := h.Get("Upgrade"); up != "" && headerHasToken(h, "Connection", "upgrade") {
+	if up := first(h["Upgrade"]); up != "" && headerHasToken(h, "Connection", "upgrade") {
 		upgrade = cfg.upgrades[strings.ToLower(up)]
 	}
 	stripHopByHop(h, upgrade)
@@ -306,10 +306,10 @@ func (s *stream) prepare(r *http.Request) bool {
 		remote := x.Downstream.RemoteAddr.Addr().Unmap()
 		ip := remote.String()
 		if !cfg.skipXFFAppend {
-			if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
-				h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
+			if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+				h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 			} else {
-				h.Set("X-Forwarded-For", ip)
+				h["X-Forwarded-For"] = s.vals.one(ip)
 			}
 		}
 		if external = s.markEdge(h, remote); external {
@@ -318,7 +318,7 @@ func (s *stream) prepare(r *http.Request) bool {
 			delete(h, "X-Envoy-External-Address")
 		}
 		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
-	} else if h.Get("X-Forwarded-Proto") == "" {
+	} else if first(h["X-Forwarded-Proto"]) == "" {
 		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
 	}
 	if cfg.via != "" {
@@ -330,7 +330,7 @@ func (s *stream) prepare(r *http.Request) bool {
 		delete(h, "X-Request-Id")
 	}
 	s.external = external
-	if id := h.Get("X-Request-Id"); id != "" {
+	if id := first(h["X-Request-Id"]); id != "" {
 		x.Request.ID = id
 	} else if cfg.generateRequestID {
 		x.Request.ID = newRequestID()
@@ -489,6 +489,15 @@ func (s *stream) finish(h *Handler) {
 	for _, l := range s.cfg.accessLogs {
 		l.Log(x, end)
 	}
+}
+
+// first is the first of a header's values, "" for none: Header.Get
+// without canonicalizing a name that already is canonical.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // headerHasToken reports whether a comma-separated header lists token,

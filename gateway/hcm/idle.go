@@ -52,7 +52,7 @@ func idleTimeoutFor(x *filters.Exchange, idle time.Duration) time.Duration {
 	if _, ok := x.Request.Header["X-Envoy-Upstream-Rq-Timeout-Ms"]; ok {
 		return idle
 	}
-	if t := rt.Forward.Timeout; t <= 0 || t > idle || x.Request.Header.Get("Upgrade") != "" {
+	if t := rt.Forward.Timeout; t <= 0 || t > idle || first(x.Request.Header["Upgrade"]) != "" {
 		return idle
 	}
 	return 0

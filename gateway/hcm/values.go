@@ -1,11 +1,12 @@
 package hcm
 
 // values backs the header values the connection manager sets on every
-// request and response (x-forwarded-proto, x-request-id, server), so
+// request and response (x-forwarded-for, x-forwarded-proto,
+// x-envoy-external-address, x-request-id, server), so
 // that setting them costs no allocation beyond the stream's own.
 // http.Header.Set would allocate a one-element slice for each.
 type values struct {
-	a [4]string
+	a [6]string
 	n int
 }
 

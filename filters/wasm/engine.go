@@ -67,6 +67,11 @@ func newEngine(ctx context.Context, code []byte, o Options, log *slog.Logger) (*
 		rt.Close(ctx)
 		return nil, errNotProxyWasm
 	}
+	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+		// Every hostcall passes data through the plugin's memory.
+		rt.Close(ctx)
+		return nil, errors.New("module exports no memory")
+	}
 	if _, ok := exports["proxy_on_memory_allocate"]; !ok {
 		if _, ok := exports["malloc"]; !ok {
 			rt.Close(ctx)

@@ -58,6 +58,14 @@ func TestABICases(t *testing.T) {
 		}
 	})
 
+	t.Run("num_headers", func(t *testing.T) {
+		r := do(t, "GET", g.url+"/", "", "x-abi", "count", "x-multi", "a", "x-multi", "b")
+		f := strings.Fields(r.body)
+		if len(f) != 2 || f[0] != f[1] {
+			t.Errorf("num_headers and the map's field count: %q, want them equal", r.body)
+		}
+	})
+
 	t.Run("local reply", func(t *testing.T) {
 		r := do(t, "POST", g.url+"/", "", "x-abi", "local", "content-type", "application/grpc")
 		if r.status != 418 || r.body != "no" || r.header.Get("X-L") != "1" || r.header.Get("Grpc-Status") != "7" {

@@ -63,6 +63,16 @@ func (s *filter) wakeUp() {
 	}
 }
 
+// fieldCount is the number of fields of h, each value of a name one, as
+// Envoy counts a header map's entries for the callbacks' num_headers.
+func fieldCount(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
+}
+
 func b2u(b bool) uint64 {
 	if b {
 		return 1
@@ -75,7 +85,7 @@ func b2u(b bool) uint64 {
 // tick), answers it, or the request's context ends.
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_headers
 func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
-	n := uint64(len(x.Request.Header) + 4)
+	n := uint64(fieldCount(x.Request.Header) + 4)
 	return s.phase(x, func(v *vm) api.Function { return v.fn.onRequestHeaders }, n, b2u(endStream), false, endStream)
 }
 
@@ -89,14 +99,14 @@ func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStr
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Request.Trailer) > 0 {
 		st = s.phase(x, func(v *vm) api.Function { return v.fn.onRequestTrailers },
-			uint64(len(x.Request.Trailer)), 0, false, true)
+			uint64(fieldCount(x.Request.Trailer)), 0, false, true)
 	}
 	return st
 }
 
 // OnResponseHeaders runs proxy_on_response_headers.
 func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
-	n := uint64(len(x.Response.Header) + 1)
+	n := uint64(fieldCount(x.Response.Header) + 1)
 	return s.phase(x, func(v *vm) api.Function { return v.fn.onResponseHeaders }, n, b2u(endStream), false, endStream)
 }
 
@@ -107,7 +117,7 @@ func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endSt
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Response.Trailer) > 0 {
 		st = s.phase(x, func(v *vm) api.Function { return v.fn.onResponseTrailers },
-			uint64(len(x.Response.Trailer)), 0, false, true)
+			uint64(fieldCount(x.Response.Trailer)), 0, false, true)
 	}
 	return st
 }

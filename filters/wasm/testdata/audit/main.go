@@ -83,6 +83,12 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 		// The case is for another plugin of the chain.
 		m.abi = ""
 	}
+	if m.abi == "count" {
+		// num_headers against the fields the map holds.
+		b := pairs(mapRequestHeaders)
+		respond(strconv.Itoa(int(n)) + " " + strconv.Itoa(int(b[0])|int(b[1])<<8))
+		return 1
+	}
 	if requestCase(id, m.abi) {
 		return 1
 	}

@@ -2,12 +2,15 @@ package wasm
 
 import (
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
@@ -123,6 +126,23 @@ func TestABICases(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("log level, clock, route cache, done", func(t *testing.T) {
+		before := time.Now().UnixNano()
+		r := do(t, "GET", g.url+"/", "", "x-abi", "misc")
+		after := time.Now().UnixNano()
+		// Test gateways log at debug level with -v, else not at all.
+		level := "5"
+		if testing.Verbose() {
+			level = "1"
+		}
+		var now int64
+		fmt.Sscanf(r.body[strings.Index(r.body, "now ")+4:], "%d", &now)
+		want := "log_level 0\nlevel " + level + "\ntime 0\nnow " + strconv.FormatInt(now, 10) + "\nclear_route_cache 0\ndone 0\n"
+		if r.body != want || now < before || now > after {
+			t.Errorf("got\n%s\nwant\n%s(with now between %d and %d)", r.body, want, before, after)
+		}
+	})
 
 	t.Run("shared data cas", func(t *testing.T) {
 		r := do(t, "GET", g.url+"/", "", "x-abi", "cas")

@@ -168,3 +168,9 @@ func proxyContinueRequest() uint32
 
 //go:wasmimport env proxy_set_effective_context
 func proxySetEffectiveContext(id uint32) uint32
+
+//go:wasmimport env proxy_clear_route_cache
+func proxyClearRouteCache() uint32
+
+//go:wasmimport env proxy_done
+func proxyDone() uint32

@@ -72,6 +72,22 @@ func requestCase(id uint32, c string) (pause bool) {
 	case "close-request":
 		proxyCloseStream(0)
 		return true
+	case "misc":
+		var b strings.Builder
+		lvl := keep(make([]byte, 4))
+		report(&b, "log_level", proxyGetLogLevel(addr(lvl)))
+		b.WriteString("level " + strconv.Itoa(int(lvl[0])) + "\n")
+		now := keep(make([]byte, 8))
+		report(&b, "time", proxyGetCurrentTimeNanoseconds(addr(now)))
+		var ns uint64
+		for i := 7; i >= 0; i-- {
+			ns = ns<<8 | uint64(now[i])
+		}
+		b.WriteString("now " + strconv.FormatUint(ns, 10) + "\n")
+		report(&b, "clear_route_cache", proxyClearRouteCache())
+		report(&b, "done", proxyDone())
+		respond(b.String())
+		return true
 	case "cas":
 		k, kn := str("cas-key-" + strconv.Itoa(int(id)))
 		v1, v1n := str("one")

@@ -114,6 +114,12 @@ func (c *conn) park() {
 	// The header maps keep the room their largest exchange needed.
 	c.header, c.w.header = nil, nil
 	c.state.Store(stateParked)
+	// Shutdown closes parked connections; one that began while this
+	// connection was between idle and parked is seen here.
+	if c.srv.closing.Load() && c.state.CompareAndSwap(stateParked, stateClosed) {
+		c.end()
+		return
+	}
 	go c.waitParked()
 }
 

@@ -224,6 +224,12 @@ func (v *vm) dropRoot(pl *plugin) {
 	if r == nil {
 		return
 	}
+	v.endRoot(pl, r)
+}
+
+// endRoot ends pl's root context r: proxy_on_done, then proxy_on_delete.
+// v.mu is held.
+func (v *vm) endRoot(pl *plugin, r *rootContext) {
 	delete(v.roots, pl)
 	delete(v.rootByID, r.id)
 	r.stopTick()
@@ -354,6 +360,13 @@ func (v *vm) fail(err error) {
 func (v *vm) close() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if !v.probe {
+		// The VM shuts down: its root contexts end first, as Envoy ends
+		// them, so plugins may flush what they hold.
+		for pl, r := range v.roots {
+			v.endRoot(pl, r)
+		}
+	}
 	if v.dead.Swap(true) {
 		return
 	}

@@ -42,11 +42,28 @@ func proxyOnConfigure(id, size uint32) uint32 {
 	return 1
 }
 
+// roots are the root contexts, by id, with their plugin_root_id.
+var roots = map[uint32]string{}
+
 //go:wasmexport proxy_on_context_create
 func proxyOnContextCreate(id, parent uint32) {
 	if parent != 0 {
 		streams[id] = &mode{}
+		return
 	}
+	roots[id] = vmIDOf(property("plugin_root_id"))
+}
+
+// rootEvent records in shared data that a root context reached a step
+// of its end: key "<root_id>-<event>".
+func rootEvent(id uint32, event string) {
+	name, ok := roots[id]
+	if !ok {
+		return
+	}
+	k, kn := str(name + "-" + event)
+	v, vn := str("yes")
+	proxySetSharedData(k, kn, v, vn, 0)
 }
 
 func header(typ uint32, name string) string {
@@ -163,10 +180,19 @@ func proxyOnResponseHeaders(id, n, end uint32) uint32 {
 }
 
 //go:wasmexport proxy_on_done
-func proxyOnDone(id uint32) uint32 { return 1 }
+func proxyOnDone(id uint32) uint32 {
+	enter()
+	rootEvent(id, "done")
+	return 1
+}
 
 //go:wasmexport proxy_on_delete
-func proxyOnDelete(id uint32) { delete(streams, id) }
+func proxyOnDelete(id uint32) {
+	enter()
+	rootEvent(id, "deleted")
+	delete(streams, id)
+	delete(roots, id)
+}
 
 func respond(body string) {
 	b, bn := str(body)

@@ -91,6 +91,9 @@ type Connection struct {
 	Listener string
 	// FilterChain is the name of the matched filter chain.
 	FilterChain string
+	// ID numbers the connection among the gateway's connections
+	// (Envoy's connection.id), from NewConnectionID; 0 when unknown.
+	ID uint64
 }
 
 // Route is what a filter may learn of the matched route. The concrete

@@ -357,7 +357,7 @@ func (s *socket) handle(raw net.Conn) {
 			}
 		}
 	}
-	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name}
+	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name, ID: filters.NewConnectionID()}
 
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {
 		st := tc.ConnectionState()

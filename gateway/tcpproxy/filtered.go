@@ -23,9 +23,6 @@ import (
 // closed instead.
 const HeldLimit = 1 << 20
 
-// connIDs numbers the connections that run network filters.
-var connIDs atomic.Uint64
-
 // ServeFiltered proxies down like Serve, through the network filters
 // of fs: data from the downstream passes them in order, data from the
 // upstream in reverse order, as Envoy runs read and write filters. It
@@ -85,7 +82,11 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 }
 
 func newSession(c *Config, down net.Conn, info filters.Connection) *session {
-	return &session{cfg: c, down: down, info: info, id: connIDs.Add(1), done: make(chan struct{}), resumeStart: make(chan int, 1)}
+	id := info.ID
+	if id == 0 {
+		id = filters.NewConnectionID()
+	}
+	return &session{cfg: c, down: down, info: info, id: id, done: make(chan struct{}), resumeStart: make(chan int, 1)}
 }
 
 // start runs the filters' OnNewConnection in order. A filter that

@@ -171,7 +171,7 @@ func startGateway(t testing.TB, fs []*hcmv3.HttpFilter, clusters ...*clusterv3.C
 	srv := &http.Server{
 		Handler: h,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			info := filters.Connection{Listener: "test"}
+			info := filters.Connection{Listener: "test", ID: filters.NewConnectionID()}
 			info.RemoteAddr, _ = netip.ParseAddrPort(c.RemoteAddr().String())
 			info.LocalAddr, _ = netip.ParseAddrPort(c.LocalAddr().String())
 			return hcm.WithConn(ctx, &hcm.Conn{Config: cfg, Info: info})

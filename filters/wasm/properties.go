@@ -197,6 +197,11 @@ func connectionProperty(x *filters.Exchange, seg []string) ([]byte, bool) {
 	}
 	t := x.Downstream.TLS
 	switch seg[0] {
+	case "id":
+		if x.Downstream.ID == 0 {
+			return nil, false
+		}
+		return int64Bytes(int64(x.Downstream.ID)), true
 	case "mtls":
 		return boolBytes(t != nil && len(t.PeerCertificates) > 0), true
 	case "requested_server_name":

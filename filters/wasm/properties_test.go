@@ -140,6 +140,7 @@ func TestPropertyEncodings(t *testing.T) {
 		{"source/port", isIntIn(1, 65535)},
 		{"destination/port", isIntIn(1, 65535)},
 		{"source/address", func(a answer) bool { _, err := netip.ParseAddrPort(string(a.val)); return a.status == 0 && err == nil }},
+		{"connection/id", isIntIn(1, math.MaxInt64)},
 		{"connection/mtls", func(a answer) bool { return a.status == 0 && string(a.val) == "\x00" }},
 		{"connection/requested_server_name", isStr("")},
 		{"connection/tls_version", isStatus(1)},

@@ -34,16 +34,19 @@ func TestHeaderPauseWithBody(t *testing.T) {
 			t.Errorf("got %d, %d bytes, x-resp-body-size %q", r.status, len(r.body), r.header.Get("X-Resp-Body-Size"))
 		}
 	})
-	t.Run("call decides", func(t *testing.T) {
-		before := backend.Requests()
-		e := do(t, "POST", g.url+"/", body, "x-abi", "callout-request").echo(t)
-		if e.Headers["x-call-status"] != "200" || e.BodyBytes != int64(len(body)) {
-			t.Errorf("upstream got x-call-status %q and %d bytes: the request did not wait for the call", e.Headers["x-call-status"], e.BodyBytes)
-		}
-		if n := backend.Requests() - before; n != 2 {
-			t.Errorf("backend saw %d requests, want the call and the request", n)
-		}
-	})
+	// ABI 0.1.0's proxy_continue_request resumes as well.
+	for _, c := range []string{"callout-request", "callout-request-v010"} {
+		t.Run("call decides/"+c, func(t *testing.T) {
+			before := backend.Requests()
+			e := do(t, "POST", g.url+"/", body, "x-abi", c).echo(t)
+			if e.Headers["x-call-status"] != "200" || e.BodyBytes != int64(len(body)) {
+				t.Errorf("upstream got x-call-status %q and %d bytes: the request did not wait for the call", e.Headers["x-call-status"], e.BodyBytes)
+			}
+			if n := backend.Requests() - before; n != 2 {
+				t.Errorf("backend saw %d requests, want the call and the request", n)
+			}
+		})
+	}
 	t.Run("call denies", func(t *testing.T) {
 		before := backend.Requests()
 		r := do(t, "POST", g.url+"/", body, "x-abi", "callout-deny")

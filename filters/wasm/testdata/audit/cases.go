@@ -55,7 +55,7 @@ func requestCase(id uint32, c string) (pause bool) {
 		return true
 	case "pause-headers":
 		return true
-	case "callout-request", "callout-deny":
+	case "callout-request", "callout-request-v010", "callout-deny":
 		// Held until the call answers, whatever the body callbacks say.
 		h := keep(encodeMap(":method", "GET", ":path", "/auth", ":authority", "backend"))
 		cl, cln := str("backend")
@@ -148,6 +148,10 @@ func proxyOnHTTPCallResponse(root, token, headers, bodySize, trailers uint32) {
 	case "callout-request":
 		addHeader(mapRequestHeaders, "x-call-status", status)
 		proxyContinueStream(0)
+		return
+	case "callout-request-v010":
+		addHeader(mapRequestHeaders, "x-call-status", status)
+		proxyContinueRequest()
 		return
 	case "callout-deny":
 		b, bn := str("denied")

@@ -1,9 +1,12 @@
 package wasm
 
 import (
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
@@ -57,4 +60,46 @@ func TestHeaderPauseWithBody(t *testing.T) {
 			t.Errorf("backend saw %d requests, want the call only", n)
 		}
 	})
+}
+
+// TestHeldStreamInstanceCrash crashes the instance of a stream whose
+// headers are held while its body arrives: the stream gets the fail
+// strategy (503) when its next body chunk comes, rather than hanging.
+func TestHeldStreamInstanceCrash(t *testing.T) {
+	t.Setenv(EnvPoolSize, "1")
+	backend := startEcho(t, "backend")
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
+		hcmtest.StaticCluster("backend", backend.Addr()))
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", g.url+"/", pr)
+	req.Header.Set("x-abi", "pause-headers")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	io.WriteString(pw, "first part")
+	time.Sleep(50 * time.Millisecond)
+	if r := do(t, "GET", g.url+"/", "", "x-abi", "trap"); r.status != 503 {
+		t.Errorf("the trapping request got %d, want 503", r.status)
+	}
+	io.WriteString(pw, "second part")
+	pw.Close()
+	select {
+	case resp := <-done:
+		if resp != nil {
+			if resp.StatusCode != 503 {
+				t.Errorf("the held stream got %d, want 503", resp.StatusCode)
+			}
+			resp.Body.Close()
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held stream hangs")
+	}
+	if r := do(t, "GET", g.url+"/", ""); r.status != 200 {
+		t.Errorf("after the crash: %d", r.status)
+	}
 }

@@ -55,6 +55,8 @@ func requestCase(id uint32, c string) (pause bool) {
 		return true
 	case "pause-headers":
 		return true
+	case "trap":
+		*(*uint64)(unsafePointer(0xfffffff8)) = 1
 	case "callout-request", "callout-request-v010", "callout-deny":
 		// Held until the call answers, whatever the body callbacks say.
 		h := keep(encodeMap(":method", "GET", ":path", "/auth", ":authority", "backend"))

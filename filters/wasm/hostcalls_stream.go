@@ -116,6 +116,22 @@ var proxySetEffectiveContext = sf(1, func(_ context.Context, v *vm, _ api.Module
 	return statusOK
 })
 
-// proxyDone is accepted for any context: the host never defers a
-// context's deletion, so there is nothing pending to finish.
-var proxyDone = sf(0, func(context.Context, *vm, api.Module, []uint64) status { return statusOK })
+// proxyDone tells the host that a root context whose proxy_on_done
+// returned false is done: it is deleted (proxy_on_delete) once the
+// running callback returns, as Envoy posts it. Any other context is
+// NOT_FOUND.
+var proxyDone = sf(0, func(_ context.Context, v *vm, _ api.Module, _ []uint64) status {
+	r := v.rootByID[v.active]
+	if r == nil || !r.draining {
+		return statusNotFound
+	}
+	r.draining = false
+	go func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !v.dead.Load() && v.rootByID[r.id] == r {
+			v.deleteRoot(r)
+		}
+	}()
+	return statusOK
+})

@@ -1,7 +1,14 @@
 package wasm
 
 import (
+	"strings"
 	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/waygate/waygate/gateway/hcm/hcmtest"
+	"github.com/waygate/waygate/gateway/router"
+	"github.com/waygate/waygate/gateway/upstream"
 )
 
 // TestRootContextsEnd checks the end of a root context's life: a plugin
@@ -39,4 +46,53 @@ func TestRootContextsEnd(t *testing.T) {
 	}
 	second.Close()
 	eventually(t, "the last plugin's root context to end with its VM", func() bool { return ended("second") })
+}
+
+// TestRootContextDrains unloads a plugin whose proxy_on_done returns
+// false to finish an http call first: its root context lives on, the
+// call's answer reaches it, and it is deleted once it calls proxy_done,
+// while the VM serves its other plugin on. proxy_done from a context
+// with nothing pending is NOT_FOUND.
+func TestRootContextDrains(t *testing.T) {
+	backend := startEcho(t, "backend")
+	view := &hcmtest.View{Tables: map[string]*router.Table{}}
+	var err error
+	view.Clusters, err = upstream.NewManager().Build(map[string]*clusterv3.Cluster{"backend": hcmtest.StaticCluster("backend", backend.Addr())}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := envForTest(t)
+	env.Upstream = viewUpstream{view}
+	o := Options{PoolSize: 1, CloseDelay: -1}
+	vm := "draining_" + t.Name()
+	draining, err := New(t.Context(), pluginConf(t, "audit", "drain", rootID("draining"), vmID(vm)), env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staying := newFactoryEnv(t, pluginConf(t, "audit", "audit", rootID("staying"), vmID(vm)), env, o)
+
+	shared := sharedFor(vm)
+	value := func(key string) string {
+		v, _, _ := shared.get(key)
+		return string(v)
+	}
+	draining.Close()
+	eventually(t, "the draining root context to be deleted", func() bool { return value("draining-deleted") != "" })
+	if got := value("draining-deleted"); got != "after the answer" {
+		t.Errorf("deleted %q, want after the call's answer", got)
+	}
+	if got := value("draining-proxy_done"); got != "0" {
+		t.Errorf("proxy_done returned %q, want OK", got)
+	}
+	if value("staying-done") != "" {
+		t.Error("the plugin staying loaded was ended")
+	}
+	// The VM serves on; proxy_done from a stream is NOT_FOUND.
+	x := exchange("X-Abi", "misc")
+	fl := staying.NewFilter(x).(*filter)
+	fl.OnRequestHeaders(x, true)
+	fl.OnDone(x)
+	if r := x.LocalReply(); r == nil || !strings.Contains(r.Body, "done 1\n") {
+		t.Errorf("misc answer %v, want proxy_done NOT_FOUND", r)
+	}
 }

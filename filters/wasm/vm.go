@@ -69,6 +69,10 @@ type rootContext struct {
 	err    error // why it failed to start; its streams fail
 	// tickStop stops its proxy_on_tick timer.
 	tickStop chan struct{}
+	// draining is set when its plugin was unloaded and proxy_on_done
+	// returned false: it lives on, its calls still answered, until it
+	// calls proxy_done.
+	draining bool
 }
 
 // exports are the plugin's callbacks; a nil one is not exported.
@@ -224,25 +228,41 @@ func (v *vm) dropRoot(pl *plugin) {
 	if r == nil {
 		return
 	}
-	v.endRoot(pl, r)
+	v.endRoot(pl, r, true)
 }
 
-// endRoot ends pl's root context r: proxy_on_done, then proxy_on_delete.
+// endRoot ends pl's root context r: proxy_on_done, then proxy_on_delete,
+// unless proxy_on_done returns false and the VM runs on: then, as in
+// Envoy, the root context is deleted once the plugin calls proxy_done.
 // v.mu is held.
-func (v *vm) endRoot(pl *plugin, r *rootContext) {
+func (v *vm) endRoot(pl *plugin, r *rootContext, drain bool) {
 	delete(v.roots, pl)
-	delete(v.rootByID, r.id)
 	r.stopTick()
 	if v.dead.Load() || r.err != nil {
+		delete(v.rootByID, r.id)
 		return
 	}
-	for _, f := range []api.Function{v.fn.onDone, v.fn.onDelete} {
-		v.enterRoot(r.id)
-		v.stack[0] = uint64(r.id)
-		if _, err := v.invoke(f); err != nil {
-			return
-		}
+	v.enterRoot(r.id)
+	v.stack[0] = uint64(r.id)
+	done, err := v.invoke(v.fn.onDone)
+	if err != nil {
+		delete(v.rootByID, r.id)
+		return
 	}
+	if drain && v.fn.onDone != nil && done == 0 {
+		r.draining = true
+		return
+	}
+	v.deleteRoot(r)
+}
+
+// deleteRoot calls proxy_on_delete on root context r. v.mu is held.
+func (v *vm) deleteRoot(r *rootContext) {
+	delete(v.rootByID, r.id)
+	r.draining = false
+	v.enterRoot(r.id)
+	v.stack[0] = uint64(r.id)
+	_, _ = v.invoke(v.fn.onDelete)
 }
 
 // reason is the plugin's last error log, to explain a failed start.
@@ -364,7 +384,13 @@ func (v *vm) close() {
 		// The VM shuts down: its root contexts end first, as Envoy ends
 		// them, so plugins may flush what they hold.
 		for pl, r := range v.roots {
-			v.endRoot(pl, r)
+			v.endRoot(pl, r, false)
+		}
+		// Root contexts still finishing end with the VM.
+		for _, r := range v.rootByID {
+			if r.draining {
+				v.deleteRoot(r)
+			}
 		}
 	}
 	if v.dead.Swap(true) {

@@ -21,6 +21,8 @@ const (
 // calls maps an http call's token to the stream that made it.
 var calls = map[uint32]uint32{}
 
+func itoa(n uint32) string { return strconv.Itoa(int(n)) }
+
 func addHeader(typ uint32, k, v string) uint32 {
 	kp, kn := str(k)
 	vp, vn := str(v)
@@ -139,6 +141,9 @@ func responseCase(id uint32, c string) (pause bool) {
 //go:wasmexport proxy_on_http_call_response
 func proxyOnHTTPCallResponse(root, token, headers, bodySize, trailers uint32) {
 	enter()
+	if drainAnswer(token) {
+		return
+	}
 	id, ok := calls[token]
 	if !ok {
 		return

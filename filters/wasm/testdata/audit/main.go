@@ -31,7 +31,9 @@ func proxyOnConfigure(id, size uint32) uint32 {
 	enter()
 	p, _, o := out()
 	proxyGetBufferBytes(bufferPluginConfig, 0, size, p, p+4)
-	switch string(returned(o)) {
+	conf := string(returned(o))
+	rootConf[id] = conf
+	switch conf {
 	case "abort=panic":
 		panic("on_configure aborts")
 	case "abort=trap":
@@ -42,8 +44,12 @@ func proxyOnConfigure(id, size uint32) uint32 {
 	return 1
 }
 
-// roots are the root contexts, by id, with their plugin_root_id.
-var roots = map[uint32]string{}
+// roots are the root contexts, by id, with their plugin_root_id, and
+// rootConf their plugin configuration.
+var (
+	roots    = map[uint32]string{}
+	rootConf = map[uint32]string{}
+)
 
 //go:wasmexport proxy_on_context_create
 func proxyOnContextCreate(id, parent uint32) {
@@ -57,12 +63,16 @@ func proxyOnContextCreate(id, parent uint32) {
 // rootEvent records in shared data that a root context reached a step
 // of its end: key "<root_id>-<event>".
 func rootEvent(id uint32, event string) {
+	rootRecord(id, event, "yes")
+}
+
+func rootRecord(id uint32, event, value string) {
 	name, ok := roots[id]
 	if !ok {
 		return
 	}
 	k, kn := str(name + "-" + event)
-	v, vn := str("yes")
+	v, vn := str(value)
 	proxySetSharedData(k, kn, v, vn, 0)
 }
 
@@ -183,13 +193,22 @@ func proxyOnResponseHeaders(id, n, end uint32) uint32 {
 func proxyOnDone(id uint32) uint32 {
 	enter()
 	rootEvent(id, "done")
+	if rootConf[id] == "drain" {
+		// Not done yet: an http call is to finish first, whose answer
+		// calls proxy_done.
+		return drain(id)
+	}
 	return 1
 }
 
 //go:wasmexport proxy_on_delete
 func proxyOnDelete(id uint32) {
 	enter()
-	rootEvent(id, "deleted")
+	if drained[id] {
+		rootRecord(id, "deleted", "after the answer")
+	} else {
+		rootEvent(id, "deleted")
+	}
 	delete(streams, id)
 	delete(roots, id)
 }

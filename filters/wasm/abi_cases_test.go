@@ -145,6 +145,20 @@ func TestABICases(t *testing.T) {
 		}
 	})
 
+	// The SDK's multiple_dispatches example: ten calls with an empty
+	// :authority, as Envoy takes them, hold the response until all
+	// answered.
+	t.Run("multiple dispatches", func(t *testing.T) {
+		before := backend.Requests()
+		r := do(t, "GET", g.url+"/", "", "x-abi", "dispatches")
+		if r.status != 200 || r.header.Get("Total-Dispatched") != "10" {
+			t.Errorf("got %d, total-dispatched %q, x-dispatch-error %q", r.status, r.header.Get("Total-Dispatched"), r.header.Get("X-Dispatch-Error"))
+		}
+		if n := backend.Requests() - before; n != 11 {
+			t.Errorf("backend saw %d requests, want the request and ten calls", n)
+		}
+	})
+
 	t.Run("shared data cas", func(t *testing.T) {
 		r := do(t, "GET", g.url+"/", "", "x-abi", "cas")
 		want := "set 0\nget 0\nvalue one\nstale 8\nfresh 0\nagain 8\nmissing 1\n"

@@ -42,6 +42,9 @@ var proxyHTTPCall = sf(10, func(_ context.Context, v *vm, m api.Module, s []uint
 		return statusInvalidMemoryAccess
 	}
 	var method, path, authority, scheme string
+	// Envoy asks for an :authority field, which may be empty (the SDK's
+	// multiple_dispatches example sends one).
+	hasAuthority := false
 	header := http.Header{}
 	err := decodeMap(hb, func(k, val []byte) {
 		switch string(k) {
@@ -50,14 +53,14 @@ var proxyHTTPCall = sf(10, func(_ context.Context, v *vm, m api.Module, s []uint
 		case ":path":
 			path = string(val)
 		case ":authority", "host":
-			authority = string(val)
+			authority, hasAuthority = string(val), true
 		case ":scheme":
 			scheme = string(val)
 		default:
 			header.Add(textproto.CanonicalMIMEHeaderKey(string(k)), string(val))
 		}
 	})
-	if err != nil || method == "" || path == "" || authority == "" || cluster == "" {
+	if err != nil || method == "" || path == "" || !hasAuthority || cluster == "" {
 		return statusBadArgument
 	}
 	if scheme == "" {

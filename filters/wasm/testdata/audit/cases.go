@@ -124,6 +124,8 @@ func responseCase(id uint32, c string) (pause bool) {
 		return true
 	case "pause-response":
 		return true
+	case "dispatches":
+		return dispatch(id)
 	case "callout", "callout-v010":
 		h := keep(encodeMap(":method", "GET", ":path", "/callout", ":authority", "backend"))
 		cl, cln := str("backend")
@@ -141,7 +143,7 @@ func responseCase(id uint32, c string) (pause bool) {
 //go:wasmexport proxy_on_http_call_response
 func proxyOnHTTPCallResponse(root, token, headers, bodySize, trailers uint32) {
 	enter()
-	if drainAnswer(token) {
+	if drainAnswer(token) || dispatchAnswer(token) {
 		return
 	}
 	id, ok := calls[token]

@@ -56,3 +56,21 @@ func TestBodyBuffering(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyChunks follows the SDK's http_body_chunk example: the plugin
+// pauses on every chunk and reads only the new bytes each time, by
+// offset into the buffered body; a body without the pattern goes on
+// whole, one with it, past the first chunk, gets 403 from the plugin.
+func TestBodyChunks(t *testing.T) {
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
+		hcmtest.StaticCluster("body", startBodyEcho(t)))
+	clean := strings.Repeat("0123456789", 30000)
+	if r := do(t, "POST", g.url+"/", clean, "host", "body", "x-abi", "chunks"); r.status != 200 || r.body != clean {
+		t.Errorf("clean body: got %d, %d bytes %.60q", r.status, len(r.body), r.body)
+	}
+	dirty := clean[:200000] + "pattern" + clean[200000:]
+	r := do(t, "POST", g.url+"/", dirty, "host", "body", "x-abi", "chunks")
+	if r.status != 403 || !strings.HasPrefix(r.body, "pattern found in chunk: ") || r.body == "pattern found in chunk: 1" {
+		t.Errorf("body with the pattern: got %d %q, want 403 from a later chunk", r.status, r.body)
+	}
+}

@@ -146,6 +146,8 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 func proxyOnRequestBody(id, size, end uint32) uint32 {
 	enter()
 	switch streams[id].abi {
+	case "chunks":
+		return chunks(id, size, end)
 	case "buffer":
 		return bufferBody(id, bufferRequestBody, size, end)
 	case "pause-headers":
@@ -209,6 +211,8 @@ func proxyOnDelete(id uint32) {
 	} else {
 		rootEvent(id, "deleted")
 	}
+	delete(bodyRead, id)
+	delete(bodyChunks, id)
 	delete(streams, id)
 	delete(roots, id)
 }

@@ -116,7 +116,9 @@ func messageValue(m protoreflect.Message) ([]byte, bool) {
 	case *structpb.Value:
 		return structValue(v)
 	}
-	b, err := proto.Marshal(m.Interface())
+	// Deterministic, so that a plugin reading a message twice gets the
+	// same bytes though it holds maps.
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
 	return b, err == nil
 }
 

@@ -30,7 +30,7 @@ func TestMessageProperty(t *testing.T) {
 		DynamicParameters:  map[string]*xdscorev3.ContextParams{"k": {Params: map[string]string{"p": "v"}}},
 		ListeningAddresses: []*corev3.Address{{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.1"}}}},
 	}
-	wire := func(m proto.Message) []byte { b, _ := proto.Marshal(m); return b }
+	wire := func(m proto.Message) []byte { b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m); return b }
 	f64 := binary.LittleEndian.AppendUint64(nil, math.Float64bits(1.5))
 	tests := []struct {
 		path  string

@@ -40,6 +40,11 @@ type filter struct {
 	// decides, and a Continue at the end of the body does not release
 	// the held headers.
 	calledOut bool
+	// sized is set by a headers phase whose body has a declared length:
+	// a body that may be a stream (gRPC, chunked) is not buffered behind
+	// held headers, which would wait for its end; such headers wait on
+	// the plugin instead, as for a call.
+	sized bool
 
 	// failed and replied are read by the request and the response
 	// goroutines, which may overlap (a request body still streaming
@@ -86,6 +91,7 @@ func b2u(b bool) uint64 {
 // https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#proxy_on_request_headers
 func (s *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	n := uint64(fieldCount(x.Request.Header) + 4)
+	s.sized = x.Request.ContentLength >= 0
 	return s.phase(x, func(v *vm) api.Function { return v.fn.onRequestHeaders }, n, b2u(endStream), false, endStream)
 }
 
@@ -107,6 +113,7 @@ func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStr
 // OnResponseHeaders runs proxy_on_response_headers.
 func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	n := uint64(fieldCount(x.Response.Header) + 1)
+	s.sized = x.Response.Header.Get("Content-Length") != ""
 	return s.phase(x, func(v *vm) api.Function { return v.fn.onResponseHeaders }, n, b2u(endStream), false, endStream)
 }
 
@@ -190,7 +197,7 @@ func (s *filter) phase(x *filters.Exchange, pick func(*vm) api.Function, a1, a2 
 		s.held, s.paused, s.calledOut = false, false, false
 	}
 	hold := err == nil && !cont && (!body || end) && !s.decided()
-	if hold && !body && !end {
+	if hold && !body && !end && s.sized && !s.calledOut {
 		// Headers paused with the body to come: the chain buffers the
 		// body through the body callbacks, which release them.
 		s.held, s.paused = true, true

@@ -13,12 +13,13 @@ import (
 	"github.com/waygate/waygate/gateway/hcm/hcmtest"
 )
 
-// TestHeaderPauseWithBody pauses headers that a body follows. As after
-// Envoy's StopIteration, the body callbacks still run, the chain
-// buffering the body, and a Continue at the end of the body lets the
-// headers go on, changed, with it. A stream that made an http call in the paused
-// callback waits for the answer instead, whatever its body callbacks
-// return, and the answer continues or answers it.
+// TestHeaderPauseWithBody pauses headers that a body of a declared
+// length follows. As after Envoy's StopIteration, the body callbacks
+// still run, the chain buffering the body, and a Continue at the end of
+// the body lets the headers go on, changed, with it. A stream that made
+// an http call in the paused callback, or whose body may be a stream
+// (no length), waits for the plugin instead, and the call's answer
+// continues or answers it.
 func TestHeaderPauseWithBody(t *testing.T) {
 	backend := startEcho(t, "backend")
 	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
@@ -50,6 +51,22 @@ func TestHeaderPauseWithBody(t *testing.T) {
 			}
 		})
 	}
+	t.Run("call decides, body streamed", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() { io.WriteString(pw, body); pw.Close() }()
+		req, _ := http.NewRequest("POST", g.url+"/", pr)
+		req.Header.Set("x-abi", "callout-request")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r := result{status: resp.StatusCode, header: resp.Header, body: string(b)}
+		if e := r.echo(t); e.Headers["x-call-status"] != "200" || e.BodyBytes != int64(len(body)) {
+			t.Errorf("upstream got x-call-status %q and %d bytes", e.Headers["x-call-status"], e.BodyBytes)
+		}
+	})
 	t.Run("call denies", func(t *testing.T) {
 		before := backend.Requests()
 		r := do(t, "POST", g.url+"/", body, "x-abi", "callout-deny")
@@ -72,6 +89,7 @@ func TestHeldStreamInstanceCrash(t *testing.T) {
 		hcmtest.StaticCluster("backend", backend.Addr()))
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest("POST", g.url+"/", pr)
+	req.ContentLength = int64(len("first part") + len("second part"))
 	req.Header.Set("x-abi", "pause-headers")
 	done := make(chan *http.Response, 1)
 	go func() {

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,5 +62,30 @@ func TestHostilePointers(t *testing.T) {
 	r := do(t, "GET", g.url+"/after", "", "x-keep", "yes")
 	if r.status != 200 || r.echo(t).Headers["x-keep"] != "yes" {
 		t.Errorf("after the hostile calls: status %d, %s", r.status, r.body)
+	}
+}
+
+// TestHostcallFuzz has a plugin make thousands of hostcalls chosen at
+// random, with null, wrapping, out-of-memory and random pointers and
+// lengths: the host answers each with a status, the instance survives
+// (no host panic, no crash) and its streams are served.
+func TestHostcallFuzz(t *testing.T) {
+	f := newFactory(t, pluginConf(t, "audit", "audit"), Options{PoolSize: 1})
+	inst := f.pool.slots[0].vm.Load()
+	for seed := 1; seed <= 20; seed++ {
+		x := exchange("X-Fuzz", strconv.Itoa(seed))
+		fl := f.NewFilter(x).(*filter)
+		fl.OnRequestHeaders(x, true)
+		fl.OnDone(x)
+		r := x.LocalReply()
+		if r == nil || r.Status != 200 || !strings.Contains(r.Body, ":") {
+			t.Fatalf("seed %d: reply %+v, want the statuses the calls got", seed, r)
+		}
+		if seed == 1 {
+			t.Logf("statuses (status:count) for seed 1: %s", r.Body)
+		}
+	}
+	if v := f.pool.slots[0].vm.Load(); v != inst || v.dead.Load() {
+		t.Error("the instance died under the hostcalls")
 	}
 }

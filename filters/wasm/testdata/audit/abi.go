@@ -174,3 +174,9 @@ func proxyClearRouteCache() uint32
 
 //go:wasmimport env proxy_done
 func proxyDone() uint32
+
+//go:wasmimport env proxy_increment_metric
+func proxyIncrementMetric(id uint32, delta int64) uint32
+
+//go:wasmimport env proxy_record_metric
+func proxyRecordMetric(id uint32, value uint64) uint32

@@ -110,6 +110,11 @@ func proxyOnRequestHeaders(id, n, end uint32) uint32 {
 		// The case is for another plugin of the chain.
 		m.abi = ""
 	}
+	if f := header(mapRequestHeaders, "x-fuzz"); f != "" {
+		s, _ := strconv.ParseUint(f, 10, 64)
+		respond(fuzz(id, s, 300))
+		return 1
+	}
 	if m.abi == "count" {
 		// num_headers against the fields the map holds.
 		b := pairs(mapRequestHeaders)

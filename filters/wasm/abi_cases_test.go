@@ -1,6 +1,8 @@
 package wasm
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -156,6 +158,24 @@ func TestABICases(t *testing.T) {
 		}
 		if n := backend.Requests() - before; n != 11 {
 			t.Errorf("backend saw %d requests, want the request and ten calls", n)
+		}
+	})
+
+	// Envoy's compress and uncompress foreign functions, in zlib.
+	t.Run("foreign functions", func(t *testing.T) {
+		r := do(t, "GET", g.url+"/", "", "x-abi", "foreign")
+		lines := strings.Split(r.body, "\n")
+		if len(lines) < 6 || lines[0] != "compress 0" || lines[2] != "uncompress 0" || lines[3] != "back hello hello hello hello" ||
+			lines[4] != "uncompress garbage 3" || lines[5] != "unknown 1" {
+			t.Fatalf("got\n%s", r.body)
+		}
+		z, _ := hex.DecodeString(strings.TrimPrefix(lines[1], "compressed "))
+		zr, err := zlib.NewReader(bytes.NewReader(z))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(zr); string(b) != "hello hello hello hello" {
+			t.Errorf("compress gave %x, which inflates to %q", z, b)
 		}
 	})
 

@@ -180,3 +180,9 @@ func proxyIncrementMetric(id uint32, delta int64) uint32
 
 //go:wasmimport env proxy_record_metric
 func proxyRecordMetric(id uint32, value uint64) uint32
+
+// proxy_no_such_hostcall is no hostcall of any ABI: the host links it
+// to a stub returning UNIMPLEMENTED.
+//
+//go:wasmimport env proxy_no_such_hostcall
+func proxyNoSuchHostcall(arg uint32) uint32

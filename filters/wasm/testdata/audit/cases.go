@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 )
@@ -75,6 +76,28 @@ func requestCase(id uint32, c string) (pause bool) {
 		proxyRemoveHeaderMapValue(mapRequestHeaders, k, kn)
 	case "close-request":
 		proxyCloseStream(0)
+		return true
+	case "foreign":
+		// compress, then uncompress what it gave; an unknown name.
+		var b strings.Builder
+		call := func(name string, arg []byte) ([]byte, uint32) {
+			n, nn := str(name)
+			a := keep(arg)
+			p, _, o := out()
+			st := proxyCallForeignFunction(n, nn, addr(a), uint32(len(a)), p, p+4)
+			return returned(o), st
+		}
+		z, st := call("compress", []byte("hello hello hello hello"))
+		report(&b, "compress", st)
+		b.WriteString("compressed " + hex.EncodeToString(z) + "\n")
+		back, st := call("uncompress", z)
+		report(&b, "uncompress", st)
+		b.WriteString("back " + string(back) + "\n")
+		_, st = call("uncompress", []byte("not zlib"))
+		report(&b, "uncompress garbage", st)
+		_, st = call("no_such_function", nil)
+		report(&b, "unknown", st)
+		respond(b.String())
 		return true
 	case "misc":
 		var b strings.Builder

@@ -301,6 +301,7 @@ func hostile() string {
 	r("proxy_send_local_response/body", proxySendLocalResponse(200, 0, 0, bad, 4, 0, 0, ^uint32(0)))
 	r("proxy_send_local_response/headers", proxySendLocalResponse(200, 0, 0, val, valN, bad, 16, ^uint32(0)))
 	r("proxy_call_foreign_function", proxyCallForeignFunction(bad, 4, bad, 4, bad, bad))
+	r("proxy_no_such_hostcall", proxyNoSuchHostcall(bad))
 	return b.String()
 }
 

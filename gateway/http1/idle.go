@@ -111,8 +111,9 @@ func (f *firstByte) Read(p []byte) (int, error) {
 func (c *conn) park() {
 	c.releaseReader()
 	c.releaseWriter()
-	// The header maps keep the room their largest exchange needed.
-	c.header, c.w.header = nil, nil
+	// The exchange state and the header maps, which keep the room
+	// their largest exchange needed, are made again on waking.
+	c.header, c.exchangeState = nil, nil
 	c.state.Store(stateParked)
 	// Shutdown closes parked connections; one that began while this
 	// connection was between idle and parked is seen here.
@@ -133,7 +134,8 @@ func (c *conn) waitParked() {
 		return
 	}
 	c.first.pending = true
-	c.header, c.w.header = make(http.Header), make(http.Header)
+	c.header = make(http.Header)
+	c.newExchange()
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.first)
 	c.serve()

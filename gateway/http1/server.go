@@ -113,14 +113,7 @@ type conn struct {
 
 	closeAfter bool
 	hijacked   bool
-	req        request
-	w          response
-	// The request handed to the handler, its URL and header map are the
-	// connection's, reset for each exchange: the handler must not keep
-	// them past ServeHTTP (hcm does not; see ServeConn).
-	r       http.Request
-	rTmpl   http.Request // the empty request carrying ctx
-	u       url.URL
+	*exchangeState
 	header  http.Header
 	headBuf []byte
 
@@ -134,6 +127,25 @@ type conn struct {
 	// ctx (see Watch).
 	cancel context.CancelCauseFunc
 	ws     watchers
+}
+
+// exchangeState is the state of the connection's exchanges, reused by each:
+// about a kilobyte that a parked connection gives back (see park).
+type exchangeState struct {
+	req request
+	w   response
+	// The request handed to the handler, its URL and header map are the
+	// connection's, reset for each exchange: the handler must not keep
+	// them past ServeHTTP (hcm does not; see ServeConn).
+	r     http.Request
+	rTmpl http.Request // the empty request carrying ctx
+	u     url.URL
+}
+
+// newExchange makes c's exchange state, with its response header map.
+func (c *conn) newExchange() {
+	c.exchangeState = &exchangeState{rTmpl: *emptyRequest.WithContext(c.ctx)}
+	c.w.header = make(http.Header)
 }
 
 const (
@@ -175,9 +187,8 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader) {
 		cancel(cause)
 		c.ws.end()
 	}
-	c.rTmpl = *emptyRequest.WithContext(c.ctx)
+	c.newExchange()
 	c.header = make(http.Header)
-	c.w.header = make(http.Header)
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}

@@ -323,6 +323,9 @@ func outboundRequest(x *filters.Exchange, addr string, endStream bool) *http.Req
 func (f *filter) respond(x *filters.Exchange, rt *routes.Route, wc *routes.WeightedCluster, resp *http.Response) {
 	defer resp.Body.Close()
 	x.Response.Status = resp.StatusCode
+	// Envoy's %RESPONSE_CODE_DETAILS% for an answer the upstream gave;
+	// a response filter's local reply overrides it.
+	x.Info.ResponseCodeDetails = "via_upstream"
 	h := x.Response.Header
 	for k, v := range resp.Header {
 		h[k] = v

@@ -51,6 +51,7 @@ func (f *filter) upgrade(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 	}
 	defer down.Close()
 	x.Response.Status = resp.StatusCode
+	x.Info.ResponseCodeDetails = "via_upstream"
 	for k, v := range resp.Header {
 		x.Response.Header[k] = v
 	}

@@ -149,11 +149,6 @@ func responseProperty(v *vm, x *filters.Exchange, seg []string) ([]byte, bool) {
 	case "code":
 		return int64Bytes(int64(x.Response.Status)), true
 	case "code_details":
-		// The router records no details for an upstream's own answer:
-		// Envoy's are via_upstream.
-		if x.Info.ResponseCodeDetails == "" && x.Info.UpstreamHost != "" {
-			return []byte("via_upstream"), true
-		}
 		return []byte(x.Info.ResponseCodeDetails), true
 	case "flags":
 		return int64Bytes(int64(responseFlagBits(x.Info.ResponseFlags))), true

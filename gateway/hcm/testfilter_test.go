@@ -41,6 +41,7 @@ type tagSpec struct {
 	rewriteResp string // replace the whole response body ("" keeps it)
 	seeBody     bool   // put the request body it saw in x-body-seen
 	watch       bool   // count callbacks that overlap in overlaps
+	details     bool   // put the response code details in x-details
 }
 
 func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
@@ -70,6 +71,8 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.seeBody = true
 		case "watch":
 			s.watch = true
+		case "details":
+			s.details = true
 		}
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
@@ -109,6 +112,9 @@ func (f *tagFilter) OnRequestHeaders(x *filters.Exchange, endStream bool) filter
 
 func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
 	x.Response.Header.Add("X-Resp-Order", f.spec.name)
+	if f.spec.details {
+		x.Response.Header.Set("X-Details", x.Info.ResponseCodeDetails)
+	}
 	if f.spec.panicsResp {
 		panic("test filter " + f.spec.name + " on the response")
 	}

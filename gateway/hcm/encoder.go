@@ -69,6 +69,8 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 	switch {
 	case stop:
 		return e.replaceWithLocal()
+	case errors.Is(err, errResponseTooLarge):
+		return e.tooLarge()
 	case err != nil:
 		return err
 	case held:
@@ -77,7 +79,7 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 	if e.held {
 		e.heldOut = append(e.heldOut, out...)
 		if len(e.heldOut) > e.limit {
-			return errResponseTooLarge
+			return e.tooLarge()
 		}
 		if !endStream {
 			return nil
@@ -281,6 +283,21 @@ func (e *encoder) replaceWithLocal() error {
 	e.x.Info.BytesSent += int64(len(r.Body))
 	writeLocal(e.w, r)
 	return errStopped
+}
+
+// tooLarge answers a response whose buffered body outgrew the buffer
+// limit. While no header left, that is Envoy's 500 straight to the
+// downstream, past the response filters (they saw the headers already);
+// after, only a reset is left.
+func (e *encoder) tooLarge() error {
+	if e.started {
+		return errAbort
+	}
+	e.bufs, e.held, e.heldOut = nil, false, nil
+	e.lock()
+	e.x.SendLocalReply(filters.LocalReply{Status: http.StatusInternalServerError, Body: "Internal Server Error", Details: detailsRespTooLarge})
+	e.unlock()
+	return e.replaceWithLocal()
 }
 
 var (

@@ -14,6 +14,7 @@ const (
 	detailsFilterPanic     = "filter_panic"
 	detailsInvalidPath     = "path_normalization_failed"
 	detailsBodyTooLarge    = "request_payload_too_large"
+	detailsRespTooLarge    = "response_payload_too_large"
 	detailsHeadersTooLarge = "request_headers_too_large"
 )
 

@@ -42,6 +42,7 @@ type tagSpec struct {
 	seeBody     bool   // put the request body it saw in x-body-seen
 	watch       bool   // count callbacks that overlap in overlaps
 	details     bool   // put the response code details in x-details
+	holdHdr     bool   // StopAndBuffer from the response headers phase
 }
 
 func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
@@ -73,6 +74,8 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.watch = true
 		case "details":
 			s.details = true
+		case "hold-hdr":
+			s.holdHdr = true
 		}
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
@@ -118,7 +121,7 @@ func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filte
 	if f.spec.panicsResp {
 		panic("test filter " + f.spec.name + " on the response")
 	}
-	if f.spec.rewriteResp != "" && !endStream {
+	if (f.spec.rewriteResp != "" || f.spec.holdHdr) && !endStream {
 		return filters.StopAndBuffer
 	}
 	return filters.Continue

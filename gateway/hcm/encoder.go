@@ -61,6 +61,12 @@ func (e *encoder) WriteHeaders(endStream bool) error {
 }
 
 func (e *encoder) WriteBody(p []byte, endStream bool) error {
+	return e.writeBody(p, endStream, false)
+}
+
+// writeBody runs the body filters on p and sends what they let through.
+// trailers is set when trailers follow the end of the body.
+func (e *encoder) writeBody(p []byte, endStream, trailers bool) error {
 	if e.ended {
 		return nil
 	}
@@ -84,7 +90,14 @@ func (e *encoder) WriteBody(p []byte, endStream bool) error {
 		if !endStream {
 			return nil
 		}
-		e.flushHeaders(len(e.heldOut))
+		if trailers {
+			// Over HTTP/1.1 trailers need a chunked body, which a
+			// Content-Length would rule out.
+			delete(e.x.Response.Header, "Content-Length")
+			e.flushHeaders(-1)
+		} else {
+			e.flushHeaders(len(e.heldOut))
+		}
 		out = e.heldOut
 		e.held = false
 	} else if !e.started {
@@ -188,24 +201,20 @@ func (e *encoder) unlock() {
 	}
 }
 
+// WriteTrailers ends the body, then sends the trailers. The body filters
+// get the end of the stream first, as they would without trailers: one
+// that buffers the body until its end (StopAndBuffer) lets it go then.
 func (e *encoder) WriteTrailers(t http.Header) error {
-	if !e.started {
-		if e.held {
-			e.flushHeaders(len(e.heldOut))
-			e.x.Info.BytesSent += int64(len(e.heldOut))
-			if _, err := e.w.Write(e.heldOut); err != nil {
-				return err
-			}
-			e.held = false
-		} else {
-			e.flushHeaders(-1)
-		}
+	if e.ended {
+		return nil
+	}
+	if err := e.writeBody(nil, true, true); err != nil {
+		return err
 	}
 	h := e.w.Header()
 	for k, v := range t {
 		h[http.TrailerPrefix+k] = v
 	}
-	e.ended = true
 	return nil
 }
 

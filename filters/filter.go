@@ -55,6 +55,15 @@ type ResponseBodyFilter interface {
 	OnResponseBody(x *Exchange, body *Buffer, endStream bool) Status
 }
 
+// ResponseTrailersFilter sees the response trailers (x.Response.Trailer,
+// which it may change before they go downstream), after the response
+// body filters saw the end of the body, in reverse chain order as the
+// other response phases. It runs only for a response that has trailers.
+// The headers are gone by then: Stop resets the stream.
+type ResponseTrailersFilter interface {
+	OnResponseTrailers(x *Exchange) Status
+}
+
 // DoneFilter is called once when the exchange is over, after the response
 // was sent or the stream reset: the place for logging and cleanup.
 type DoneFilter interface {

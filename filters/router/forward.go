@@ -384,7 +384,10 @@ func (f *filter) respond(x *filters.Exchange, rt *routes.Route, wc *routes.Weigh
 		abortUnlessAnswered(err)
 		return
 	}
-	_ = enc.WriteTrailers(resp.Trailer)
+	x.Response.Trailer = resp.Trailer
+	if err := enc.WriteTrailers(resp.Trailer); err != nil {
+		abortUnlessAnswered(err)
+	}
 }
 
 // millis holds the decimal strings of 0 to 999, for header values in

@@ -24,6 +24,7 @@ type encoder struct {
 	cfg    *Config
 	hdr    []filters.ResponseHeadersFilter
 	body   []filters.ResponseBodyFilter
+	trl    []filters.ResponseTrailersFilter
 	bufs   []*filters.Buffer
 	limit  int
 	status int
@@ -208,14 +209,36 @@ func (e *encoder) WriteTrailers(t http.Header) error {
 	if e.ended {
 		return nil
 	}
+	// The body filters' end of the stream comes with the trailers in
+	// place: a Wasm filter's proxy_on_response_trailers runs there.
+	e.x.Response.Trailer = t
 	if err := e.writeBody(nil, true, true); err != nil {
 		return err
 	}
+	if e.runTrailerFilters() {
+		return errAbort
+	}
 	h := e.w.Header()
-	for k, v := range t {
+	for k, v := range e.x.Response.Trailer {
 		h[http.TrailerPrefix+k] = v
 	}
 	return nil
+}
+
+// runTrailerFilters runs the response trailers filters; stopped reports
+// that one ended the exchange, which can only reset it now.
+func (e *encoder) runTrailerFilters() (stopped bool) {
+	if len(e.trl) == 0 || len(e.x.Response.Trailer) == 0 {
+		return false
+	}
+	e.lock()
+	defer e.unlock()
+	for _, f := range e.trl {
+		if f.OnResponseTrailers(e.x) == filters.Stop {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *encoder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

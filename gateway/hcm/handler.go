@@ -379,6 +379,9 @@ func (s *stream) build() {
 		if b, ok := s.order[i].(filters.ResponseBodyFilter); ok {
 			s.enc.body = append(s.enc.body, b)
 		}
+		if t, ok := s.order[i].(filters.ResponseTrailersFilter); ok {
+			s.enc.trl = append(s.enc.trl, t)
+		}
 	}
 }
 
@@ -446,7 +449,13 @@ func (s *stream) trimEncoder(stopped any) {
 			body = append(body, f)
 		}
 	}
-	s.enc.hdr, s.enc.body = hdr, body
+	trl := s.enc.trl[:0:0]
+	for _, f := range s.enc.trl {
+		if slices.Contains(ran, any(f)) {
+			trl = append(trl, f)
+		}
+	}
+	s.enc.hdr, s.enc.body, s.enc.trl = hdr, body, trl
 }
 
 func (s *stream) bodyFailed(err error, stopped any) {

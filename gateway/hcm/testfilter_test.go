@@ -43,6 +43,7 @@ type tagSpec struct {
 	watch       bool   // count callbacks that overlap in overlaps
 	details     bool   // put the response code details in x-details
 	holdHdr     bool   // StopAndBuffer from the response headers phase
+	trailers    bool   // add its name to the x-trl-order response trailer
 }
 
 func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
@@ -76,6 +77,8 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.details = true
 		case "hold-hdr":
 			s.holdHdr = true
+		case "trailers":
+			s.trailers = true
 		}
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
@@ -123,6 +126,13 @@ func (f *tagFilter) OnResponseHeaders(x *filters.Exchange, endStream bool) filte
 	}
 	if (f.spec.rewriteResp != "" || f.spec.holdHdr) && !endStream {
 		return filters.StopAndBuffer
+	}
+	return filters.Continue
+}
+
+func (f *tagFilter) OnResponseTrailers(x *filters.Exchange) filters.Status {
+	if f.spec.trailers {
+		x.Response.Trailer.Add("X-Trl-Order", f.spec.name)
 	}
 	return filters.Continue
 }

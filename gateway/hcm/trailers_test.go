@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/waygate/waygate/gateway/hcm/hcmtest"
@@ -70,5 +71,28 @@ func TestBufferedBodyWithTrailers(t *testing.T) {
 				t.Errorf("trailers %v, want X-Checksum: abc", resp.Trailer)
 			}
 		})
+	}
+}
+
+// TestResponseTrailersFilters checks the response trailers phase: the
+// filters see the upstream's trailers in reverse chain order, and what
+// they change reaches the client.
+func TestResponseTrailersFilters(t *testing.T) {
+	backend := startTrailers(t)
+	gw := hcmtest.Start(t, hcmtest.Options{
+		HCM: hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "trailers")),
+			tag(t, "a", "trailers"), tag(t, "b", "trailers"), tag(t, "c", "")),
+		Clusters: staticClusters([]*clusterSpec{{"trailers", backend}}),
+	})
+	req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+	resp, body := get(t, hcmtest.H2CClient(), req)
+	if resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("got %d %q, want 200 hello", resp.StatusCode, body)
+	}
+	if got := strings.Join(resp.Trailer.Values("X-Trl-Order"), ","); got != "b,a" {
+		t.Errorf("x-trl-order trailer = %q, want b,a (trailers %v)", got, resp.Trailer)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("x-checksum trailer = %q, want abc", got)
 	}
 }

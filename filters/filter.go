@@ -55,6 +55,14 @@ type ResponseBodyFilter interface {
 	OnResponseBody(x *Exchange, body *Buffer, endStream bool) Status
 }
 
+// RequestTrailersFilter sees the request trailers (x.Request.Trailer,
+// which it may change before they go upstream), after the request body
+// filters saw the end of the body. It runs only for a request that has
+// trailers.
+type RequestTrailersFilter interface {
+	OnRequestTrailers(x *Exchange) Status
+}
+
 // ResponseTrailersFilter sees the response trailers (x.Response.Trailer,
 // which it may change before they go downstream), after the response
 // body filters saw the end of the body, in reverse chain order as the

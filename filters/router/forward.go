@@ -313,6 +313,15 @@ func outboundRequest(x *filters.Exchange, addr string, endStream bool) *http.Req
 		if o.req.ContentLength == 0 {
 			o.req.ContentLength = -1
 		}
+		// The request trailers go on after the body, as Envoy forwards
+		// them; the map fills when the body ends. Over HTTP/1.1 they
+		// need a chunked body.
+		if t := x.Request.Trailer; t != nil {
+			o.req.Trailer = t
+			if len(t) > 0 {
+				o.req.ContentLength = -1
+			}
+		}
 	}
 	return &o.req
 }

@@ -34,3 +34,25 @@ func TestResponseTrailers(t *testing.T) {
 		t.Errorf("x-trailer-calls trailer = %q, want 1", got)
 	}
 }
+
+// TestRequestTrailersUpstream checks that the request trailers reach the
+// upstream with what proxy_on_request_trailers added: the audit plugin
+// adds x-rt-added, and the backend answers with what it got.
+func TestRequestTrailersUpstream(t *testing.T) {
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "audit", "audit"))},
+		hcmtest.StaticCluster("body", startTrailerBackend(t)))
+	pr, pw := io.Pipe()
+	go func() { io.WriteString(pw, "chunk"); pw.Close() }()
+	req, _ := http.NewRequest("POST", g.url+"/", pr)
+	req.Host = "body"
+	req.Trailer = http.Header{"X-Rt": {"tv"}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got, added := resp.Header.Get("X-Got-Rt"), resp.Header.Get("X-Got-Rt-Added"); got != "tv" || added != "yes" {
+		t.Errorf("upstream got trailers x-rt %q, x-rt-added %q, want tv and yes", got, added)
+	}
+}

@@ -22,17 +22,20 @@ type bodyPipe struct {
 	x       *filters.Exchange
 	filters []filters.RequestBodyFilter
 	held    []*filters.Buffer
-	limit   int
-	chunk   []byte
-	out     []byte
-	eof     bool
-	err     error
+	// trailers run after the body filters saw the end of a body that
+	// has trailers.
+	trailers []filters.RequestTrailersFilter
+	limit    int
+	chunk    []byte
+	out      []byte
+	eof      bool
+	err      error
 	// in and sent count the bytes read from the downstream and those
 	// handed to the router, so prime can tell whether the filters kept
 	// the body's length.
 	in, sent int64
 	// stopped is the filter that ended the exchange, if one did.
-	stopped filters.RequestBodyFilter
+	stopped any
 	mu      *sync.Mutex
 	// panicked counts and logs a filter panic.
 	panicked func(v any)
@@ -164,6 +167,14 @@ func (p *bodyPipe) run(data []byte, end bool) (err error) {
 		default:
 			data = b.Bytes()
 			p.held[i] = nil
+		}
+	}
+	if end && len(p.x.Request.Trailer) > 0 {
+		for _, f := range p.trailers {
+			if f.OnRequestTrailers(p.x) == filters.Stop {
+				p.stopped = f
+				return filters.ErrLocalReply
+			}
 		}
 	}
 	p.out = data

@@ -35,6 +35,7 @@ type stream struct {
 	cfg     *Config
 	reqHdr  []filters.RequestHeadersFilter
 	reqBody []filters.RequestBodyFilter
+	reqTrl  []filters.RequestTrailersFilter
 	done    []filters.DoneFilter
 	// index of each filter in the chain, for local replies that must
 	// pass only through the response filters of filters that ran.
@@ -141,12 +142,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !endStream {
 		// %BYTES_RECEIVED% counts the body as the downstream sent it.
-		s.counted = countingBody{ReadCloser: body, n: &x.Info.BytesReceived}
+		s.counted = countingBody{ReadCloser: body, n: &x.Info.BytesReceived, r: r, trailer: x.Request.Trailer}
 		body = &s.counted
 	}
 	var pipe *bodyPipe
-	if len(s.reqBody) > 0 && !endStream {
+	if (len(s.reqBody) > 0 || len(s.reqTrl) > 0) && !endStream {
 		pipe = newBodyPipe(body, x, s.reqBody, cfg.bufferLimit, &s.mu)
+		pipe.trailers = s.reqTrl
 		pipe.panicked = func(v any) { h.filterPanicked(cfg, v) }
 		if s.cancel == nil {
 			s.startIdle(0)
@@ -245,6 +247,12 @@ func (s *stream) prepare(r *http.Request) bool {
 	x.Request.Protocol = r.Proto
 	x.Request.Header = r.Header
 	x.Request.Trailer = r.Trailer
+	if r.Trailer == nil && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		// A body of unknown length may end with trailers nobody
+		// declared: the router hands this map upstream, and the body
+		// fills it at its end (see countingBody).
+		x.Request.Trailer = http.Header{}
+	}
 	x.Request.ContentLength = r.ContentLength
 	x.Request.Authority = r.Host
 	x.Request.Scheme = "http"
@@ -366,6 +374,9 @@ func (s *stream) build() {
 		}
 		if b, ok := f.(filters.RequestBodyFilter); ok {
 			s.reqBody = append(s.reqBody, b)
+		}
+		if t, ok := f.(filters.RequestTrailersFilter); ok {
+			s.reqTrl = append(s.reqTrl, t)
 		}
 		if d, ok := f.(filters.DoneFilter); ok {
 			s.done = append(s.done, d)
@@ -526,14 +537,27 @@ func headerHasToken(h http.Header, name, token string) bool {
 // The router package's Route must satisfy the filter API's view of it.
 var _ filters.Route = (*router.Route)(nil)
 
-// countingBody counts the bytes read from the downstream body.
+// countingBody counts the bytes read from the downstream body. At its
+// end it moves the trailers the server read into the exchange's map,
+// which the request body and trailers filters and the upstream request
+// share; the server may have put them in a map of its own when the
+// request declared none.
 type countingBody struct {
 	io.ReadCloser
-	n *int64
+	n       *int64
+	r       *http.Request
+	trailer http.Header
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	*c.n += int64(n)
+	if err == io.EOF && c.trailer != nil {
+		for k, v := range c.r.Trailer {
+			if len(v) > 0 {
+				c.trailer[k] = v
+			}
+		}
+	}
 	return n, err
 }

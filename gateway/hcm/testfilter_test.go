@@ -44,6 +44,7 @@ type tagSpec struct {
 	details     bool   // put the response code details in x-details
 	holdHdr     bool   // StopAndBuffer from the response headers phase
 	trailers    bool   // add its name to the x-trl-order response trailer
+	reqTrailers bool   // add x-trl-seen-NAME to the request trailers
 }
 
 func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
@@ -79,10 +80,15 @@ func buildTag(m proto.Message, _ filters.Env) (filters.Factory, error) {
 			s.holdHdr = true
 		case "trailers":
 			s.trailers = true
+		case "req-trailers":
+			s.reqTrailers = true
 		}
 	}
 	return filters.FactoryFunc(func(*filters.Exchange) any {
 		t := &tagFilter{spec: &s}
+		if s.reqTrailers {
+			return &reqTrailersTagFilter{t}
+		}
 		if s.bufferReq || s.rewriteResp != "" || s.seeBody || s.watch || s.panicsBody {
 			return &bodyTagFilter{t}
 		}
@@ -134,6 +140,16 @@ func (f *tagFilter) OnResponseTrailers(x *filters.Exchange) filters.Status {
 	if f.spec.trailers {
 		x.Response.Trailer.Add("X-Trl-Order", f.spec.name)
 	}
+	return filters.Continue
+}
+
+// reqTrailersTagFilter is a tagFilter that also sees request trailers:
+// it records the x-req-checksum trailer it saw in an x-trl-seen-NAME
+// trailer of its own.
+type reqTrailersTagFilter struct{ *tagFilter }
+
+func (f *reqTrailersTagFilter) OnRequestTrailers(x *filters.Exchange) filters.Status {
+	x.Request.Trailer.Set("X-Trl-Seen-"+f.spec.name, x.Request.Trailer.Get("X-Req-Checksum"))
 	return filters.Continue
 }
 

@@ -1,31 +1,40 @@
 package hcm_test
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"testing"
 
 	"github.com/waygate/waygate/gateway/hcm/hcmtest"
 )
 
-// startTrailers starts an HTTP/1.1 backend that answers "hello" in a
-// chunked body followed by an X-Checksum trailer, and echoes the
-// X-Req-Checksum request trailer it received in its X-Got-Trailer
-// trailer (a header would be sent before the request body ended).
+// startTrailers starts a backend, HTTP/1.1 and cleartext HTTP/2, that
+// answers "hello" followed by an X-Checksum trailer, with the request
+// trailers it received as X-Got-* headers.
 func startTrailers(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Trailer", "X-Checksum, X-Got-Trailer")
+		for k, v := range r.Trailer {
+			w.Header()["X-Got-"+k] = v
+		}
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("Trailer", "X-Checksum")
 		_, _ = io.WriteString(w, "hello")
 		w.Header().Set("X-Checksum", "abc")
-		w.Header().Set("X-Got-Trailer", r.Trailer.Get("X-Req-Checksum"))
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
@@ -95,4 +104,101 @@ func TestResponseTrailersFilters(t *testing.T) {
 	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
 		t.Errorf("x-checksum trailer = %q, want abc", got)
 	}
+}
+
+// TestRequestTrailers checks that request trailers reach the upstream,
+// from HTTP/1.1 chunked and HTTP/2 clients, to HTTP/1.1 and HTTP/2
+// upstreams, declared or not, and that request trailers filters see and
+// change them on the way.
+func TestRequestTrailers(t *testing.T) {
+	backend := startTrailers(t)
+	for _, up := range []struct {
+		name    string
+		cluster *clusterv3.Cluster
+		proto   string
+	}{
+		{"HTTP/1.1 upstream", hcmtest.StaticCluster("trailers", backend), "HTTP/1.1"},
+		{"HTTP/2 upstream", hcmtest.H2(t, hcmtest.StaticCluster("trailers", backend)), "HTTP/2.0"},
+	} {
+		for _, chain := range []struct {
+			name    string
+			filters []*hcmv3.HttpFilter
+			seen    string
+		}{
+			{"no filters", nil, ""},
+			{"a trailers filter", []*hcmv3.HttpFilter{tag(t, "a", "req-trailers")}, "abc"},
+		} {
+			gw := hcmtest.Start(t, hcmtest.Options{
+				HCM:      hcmtest.HCM(t, hcmtest.Routes(hcmtest.Prefix("/", "trailers")), chain.filters...),
+				Clusters: []*clusterv3.Cluster{up.cluster},
+			})
+			for _, c := range []struct {
+				name     string
+				client   *http.Client
+				declared bool
+			}{
+				{"HTTP/1.1 client", hcmtest.Client(), true},
+				{"HTTP/1.1 client, undeclared", hcmtest.Client(), false},
+				{"h2c client", hcmtest.H2CClient(), true},
+			} {
+				t.Run(up.name+"/"+chain.name+"/"+c.name, func(t *testing.T) {
+					var resp *http.Response
+					var body string
+					if c.declared {
+						// A reader of unknown length: the body goes chunked.
+						req, _ := http.NewRequest("POST", gw.URL+"/", io.MultiReader(strings.NewReader("payload")))
+						req.Trailer = http.Header{"X-Req-Checksum": {"abc"}}
+						resp, body = get(t, c.client, req)
+					} else {
+						resp, body = postUndeclared(t, gw.Addr)
+					}
+					if resp.StatusCode != 200 || body != "hello" {
+						t.Fatalf("got %d %q", resp.StatusCode, body)
+					}
+					if got := resp.Header.Get("X-Proto"); got != up.proto {
+						t.Errorf("upstream protocol %q, want %q", got, up.proto)
+					}
+					if got := resp.Header.Get("X-Got-X-Req-Checksum"); got != "abc" && (c.declared || up.proto == "HTTP/1.1") {
+						t.Errorf("upstream got x-req-checksum trailer %q, want abc", got)
+					}
+					if up.proto != "HTTP/1.1" {
+						// Go's HTTP/2 server keeps only the trailers the
+						// request's trailer header announced: the test
+						// backend cannot see those added on the way.
+						return
+					}
+					if got := resp.Header.Get("X-Got-X-Trl-Seen-A"); got != chain.seen {
+						t.Errorf("upstream got x-trl-seen-a trailer %q, want %q", got, chain.seen)
+					}
+				})
+			}
+		}
+	}
+}
+
+// postUndeclared sends, over a connection of its own, a chunked request
+// whose X-Req-Checksum trailer no Trailer header announced (Go's client
+// always announces them), and reads the answer.
+func postUndeclared(t testing.TB, addr string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"7\r\npayload\r\n0\r\nX-Req-Checksum: abc\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
 }

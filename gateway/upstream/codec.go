@@ -22,7 +22,8 @@ import (
 // WAYGATE_HTTP1=nethttp, which (see package http1) has the pool use
 // net/http's codec for every exchange. Requests it does not write byte
 // for byte as Request.Write would (a non-ASCII host, a CONNECT,
-// trailers) go through Request.Write.
+// a trailer map, even one still empty that the body fills at its end)
+// go through Request.Write.
 var ownCodec = http1.Enabled
 
 // defaultUserAgent is what Request.Write sends for a request without a
@@ -178,7 +179,7 @@ func writeChunked(bw *bufio.Writer, body io.Reader) error {
 // plainRequest reports whether writeRequest's own path writes req as
 // Request.Write would.
 func plainRequest(req *http.Request) bool {
-	if req.URL == nil || req.Method == http.MethodConnect || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+	if req.URL == nil || req.Method == http.MethodConnect || req.Trailer != nil || len(req.TransferEncoding) > 0 {
 		return false
 	}
 	host := req.Host

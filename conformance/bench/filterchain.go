@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -18,18 +21,25 @@ import (
 // of ten rules whose last one requires that principal and a GET on /
 // (the nine before it never match), a RateLimitPolicy with a
 // local limit far above the load (so it counts but never rejects), and a
-// fault abort at 0% on the route. Token is a valid token for every
-// request to carry.
+// fault abort at 0% on the route, and a WasmPlugin: a Proxy-Wasm module
+// built with the Go SDK that adds a request header (the "addheader" mode
+// of filters/wasm/testdata/examples). Token is a valid token for every
+// request to carry; Wasm the module's path.
 type FilterSetup struct {
 	JWKS  string
 	Token string
+	Wasm  string
 }
 
 const benchIssuer = "bench@waygate.dev"
 
 // NewFilterSetup makes a fresh P-256 key, its JWKS and a token valid for
-// a day.
-func NewFilterSetup() (*FilterSetup, error) {
+// a day, and builds the Wasm plugin into dir.
+func NewFilterSetup(dir string) (*FilterSetup, error) {
+	wasm, err := buildHeaderPlugin(dir)
+	if err != nil {
+		return nil, err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -50,7 +60,7 @@ func NewFilterSetup() (*FilterSetup, error) {
 		return nil, err
 	}
 	sig := append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
-	return &FilterSetup{JWKS: string(jwks), Token: signing + "." + b64(sig)}, nil
+	return &FilterSetup{JWKS: string(jwks), Token: signing + "." + b64(sig), Wasm: wasm}, nil
 }
 
 func (f *FilterSetup) yaml() string {
@@ -83,7 +93,15 @@ spec:
   - name: generous
     by: clientIP
     local: {requests: 100000000, per: second}
-`, benchIssuer, f.JWKS, otherRules(), benchIssuer)
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: bench-header, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  url: file://%s
+  pluginConfig: {mode: addheader}
+`, benchIssuer, f.JWKS, otherRules(), benchIssuer, f.Wasm)
 }
 
 // otherRules are nine ALLOW rules the load never matches, ahead of the
@@ -98,4 +116,26 @@ func otherRules() string {
 `, i, i)
 	}
 	return b.String()
+}
+
+// buildHeaderPlugin compiles the Go SDK plugin of the Wasm host's tests
+// (its own module, so the gateway's go.mod does not carry the SDK) as a
+// WASI reactor, the way the host loads it.
+func buildHeaderPlugin(dir string) (string, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	src := filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "filters", "wasm", "testdata", "examples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "addheader.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the Wasm header plugin in %s: %v\n%s", src, err, b)
+	}
+	return out, nil
 }

@@ -99,7 +99,7 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 		}
 		start(p, setup, p.Name)
 		if sc.Filters && p.Name == "waygate" {
-			fs, err := NewFilterSetup()
+			fs, err := NewFilterSetup(filepath.Join(tmp, "wasm"))
 			if err != nil {
 				return nil, err
 			}

@@ -51,7 +51,7 @@ func Scenarios(s Settings) []Scenario {
 		// returning browser's would be.
 		{Name: "tls-new-conn", Title: fmt.Sprintf("HTTPS, a new TCP connection and resumed TLS session per request (Connection: close), %d clients, ECDSA P-256", s.Conns),
 			Load: Wrk{Threads: 1, Conns: s.Conns, Duration: s.Duration, Path: "/1k", Close: true}, Path: "/1k", TLS: true},
-		{Name: "filters", Title: "full filter chain (JWT ES256, authorization, local rate limit, fault 0%), 1 KiB body",
+		{Name: "filters", Title: "full filter chain (JWT ES256, 10-rule authorization, local rate limit, fault 0%, a Wasm plugin adding a header), 1 KiB body",
 			Load: h1("/1k"), Path: "/1k", Filters: true},
 		{Name: "routes-10k", Title: "10,000 prefix routes, request matching the last one, 1 KiB body",
 			Load: h1("/r9999/x"), Path: "/r9999/x", Routes: 10000},

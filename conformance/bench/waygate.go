@@ -2,7 +2,9 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -90,7 +92,34 @@ spec:
 		t.proc.stop()
 		return nil, err
 	}
+	if s.Filters != nil {
+		if err := waitWasmPlugin(t.Admin); err != nil {
+			t.proc.stop()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// waitWasmPlugin waits for the filter chain's WasmPlugin to be in the
+// gateway's configuration (it arrives through ECDS, after the listener),
+// so that no measured request goes without it.
+func waitWasmPlugin(admin string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/config_dump")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "bench-header") && strings.Contains(string(b), "envoy.extensions.filters.http.wasm.v3.Wasm") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the WasmPlugin bench-header is not in %s/config_dump after 30s", admin)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // adminLine is how `waygate run` names its admin address once serving.

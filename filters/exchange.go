@@ -156,7 +156,9 @@ type LocalReply struct {
 
 // SendLocalReply ends the exchange with a response from the gateway. The
 // filter returns Stop after calling it. The response still passes through
-// the response filters of the filters that already ran, as in Envoy.
+// the response filters of every filter of the chain, as in Envoy: those
+// of the filters that ran, the answering filter's own, and those of the
+// filters after it, which never saw the request.
 func (x *Exchange) SendLocalReply(r LocalReply) {
 	x.reply = &r
 	if r.Details != "" {

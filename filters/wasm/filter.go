@@ -112,6 +112,12 @@ func (s *filter) OnRequestBody(x *filters.Exchange, body *filters.Buffer, endStr
 
 // OnResponseHeaders runs proxy_on_response_headers.
 func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.Status {
+	if s.id == 0 {
+		// No context: the request stopped at a filter before this one,
+		// whose local reply Envoy does not give a plugin that never saw
+		// the request.
+		return filters.Continue
+	}
 	n := uint64(fieldCount(x.Response.Header) + 1)
 	s.sized = x.Response.Header.Get("Content-Length") != ""
 	return s.phase(x, func(v *vm) api.Function { return v.fn.onResponseHeaders }, n, b2u(endStream), false, endStream)
@@ -120,6 +126,12 @@ func (s *filter) OnResponseHeaders(x *filters.Exchange, endStream bool) filters.
 // OnResponseBody runs proxy_on_response_body, with the semantics of
 // OnRequestBody.
 func (s *filter) OnResponseBody(x *filters.Exchange, body *filters.Buffer, endStream bool) filters.Status {
+	if s.id == 0 {
+		// No context: the request stopped at a filter before this one,
+		// whose local reply Envoy does not give a plugin that never saw
+		// the request.
+		return filters.Continue
+	}
 	st := s.phase(x, func(v *vm) api.Function { s.respBody = body; return v.fn.onResponseBody },
 		uint64(body.Len()), b2u(endStream), true, endStream)
 	if st == filters.Continue && endStream && len(x.Response.Trailer) > 0 {

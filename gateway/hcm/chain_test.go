@@ -54,7 +54,7 @@ func TestFilterChain(t *testing.T) {
 			}
 		},
 	}, {
-		name: "a local reply skips later filters and the router and passes only earlier response filters",
+		name: "a local reply skips later filters and the router, and passes every response filter as Envoy's does",
 		filters: func(t *testing.T) []*hcmv3.HttpFilter {
 			return []*hcmv3.HttpFilter{tag(t, "a", ""), tag(t, "b", "reply=401"), tag(t, "c", "")}
 		},
@@ -63,8 +63,11 @@ func TestFilterChain(t *testing.T) {
 			if r.status != 401 || r.body != "denied by b" {
 				t.Errorf("got %d %q, want 401 %q", r.status, r.body, "denied by b")
 			}
-			if got := strings.Join(r.header.Values("X-Resp-Order"), ","); got != "a" {
-				t.Errorf("x-resp-order = %q, want only a", got)
+			if got := strings.Join(r.header.Values("X-Resp-Order"), ","); got != "c,b,a" {
+				t.Errorf("x-resp-order = %q, want c,b,a: the answering filter and the one after it see the reply too", got)
+			}
+			if reached != 0 {
+				t.Errorf("backend got %d requests, want none", reached)
 			}
 			if r.header.Get("Content-Length") != strconv.Itoa(len("denied by b")) {
 				t.Errorf("content-length = %q", r.header.Get("Content-Length"))

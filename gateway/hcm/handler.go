@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,8 +36,8 @@ type stream struct {
 	reqBody []filters.RequestBodyFilter
 	reqTrl  []filters.RequestTrailersFilter
 	done    []filters.DoneFilter
-	// index of each filter in the chain, for local replies that must
-	// pass only through the response filters of filters that ran.
+	// the stream's filters in chain order; the response filters run
+	// in reverse.
 	order []any
 
 	// Backing arrays for the slices above and the encoder's, so a short
@@ -396,10 +395,13 @@ func (s *stream) build() {
 	}
 }
 
-// local answers with a local reply. stopped is the filter that answered:
-// the response passes through the response filters of the filters before
-// it only, as in Envoy. A nil stopped (the request never reached a filter,
-// or one panicked) runs none of them.
+// local answers with a local reply. stopped is the filter that answered;
+// the reply then passes through the response filters of every filter
+// in the chain, as Envoy's sendLocalReply encodes it from the first
+// encoder filter on: those of filters before the one that answered,
+// its own, and those of filters after it that never saw the request.
+// A nil stopped (the request never reached a filter, or one panicked)
+// runs none of them.
 func (s *stream) local(rep filters.LocalReply, stopped any) {
 	x := &s.x
 	if s.enc.started {
@@ -408,7 +410,11 @@ func (s *stream) local(rep filters.LocalReply, stopped any) {
 	if x.LocalReply() == nil {
 		x.SendLocalReply(rep)
 	}
-	s.trimEncoder(stopped)
+	if stopped == nil {
+		// No filter answered: the request never reached the chain, or
+		// a filter panicked and the chain is in no state to run.
+		s.enc.hdr, s.enc.body, s.enc.trl = nil, nil, nil
+	}
 	x.Response.Status = rep.Status
 	h := x.Response.Header
 	for k, v := range rep.Header {
@@ -429,44 +435,6 @@ func (s *stream) local(rep filters.LocalReply, stopped any) {
 	if !end {
 		_ = s.enc.WriteBody([]byte(rep.Body), true)
 	}
-}
-
-// trimEncoder keeps the response filters of the filters that ran before
-// stopped, dropping those of stopped and every filter after it.
-func (s *stream) trimEncoder(stopped any) {
-	pos := 0
-	if stopped != nil {
-		pos = -1
-		for i, f := range s.order {
-			if f == stopped {
-				pos = i
-				break
-			}
-		}
-		if pos < 0 {
-			return
-		}
-	}
-	ran := s.order[:pos]
-	hdr := s.enc.hdr[:0:0]
-	for _, f := range s.enc.hdr {
-		if slices.Contains(ran, any(f)) {
-			hdr = append(hdr, f)
-		}
-	}
-	body := s.enc.body[:0:0]
-	for _, f := range s.enc.body {
-		if slices.Contains(ran, any(f)) {
-			body = append(body, f)
-		}
-	}
-	trl := s.enc.trl[:0:0]
-	for _, f := range s.enc.trl {
-		if slices.Contains(ran, any(f)) {
-			trl = append(trl, f)
-		}
-	}
-	s.enc.hdr, s.enc.body, s.enc.trl = hdr, body, trl
 }
 
 func (s *stream) bodyFailed(err error, stopped any) {

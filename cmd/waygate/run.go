@@ -115,6 +115,7 @@ func runRun(args []string) int {
 	case <-g.Ready():
 		waitRoutes(g, 2*time.Second)
 		printSummary(os.Stdout, src.config, g)
+		settleMemory()
 	case err := <-done:
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "waygate run:", err)

@@ -45,12 +45,12 @@ func TestRunBookinfoIdleMemory(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	tests := []struct {
-		name          string
-		g             *bookinfoGateway
-		heapBudget    int64
-		rssBudget     int64 // 0: not checked
-		rss, heap     int64
-		status        string
+		name       string
+		g          *bookinfoGateway
+		heapBudget int64
+		rssBudget  int64 // 0: not checked
+		rss, heap  int64
+		status     string
 	}{
 		{name: "default", g: released, heapBudget: 16 * MiB, rssBudget: 40 * MiB},
 		{name: keepStartupPagesEnv + "=1", g: kept, heapBudget: 16 * MiB},

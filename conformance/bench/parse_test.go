@@ -93,3 +93,20 @@ func TestParseStraceSummary(t *testing.T) {
 		t.Errorf("got %+v", sc)
 	}
 }
+
+func TestParseHeapInuse(t *testing.T) {
+	for _, tt := range []struct {
+		name, profile string
+		want          int64
+		err           bool
+	}{
+		{"memstats", "heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# HeapAlloc = 8530144\n# HeapInuse = 10420224\n# HeapIdle = 1\n", 10420224, false},
+		{"missing", "heap profile: 1: 2 [3: 4] @ heap/1048576\n", 0, true},
+		{"not a number", "# HeapInuse = many\n", 0, true},
+	} {
+		got, err := parseHeapInuse(tt.profile)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("%s: got %d, %v; want %d, error %v", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}

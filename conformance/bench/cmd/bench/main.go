@@ -7,7 +7,9 @@
 //
 // Scenarios: h1-1k, h1-64k, h2-100, fixed-1k, filters, routes-10k,
 // idle-10k, push; "main" is the set the committed results cover, "all"
-// every one. Tables go to stdout (and -out); progress to stderr.
+// every one. bookinfo-idle, Waygate alone, records the memory of
+// `waygate run` serving deploy/examples/bookinfo idle. Tables go to
+// stdout (and -out); progress to stderr.
 package main
 
 import (
@@ -50,7 +52,12 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	scs, err := bench.SelectScenarios(bench.Scenarios(bench.Settings{Duration: *duration, Conns: *conns, Rate: *rate, IdleConns: *idleConns}), *scenario)
+	spec, bookinfo := withoutName(*scenario, "bookinfo-idle")
+	var scs []bench.Scenario
+	var err error
+	if spec != "" {
+		scs, err = bench.SelectScenarios(bench.Scenarios(bench.Settings{Duration: *duration, Conns: *conns, Rate: *rate, IdleConns: *idleConns}), spec)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
@@ -103,6 +110,21 @@ func run() int {
 		}
 	}
 	failed := false
+	if bookinfo {
+		fmt.Fprintln(os.Stderr, "bookinfo-idle: waygate run on deploy/examples/bookinfo, idle")
+		b := bench.BookinfoIdle{Example: "deploy/examples/bookinfo", Requests: 10, Settle: 2 * time.Second}
+		dir, err := os.MkdirTemp("", "waygate-bench-bookinfo-")
+		if err == nil {
+			var ms []bench.BookinfoMemory
+			ms, err = b.Run(ctx, bin, dir)
+			os.RemoveAll(dir)
+			bench.WriteBookinfoMarkdown(w, b, ms)
+		}
+		if err != nil {
+			fmt.Fprintf(w, "### bookinfo-idle\n\nfailed: %v\n\n", err)
+			failed = true
+		}
+	}
 	for _, sc := range scs {
 		if _, ok := missing["h2load"]; ok && sc.Name == "h2-100" {
 			fmt.Fprintf(w, "### %s\n\nskipped: h2load: %s\n\n", sc.Name, missing["h2load"])
@@ -126,4 +148,19 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// withoutName removes name from a comma-separated list, saying whether
+// it was there.
+func withoutName(spec, name string) (string, bool) {
+	var rest []string
+	found := false
+	for _, n := range strings.Split(spec, ",") {
+		if n = strings.TrimSpace(n); n == name {
+			found = true
+		} else if n != "" {
+			rest = append(rest, n)
+		}
+	}
+	return strings.Join(rest, ","), found
 }

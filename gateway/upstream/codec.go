@@ -22,8 +22,9 @@ import (
 // WAYGATE_HTTP1=nethttp, which (see package http1) has the pool use
 // net/http's codec for every exchange. Requests it does not write byte
 // for byte as Request.Write would (a non-ASCII host, a CONNECT,
-// a trailer map, even one still empty that the body fills at its end)
-// go through Request.Write.
+// trailers announced in the head) go through Request.Write; an empty
+// trailer map is one a chunked body may fill by its end, and the last
+// chunk carries what it holds then.
 var ownCodec = http1.Enabled
 
 // defaultUserAgent is what Request.Write sends for a request without a
@@ -140,7 +141,7 @@ func writeRequestBody(bw *bufio.Writer, req *http.Request, cl int64) error {
 		}
 		return nil
 	}
-	return writeChunked(bw, req.Body)
+	return writeChunked(bw, req.Body, req.Trailer)
 }
 
 var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
@@ -149,8 +150,9 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // writeChunked streams a body of unknown length, a flush per chunk so a
 // stream (gRPC, a long upload the server answers as it goes) is not
-// held in the buffer.
-func writeChunked(bw *bufio.Writer, body io.Reader) error {
+// held in the buffer. The trailer section after the last chunk holds
+// what trailer has once the body ended.
+func writeChunked(bw *bufio.Writer, body io.Reader, trailer http.Header) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -167,7 +169,9 @@ func writeChunked(bw *bufio.Writer, body io.Reader) error {
 			}
 		}
 		if rerr == io.EOF {
-			_, err := bw.WriteString("0\r\n\r\n")
+			bw.WriteString("0\r\n")
+			writeTrailer(bw, trailer)
+			_, err := bw.WriteString("\r\n")
 			return err
 		}
 		if rerr != nil {
@@ -176,10 +180,32 @@ func writeChunked(bw *bufio.Writer, body io.Reader) error {
 	}
 }
 
+// writeTrailer writes a trailer section's fields. A name that is no
+// field name (a filter may set anything) is left out, and so are the
+// fields that frame a message, which a recipient must not take from
+// trailers (RFC 9110 section 6.5.1).
+func writeTrailer(bw *bufio.Writer, trailer http.Header) {
+	for k, vs := range trailer {
+		if !validName(k) {
+			continue
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Transfer-Encoding", "Trailer", "Host":
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeFieldValue(bw, trimValue(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
 // plainRequest reports whether writeRequest's own path writes req as
 // Request.Write would.
 func plainRequest(req *http.Request) bool {
-	if req.URL == nil || req.Method == http.MethodConnect || req.Trailer != nil || len(req.TransferEncoding) > 0 {
+	if req.URL == nil || req.Method == http.MethodConnect || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
 		return false
 	}
 	host := req.Host

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -43,6 +44,12 @@ type ScenarioResult struct {
 	// PeakReset says whether VmHWM could be reset before each run.
 	PeakReset    bool
 	ReloadErrors map[string]int
+	// PushApplied is, per target that can tell, how long each push
+	// took from the configuration written to the change serving;
+	// PushLate counts pushes not serving by PushDeadline.
+	PushApplied  map[string][]time.Duration
+	PushLate     map[string]int
+	PushDeadline time.Duration
 	Syscalls     []SyscallCount
 }
 
@@ -75,7 +82,8 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (*ScenarioResult, error) 
 	defer backend.Close()
 
 	res := &ScenarioResult{Scenario: sc, Runs: map[string][]Result{}, Commands: map[string]string{},
-		Skipped: map[string]string{}, Profiles: map[string]string{}, ReloadErrors: map[string]int{}, PeakReset: true}
+		Skipped: map[string]string{}, Profiles: map[string]string{}, ReloadErrors: map[string]int{}, PeakReset: true,
+		PushApplied: map[string][]time.Duration{}, PushLate: map[string]int{}}
 	targets := []*Target{}
 	if !sc.Idle {
 		targets = append(targets, backend.Direct(sc.TLS))
@@ -233,21 +241,61 @@ func (r *Runner) pushEverySecond(sc Scenario, t *Target, res *ScenarioResult) fu
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(time.Second)
+		every := cmp.Or(sc.PushEvery, time.Second)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for n := 1; ; n++ {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
+				start := time.Now()
 				if err := t.Reload(n); err != nil {
 					res.ReloadErrors[t.Name]++
 					r.logf("  reload %s: %v", t.Name, err)
+					continue
+				}
+				if t.Applied != nil && res.PushApplied != nil {
+					res.PushDeadline = every - 100*time.Millisecond
+					if took, ok := waitApplied(t, n, start, res.PushDeadline, done); ok {
+						res.PushApplied[t.Name] = append(res.PushApplied[t.Name], took)
+					} else if !closed(done) {
+						// (A push the end of the load cut short
+						// counts neither way.)
+						res.PushLate[t.Name]++
+					}
 				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitApplied polls until push n serves, and says how long after start;
+// it gives up after deadline (shortly before the next push).
+func waitApplied(t *Target, n int, start time.Time, deadline time.Duration, done <-chan struct{}) (time.Duration, bool) {
+	for {
+		if t.Applied(n) {
+			return time.Since(start), true
+		}
+		if time.Since(start) > deadline {
+			return 0, false
+		}
+		select {
+		case <-done:
+			return 0, false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func summaryLine(sc Scenario, r Result) string {

@@ -17,9 +17,10 @@ type Scenario struct {
 	// Routes and Filters shape the setup (see Setup).
 	Routes  int
 	Filters bool
-	// Push changes the configuration of every proxy once a second while
-	// the load runs.
-	Push bool
+	// Push changes the configuration of every proxy once a second (or
+	// every PushEvery) while the load runs.
+	Push      bool
+	PushEvery time.Duration
 	// Idle scenarios report memory per connection instead of speed.
 	Idle bool
 	// TLS serves HTTPS on every target.
@@ -63,6 +64,12 @@ func Scenarios(s Settings) []Scenario {
 			Load: Idle{Conns: s.IdleConns, Settle: 5 * time.Second, Path: "/1k"}, Idle: true},
 		{Name: "push", Title: "configuration pushed every second under HTTP/1.1 load, 1 KiB body",
 			Load: h1("/1k"), Path: "/1k", Push: true},
+		// Each push rewrites the whole VirtualService of 10,001 routes
+		// (the default route's header changes), so the gateway
+		// translates and applies all of them; every 3s, as one takes
+		// longer than a second.
+		{Name: "push-10k", Title: "10,000 prefix routes pushed every 3s under HTTP/1.1 load on the last one, 1 KiB body",
+			Load: h1("/r9999/x"), Path: "/r9999/x", Routes: 10000, Push: true, PushEvery: 3 * time.Second},
 	}
 }
 

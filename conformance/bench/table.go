@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -159,6 +160,17 @@ func WriteMarkdown(w io.Writer, res *ScenarioResult) {
 	}
 	for _, name := range sortedKeys(res.ReloadErrors) {
 		notes = append(notes, fmt.Sprintf("%s: %d configuration pushes failed", name, res.ReloadErrors[name]))
+	}
+	for _, name := range sortedKeys(res.PushApplied) {
+		d := slices.Clone(res.PushApplied[name])
+		slices.Sort(d)
+		notes = append(notes, fmt.Sprintf("%s: %d pushes serving after p50 %s, p99 %s, max %s from the configuration written; %d later than %s",
+			name, len(d), fmtDur(d[len(d)/2]), fmtDur(d[len(d)*99/100]), fmtDur(d[len(d)-1]), res.PushLate[name], res.PushDeadline))
+	}
+	for _, name := range sortedKeys(res.PushLate) {
+		if len(res.PushApplied[name]) == 0 {
+			notes = append(notes, fmt.Sprintf("%s: none of %d pushes served within %s", name, res.PushLate[name], res.PushDeadline))
+		}
 	}
 	if !res.PeakReset {
 		notes = append(notes, "peak RSS could not be reset before each run: it is the peak since the proxy started")

@@ -38,8 +38,11 @@ type Target struct {
 	Admin string
 	// Reload pushes a configuration change while serving.
 	Reload func(n int) error
-	proc   *process
-	stop   []func()
+	// Applied, when set, says whether the change of Reload(n) serves
+	// requests yet.
+	Applied func(n int) bool
+	proc    *process
+	stop    []func()
 }
 
 func (t *Target) url(path string) string {

@@ -70,6 +70,7 @@ spec:
 		return nil, err
 	}
 	t.Reload = func(n int) error { return writeFile(vsPath, virtualService(s, bport, n)) }
+	t.Applied = func(n int) bool { return pushServed(t, n) }
 
 	t.proc, err = startProcess(name, nil, bin, "run", "--config", cfg, "--admin", "127.0.0.1:0",
 		"--access-log", "", "--drain-time", "1s", "--log-level", "warn")
@@ -150,3 +151,25 @@ spec:
 	}
 	return b.String()
 }
+
+// pushServed says whether push n's route serves: the default route (a
+// path no prefix route matches) answers with its x-bench-push value.
+func pushServed(t *Target, n int) bool {
+	req, err := http.NewRequest(http.MethodGet, t.url("/1k"), nil)
+	if err != nil {
+		return false
+	}
+	for k, v := range t.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := pushClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("x-bench-push") == fmt.Sprint(n)
+}
+
+// pushClient checks pushes on a connection of its own, outside the load.
+var pushClient = &http.Client{Timeout: time.Second}

@@ -83,10 +83,13 @@ func (t *translator) translateRoute(vs *virtualService, field string, in *v1alph
 		t.warn(vs.key, field, "%s: JWT claim matching is not supported yet; the match is left out", unsupported)
 		return nil
 	}
+	if vs.metadata == nil {
+		vs.metadata = configMetadata("virtual-service", vs.key.Namespace, vs.key.Name)
+	}
 	out := &routev3.Route{
 		Name:     name,
 		Match:    rm,
-		Metadata: configMetadata("virtual-service", vs.key.Namespace, vs.key.Name),
+		Metadata: vs.metadata,
 	}
 	if match != nil && match.StatPrefix != "" {
 		out.StatPrefix = match.StatPrefix

@@ -112,6 +112,12 @@ func (e *encoder) writeBody(p []byte, endStream, trailers bool) error {
 	}
 	if endStream {
 		e.ended = true
+		if trailers {
+			// Commit the head, chunked, while the handler runs: net/http
+			// would otherwise give a short body a Content-Length at its
+			// end, leaving an HTTP/1.1 client no room for the trailers.
+			_ = http.NewResponseController(e.w).Flush()
+		}
 	} else if len(out) > 0 {
 		// Stream as the upstream does: server-sent events and gRPC
 		// streams must not sit in a buffer.

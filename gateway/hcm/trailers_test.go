@@ -69,7 +69,7 @@ func TestBufferedBodyWithTrailers(t *testing.T) {
 		name     string
 		client   *http.Client
 		trailers bool
-	}{{"HTTP/1.1", hcmtest.Client(), false}, {"h2c", hcmtest.H2CClient(), true}} {
+	}{{"HTTP/1.1", hcmtest.Client(), true}, {"h2c", hcmtest.H2CClient(), true}} {
 		t.Run(c.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
 			resp, body := get(t, c.client, req)

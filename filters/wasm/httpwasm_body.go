@@ -86,6 +86,43 @@ func (s *hwStream) readRequest(v *hwVM, dst []byte) uint64 {
 	return hwEOFLen(s.reqEOF, n)
 }
 
+// drainRequest reads what is left of the request body from the client
+// into the read-ahead buffer, so that the request trailers, which
+// follow the body, are in place. The guest's reads and the upstream
+// take the body from that buffer, so nothing of it is lost; the
+// buffer_request bound applies, and a client that stalls or goes away
+// ends the stream after the call, as when the guest reads.
+func (s *hwStream) drainRequest() {
+	if s.reqDrained || s.reqEOF || s.reqErr != nil || s.x.RequestBody == nil {
+		return
+	}
+	s.reqDrained = true
+	v := s.vm
+	rest := append([]byte(nil), s.pending...)
+	s.pending = nil
+	v.deadline.disarm()
+	defer v.deadline.arm(v.pool.opts.CallTimeout)
+	// readClient answers what comes after rest once rest is read: EOF,
+	// or, for a fail-open stream after an error, the client's body.
+	defer func() { s.pending = rest }()
+	chunk := make([]byte, hwReadAhead)
+	for {
+		n, err := s.readClient(chunk, hwBodyWait*v.pool.opts.CallTimeout)
+		rest = append(rest, chunk[:n]...)
+		if len(s.reqRead)+len(rest) > hwMaxBody {
+			s.reqErr = errHWBodyTooLarge
+			return
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			s.reqErr = err
+			return
+		}
+	}
+}
+
 // hwBodyWait, times the call timeout, bounds how long read_body waits
 // for the client to send more: the instance serves no other stream
 // meanwhile, so a stalled client gets 408 rather than stall it.

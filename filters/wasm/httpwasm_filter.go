@@ -15,9 +15,9 @@ const (
 	featureBufferRequest  = 1
 	featureBufferResponse = 2
 	featureTrailers       = 4
-	// hwFeatures are the features the host supports. Trailers are not
-	// among them: the chain does not hand response trailers to filters.
-	hwFeatures = featureBufferRequest | featureBufferResponse
+	// hwFeatures are the features the host supports: every one, as the
+	// chain hands filters the request and response trailers.
+	hwFeatures = featureBufferRequest | featureBufferResponse | featureTrailers
 )
 
 // hwMaxBody bounds a request body the guest reads with buffer_request
@@ -30,8 +30,10 @@ const hwMaxBody = 16 << 20
 //
 // The ABI's two calls map onto the chain's phases: handle_request runs
 // on the request headers, pulling the request body from the downstream
-// if the guest reads it; handle_response runs on the response headers,
-// or, with buffer_response, once the whole response body is in.
+// if the guest reads it (or its trailers, which follow the body);
+// handle_response runs on the response headers, or, with
+// buffer_response, once the whole response body and its trailers are
+// in.
 type hwStream struct {
 	f  *httpWasmFactory
 	vm *hwVM
@@ -56,6 +58,7 @@ type hwStream struct {
 	readBuf    []byte // what a read from the client lands in
 	pending    []byte // read from the client, not yet by the guest
 	pendingErr error  // how the client's last read ended
+	reqDrained bool   // the host read the rest of the body for the trailers
 
 	// The response the guest builds in handle_request: it is the local
 	// reply when the guest does not call next, and is merged into the
@@ -64,6 +67,9 @@ type hwStream struct {
 	status     int
 	respBody   []byte
 	respWrote  bool
+	// respTrailer are the response trailers the guest set before next,
+	// merged into the upstream's trailers.
+	respTrailer http.Header
 
 	// The response body in handle_response, with buffer_response.
 	body     []byte
@@ -89,9 +95,10 @@ func (s *hwStream) OnRequestHeaders(x *filters.Exchange, endStream bool) filters
 	v.mu.Unlock()
 	if err != nil {
 		st := s.failure(x)
-		if st == filters.Continue && s.reqTouched {
-			// Fail open: what the guest read with buffer_request on
-			// still goes upstream.
+		if st == filters.Continue && (s.reqTouched || s.reqDrained) {
+			// Fail open: what the guest read with buffer_request on,
+			// and what the host read for the trailers, still goes
+			// upstream.
 			s.replaceRequestBody(x)
 			return filters.StopAndBuffer
 		}
@@ -120,7 +127,7 @@ func (s *hwStream) OnRequestHeaders(x *filters.Exchange, endStream bool) filters
 	}
 	s.afterNext = true
 	s.reqCtx = uint32(ctxNext >> 32)
-	if s.reqTouched || s.reqWrote {
+	if s.reqTouched || s.reqWrote || s.reqDrained {
 		s.replaceRequestBody(x)
 		return filters.StopAndBuffer
 	}
@@ -133,7 +140,12 @@ func (s *hwStream) replaceRequestBody(x *filters.Exchange) {
 	src := x.RequestBody
 	// What was read ahead of the guest goes first of the rest.
 	var rest io.Reader = src
-	if len(s.pending) > 0 {
+	switch {
+	case s.reqDrained && s.reqErr == nil:
+		// The client's body ended: reading it again would put back
+		// the trailers the guest changed.
+		rest = bytes.NewReader(s.pending)
+	case len(s.pending) > 0:
 		rest = io.MultiReader(bytes.NewReader(s.pending), src)
 	}
 	switch {
@@ -207,6 +219,20 @@ func (s *hwStream) OnResponseBody(x *filters.Exchange, body *filters.Buffer, end
 		body.Set(s.bodyOut)
 	}
 	return st
+}
+
+// OnResponseTrailers merges the response trailers the guest set in
+// handle_request into the upstream's. The guest changes them in
+// handle_response directly, with buffer_response: they are in place
+// when the body ends.
+func (s *hwStream) OnResponseTrailers(x *filters.Exchange) filters.Status {
+	if !s.afterNext || s.failed || len(s.respTrailer) == 0 {
+		return filters.Continue
+	}
+	for k, vs := range s.respTrailer {
+		x.Response.Trailer[k] = vs
+	}
+	return filters.Continue
 }
 
 // respond runs handle_response with body as the upstream's body (nil

@@ -19,17 +19,57 @@ const (
 )
 
 // headers is the header map of kind; the request's Host is in
-// Authority, shown to the guest as "host".
+// Authority, shown to the guest as "host". Trailers are empty for a
+// guest that did not enable feature_trailers, as the ABI asks.
 func (s *hwStream) headers(kind uint32, create bool) http.Header {
 	switch kind {
 	case hwRequest:
 		return s.x.Request.Header
 	case hwResponse:
 		return s.responseHeader(create)
-	case hwRequestTrailers, hwResponseTrailers:
-		return nil
+	case hwRequestTrailers:
+		if s.features&featureTrailers == 0 {
+			return nil
+		}
+		return s.requestTrailer(create)
+	case hwResponseTrailers:
+		if s.features&featureTrailers == 0 {
+			return nil
+		}
+		return s.responseTrailer(create)
 	}
 	panic(hwTrap("unknown header kind"))
+}
+
+// requestTrailer is the request's trailers. They follow the body, so
+// in handle_request the host first reads what is left of it from the
+// client (it still goes upstream, after what the guest reads of it).
+// The exchange's map is the one the upstream request sends.
+func (s *hwStream) requestTrailer(create bool) http.Header {
+	if !s.afterNext {
+		s.drainRequest()
+	}
+	if s.x.Request.Trailer == nil && create {
+		s.x.Request.Trailer = http.Header{}
+	}
+	return s.x.Request.Trailer
+}
+
+// responseTrailer is the response trailers the guest sets on the
+// upstream's before next, the upstream's after: with buffer_response
+// handle_response runs once they are in; without, it runs on the
+// response headers, before any trailer came.
+func (s *hwStream) responseTrailer(create bool) http.Header {
+	if !s.afterNext {
+		if s.respTrailer == nil && create {
+			s.respTrailer = http.Header{}
+		}
+		return s.respTrailer
+	}
+	if s.x.Response.Trailer == nil && create {
+		s.x.Response.Trailer = http.Header{}
+	}
+	return s.x.Response.Trailer
 }
 
 func hwGetHeaderNames(ctx context.Context, m api.Module, stack []uint64) {
@@ -93,8 +133,9 @@ func canonicalName(b []byte) string {
 }
 
 // mutableHeaders checks that kind may change now and returns its map:
-// request headers before next only, response headers before next or,
-// with buffer_response, in handle_response. Trailers are not supported.
+// request headers and trailers before next only, response headers and
+// trailers before next or, with buffer_response, in handle_response.
+// Changing trailers without feature_trailers traps, as the ABI asks.
 func (s *hwStream) mutableHeaders(kind uint32) http.Header {
 	switch kind {
 	case hwRequest:
@@ -103,7 +144,14 @@ func (s *hwStream) mutableHeaders(kind uint32) http.Header {
 	case hwResponse:
 		s.mustBeforeNextOr(featureBufferResponse, "change response headers")
 	case hwRequestTrailers, hwResponseTrailers:
-		panic(hwTrap("trailers are not supported"))
+		if s.features&featureTrailers == 0 {
+			panic(hwTrap("cannot change trailers without feature_trailers"))
+		}
+		if kind == hwRequestTrailers {
+			s.mustBeforeNext("change request trailers")
+		} else {
+			s.mustBeforeNextOr(featureBufferResponse, "change response trailers")
+		}
 	default:
 		panic(hwTrap("unknown header kind"))
 	}

@@ -145,8 +145,9 @@ func TestHTTPWasmTCK(t *testing.T) {
 
 // TestHTTPWasmFeatures checks each behavior of the ABI the TCK leaves
 // out: responses the guest builds, reqCtx and is_error, the buffering
-// features, body rewrites, rerouting, logging, config, the lack of
-// trailers, and the calls the ABI forbids after next.
+// features, body rewrites, rerouting, logging, config, trailers
+// (offered; empty for a request without them; a trap when set without
+// the feature), and the calls the ABI forbids after next.
 func TestHTTPWasmFeatures(t *testing.T) {
 	u, clusters := startUpstreams(t)
 	// The guest answers log_enabled for debug, info and none.
@@ -166,7 +167,7 @@ func TestHTTPWasmFeatures(t *testing.T) {
 		{test: "config", status: 200, wantBody: "features"},
 		{test: "host", host: "shop.example", status: 200, wantBody: "shop.example shop.example"},
 		{test: "log", status: 200, wantBody: logLevels},
-		{test: "trailers", status: 200, wantBody: "0 0"},
+		{test: "trailers", status: 200, wantBody: "4 0"},
 		{test: "reqctx", status: 200, header: map[string]string{"x-reqctx": "42", "x-is-error": "0", "x-status": "200"},
 			echo: func(t *testing.T, r result) {
 				if names := r.header.Get("x-names"); !strings.Contains(names, "content-type") {

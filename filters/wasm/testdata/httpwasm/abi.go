@@ -76,9 +76,10 @@ const (
 	featureBufferResponse = 2
 	featureTrailers       = 4
 
-	kindRequest         = 0
-	kindResponse        = 1
-	kindRequestTrailers = 2
+	kindRequest          = 0
+	kindResponse         = 1
+	kindRequestTrailers  = 2
+	kindResponseTrailers = 3
 )
 
 func sp(s string) (unsafe.Pointer, uint32) {

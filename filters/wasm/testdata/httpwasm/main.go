@@ -67,6 +67,8 @@ func handleRequest() uint64 {
 //go:wasmexport handle_response
 func handleResponse(reqCtx, isError uint32) {
 	switch mode {
+	case "tck":
+		tckResponse(reqCtx, isError)
 	case "features":
 		featureResponse(reqCtx, isError)
 	case "faults":

@@ -18,6 +18,9 @@ func tck() uint64 {
 	}
 	defer setHeader(kindResponse, "x-httpwasm-tck-handled", "1")
 	fn, arg, _ := strings.Cut(id, "/")
+	if strings.HasSuffix(strings.SplitN(arg, "/", 2)[0], "_trailers") {
+		return tckTrailers(fn, arg)
+	}
 	switch fn {
 	case "get_protocol_version":
 		write(kindResponse, proto())

@@ -19,7 +19,7 @@ import (
 // cases: it reads the whole request body, echoes it as
 // x-httpwasm-next-body and the request trailers as
 // x-httpwasm-next-trailer-<name>-<i>, and, for a response_trailers
-// case, answers with a declared trailer (existing-trailer: bear) and an
+// case (or a features mode trailers-* one), answers with a declared trailer (existing-trailer: bear) and an
 // undeclared one (grpc-status: 0).
 func startTrailersBackend(t testing.TB) string {
 	t.Helper()
@@ -39,7 +39,7 @@ func startTrailersBackend(t testing.TB) string {
 				w.Header().Add(fmt.Sprintf("x-httpwasm-next-trailer-%s-%d", k, i), v)
 			}
 		}
-		if !strings.Contains(r.Header.Get("x-httpwasm-tck-testid"), "/response_trailers") {
+		if !strings.Contains(r.Header.Get("x-httpwasm-tck-testid"), "/response_trailers") && !strings.HasPrefix(r.Header.Get("x-test"), "trailers-") {
 			return
 		}
 		w.Header().Set("Trailer", "Existing-Trailer")
@@ -175,5 +175,56 @@ func TestHTTPWasmTrailersStalledClient(t *testing.T) {
 	}
 	if n := g.store.Counter("wasm.httpwasm.vm_failures").Value(); n != 0 {
 		t.Errorf("vm_failures = %d, want 0", n)
+	}
+}
+
+// TestHTTPWasmTrailersWithoutFeatures checks the trailer kinds for a
+// guest short of a feature: without trailers, handle_response with
+// buffer_response reads none and the upstream's reach the client
+// untouched; without buffer_response, handle_response runs before the
+// trailers came, and changing one traps, which fails the stream.
+func TestHTTPWasmTrailersWithoutFeatures(t *testing.T) {
+	g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, pluginConf(t, "httpwasm", "features"))},
+		hcmtest.StaticCluster("backend", startTrailersBackend(t)))
+	tests := []struct {
+		test        string
+		status      int
+		header      map[string]string
+		wantTrailer http.Header
+	}{
+		{test: "trailers-off", status: 200, header: map[string]string{"x-trailer-names": "0"},
+			wantTrailer: http.Header{"Existing-Trailer": {"bear"}, "Grpc-Status": {"0"}}},
+		// The guest traps only when it read no trailers.
+		{test: "trailers-unbuffered", status: 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.test, func(t *testing.T) {
+			req, err := http.NewRequest("GET", g.url+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("x-test", tt.test)
+			resp, err := hcmtest.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if _, err := io.ReadAll(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			for k, v := range tt.header {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			for k, v := range tt.wantTrailer {
+				if got := resp.Trailer.Values(k); strings.Join(got, ",") != strings.Join(v, ",") {
+					t.Errorf("trailer %s = %q, want %q (trailers %v)", k, got, v, resp.Trailer)
+				}
+			}
+		})
 	}
 }

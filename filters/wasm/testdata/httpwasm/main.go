@@ -200,6 +200,15 @@ func feature(test string) uint64 {
 	case "trailer-set":
 		setHeader(3, "grpc-status", "0")
 		return 1
+	case "trailers-off":
+		// buffer_response without trailers: handle_response reads none.
+		enableFeatures(featureBufferResponse)
+		return next(6)
+	case "trailers-unbuffered":
+		// trailers without buffer_response: handle_response runs on the
+		// headers, before any trailer, and may not change them.
+		enableFeatures(featureTrailers)
+		return next(7)
 	}
 	return 1
 }
@@ -220,5 +229,12 @@ func featureResponse(reqCtx, isError uint32) {
 		setHeader(kindRequest, "x-late", "1")
 	case 3:
 		setHeader(kindResponse, "x-late", "1")
+	case 6:
+		setHeader(kindResponse, "x-trailer-names", strconv.Itoa(len(names(kindResponseTrailers))))
+	case 7:
+		// Trailers read at the headers would let the response through.
+		if len(names(kindResponseTrailers)) == 0 {
+			setHeader(kindResponseTrailers, "x-late", "1")
+		}
 	}
 }

@@ -45,6 +45,9 @@ type Builder struct {
 	// fetchTimers are the initial fetch timeouts running, by extension
 	// config name (extensions.go).
 	fetchTimers map[string]*time.Timer
+	// warm holds the listeners until the first clusters have their
+	// endpoints (clusterwarm.go).
+	warm clusterWarmup
 }
 
 type compiledRoute struct {
@@ -78,7 +81,7 @@ func (b *Builder) Apply(typeURL string, resources map[string]*anypb.Any) error {
 	case resourcev3.RouteType:
 		err = b.applyRoutes(next)
 	case resourcev3.ClusterType, resourcev3.EndpointType:
-		err = b.applyClusters(next)
+		err = b.applyClusters(next, typeURL == resourcev3.ClusterType)
 	case resourcev3.SecretType:
 		err = b.applySecrets(next)
 	case resourcev3.ExtensionConfigType:
@@ -181,8 +184,8 @@ func (b *Builder) applyListeners(next *Snapshot) error {
 		case err != nil:
 			errs = append(errs, fmt.Sprintf("listener %q: %v", name, err))
 		default:
-			if missing := missingRoutes(l, next); missing != "" {
-				warming[name] = "waiting for route configuration " + missing
+			if reason := b.holdReason(l, next); reason != "" {
+				warming[name] = reason
 				pending[name] = l
 				if prev := next.Listeners[name]; prev != nil {
 					if again, err := listener.Compile(prev.Proto, deps); err == nil {
@@ -218,20 +221,33 @@ func missingRoutes(l *listener.Listener, next *Snapshot) string {
 	return ""
 }
 
-// promote starts the pending listeners whose routes have arrived.
+// holdReason says why a compiled listener waits (its routes, or the
+// initial cluster warm-up), or "" if it may serve.
+func (b *Builder) holdReason(l *listener.Listener, next *Snapshot) string {
+	if missing := missingRoutes(l, next); missing != "" {
+		return "waiting for route configuration " + missing
+	}
+	return b.warm.reason()
+}
+
+// promote starts the pending listeners that no longer wait, and updates
+// the reason of those that still do.
 func (b *Builder) promote(next *Snapshot) error {
 	var ready []string
+	warming := maps.Clone(next.Warming)
 	for name, l := range next.Pending {
-		if missingRoutes(l, next) == "" {
-			ready = append(ready, name)
+		if reason := b.holdReason(l, next); reason != "" {
+			warming[name] = reason
+			continue
 		}
+		ready = append(ready, name)
 	}
 	if len(ready) == 0 {
+		next.Warming = warming
 		return nil
 	}
 	active := maps.Clone(next.Listeners)
 	pending := maps.Clone(next.Pending)
-	warming := maps.Clone(next.Warming)
 	for _, name := range ready {
 		active[name] = pending[name]
 		delete(pending, name)
@@ -281,7 +297,9 @@ func (b *Builder) applyRoutes(next *Snapshot) error {
 	return b.promote(next)
 }
 
-func (b *Builder) applyClusters(next *Snapshot) error {
+// applyClusters builds the clusters with their endpoints. cds says the
+// update is a set of clusters: the first one starts the initial warm-up.
+func (b *Builder) applyClusters(next *Snapshot, cds bool) error {
 	cs, err := decodeAll[*clusterv3.Cluster](next.Resources[resourcev3.ClusterType])
 	if err != nil {
 		return err
@@ -295,7 +313,43 @@ func (b *Builder) applyClusters(next *Snapshot) error {
 		return err
 	}
 	next.Clusters = built
+	if b.warm.update(cds, cs, assignedNames(next), time.Now(), b.warmDeadline) {
+		return b.promote(next)
+	}
 	return nil
+}
+
+// warmDeadline ends the initial warm-up's wait for the clusters whose
+// initial_fetch_timeout passed without endpoints, and starts the
+// listeners if nothing else holds them.
+func (b *Builder) warmDeadline() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.Current()
+	before := b.warm.reason()
+	if !b.warm.update(false, nil, assignedNames(cur), time.Now(), b.warmDeadline) {
+		return
+	}
+	b.log().Warn("cluster endpoints not received within the initial fetch timeout; the initial warm-up goes on without them",
+		"was", before, "now", b.warm.reason())
+	next := cur.clone()
+	if err := b.promote(next); err != nil {
+		b.log().Error("listeners not started after the initial cluster warm-up", "err", err)
+		return
+	}
+	b.cur.Store(next)
+	if b.OnSwap != nil {
+		b.OnSwap(next)
+	}
+}
+
+// assignedNames are the ClusterLoadAssignments accepted, by name.
+func assignedNames(s *Snapshot) map[string]bool {
+	out := make(map[string]bool, len(s.Resources[resourcev3.EndpointType]))
+	for name := range s.Resources[resourcev3.EndpointType] {
+		out[name] = true
+	}
+	return out
 }
 
 func (b *Builder) applySecrets(next *Snapshot) error {
@@ -313,7 +367,7 @@ func (b *Builder) applySecrets(next *Snapshot) error {
 	if len(next.Resources[resourcev3.ClusterType]) == 0 {
 		return nil
 	}
-	return b.applyClusters(next)
+	return b.applyClusters(next, false)
 }
 
 func (b *Builder) log() *slog.Logger {

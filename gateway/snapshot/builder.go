@@ -313,10 +313,17 @@ func (b *Builder) applyClusters(next *Snapshot, cds bool) error {
 		return err
 	}
 	next.Clusters = built
-	if b.warm.update(cds, cs, assignedNames(next), time.Now(), b.warmDeadline) {
-		return b.promote(next)
+	before := b.warm.reason()
+	if !b.warm.update(cds, cs, assignedNames(next), time.Now(), b.warmDeadline) {
+		return nil
 	}
-	return nil
+	switch after := b.warm.reason(); {
+	case after != "" && before == "":
+		b.log().Info("listeners wait for the initial cluster warm-up", "reason", after)
+	case after == "" && before != "":
+		b.log().Info("initial cluster warm-up done; listeners start")
+	}
+	return b.promote(next)
 }
 
 // warmDeadline ends the initial warm-up's wait for the clusters whose

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,40 +148,28 @@ func testECDS(t *testing.T, module string, delta bool) {
 	}
 
 	// A new config under a request loop: no request fails.
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var served, failed atomic.Int64
-	var firstErr atomic.Value
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				v, err := getWasm()
-				if err == nil && v != "one" && v != "two" {
-					err = fmt.Errorf("x-wasm %q", v)
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				served.Add(1)
-			}
-		}()
-	}
-	time.Sleep(100 * time.Millisecond)
 	pushed := time.Now()
-	xds.push(t, node, "3", snap(wasmExtension(module, "two")))
-	waitFor(t, func() bool { v, err := getWasm(); return err == nil && v == "two" })
-	t.Logf("the new plugin answered %v after the push", time.Since(pushed).Round(time.Millisecond))
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed across the ECDS update; first: %v", n, n+served.Load(), firstErr.Load())
+	served, failed, first := requestsAcross(t, func() error {
+		v, err := getWasm()
+		if err == nil && v != "one" && v != "two" {
+			err = fmt.Errorf("x-wasm %q", v)
+		}
+		return err
+	}, func() {
+		pushed = time.Now()
+		xds.push(t, node, "3", snap(wasmExtension(module, "two")))
+	}, func() bool {
+		v, err := getWasm()
+		if err != nil || v != "two" {
+			return false
+		}
+		t.Logf("the new plugin answered %v after the push", time.Since(pushed).Round(time.Millisecond))
+		return true
+	})
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed across the ECDS update; first: %v", failed, failed+served, first)
 	}
-	t.Logf("%d requests across the ECDS update", served.Load())
+	t.Logf("%d requests across the ECDS update", served)
 
 	// Bad configs are NACKed; "two" keeps serving.
 	unknown, _ := anypb.New(&structpb.Struct{})

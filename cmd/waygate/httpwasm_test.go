@@ -3,11 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,25 +32,12 @@ spec:
 // `waygate run`: it answers some requests itself, rewrites the
 // responses of others after buffering them, and passes the rest on.
 func TestRunHTTPWasmPlugin(t *testing.T) {
-	plugin := filepath.Join(t.TempDir(), "httpwasm.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", plugin, ".")
-	cmd.Dir = filepath.Join("..", "..", "filters", "wasm", "testdata", "httpwasm")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the http-wasm guest: %v\n%s", err, b)
-	}
-	b := startBackend(t, "echo", "v1")
-	_, bp, _ := net.SplitHostPort(b.Addr())
-	var backendPort int
-	fmt.Sscan(bp, &backendPort)
+	plugin := buildWasmGuest(t, "httpwasm", "-buildvcs=false")
+	backendPort := echoBackendPort(t)
 	port := freePort(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(echoGateway, port, backendPort) + fmt.Sprintf(httpWasmPlugin, plugin)
-	if err := os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stdout, _ := startRun(t, "--config", dir, "--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	writeGatewayConfig(t, dir, fmt.Sprintf(echoGateway, port, backendPort)+fmt.Sprintf(httpWasmPlugin, plugin))
+	startServingRun(t, nil, dir)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	tests := []struct {

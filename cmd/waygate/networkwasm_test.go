@@ -6,9 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,43 +22,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
-
-// buildTCPWasmPlugin compiles the Wasm host's TCP test plugin (see
-// filters/wasm/testdata/network) with standard Go for wasip1.
-func buildTCPWasmPlugin(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "network.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-	cmd.Dir = filepath.Join("..", "..", "filters", "wasm", "testdata", "network")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod -buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the network test plugin: %v\n%s", err, b)
-	}
-	return out
-}
-
-// startTCPByteEcho starts a backend writing back every byte it reads.
-func startTCPByteEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // networkWasmListener is a TCP listener on port whose chain runs the
 // network Wasm plugin at path, configured with conf, before a tcp_proxy
@@ -109,7 +69,7 @@ func networkWasmListener(t *testing.T, port int, path, conf string) *listenerv3.
 // connections of the crashed instance while the gateway serves on. A
 // config the plugin refuses is NACKed and the last good one serves on.
 func TestProxyNetworkWasmPlugin(t *testing.T) {
-	plugin := buildTCPWasmPlugin(t)
+	plugin := buildNetworkPlugin(t)
 	echoAddr := startTCPByteEcho(t)
 	port := freePort(t)
 	web := startBackend(t, "web", "v1")

@@ -1,17 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -50,48 +43,21 @@ spec:
     mode: metrics
 `
 
-// buildTestPlugin compiles the Wasm host's test plugin with standard Go
-// for wasip1, as a Proxy-Wasm plugin author would.
-func buildTestPlugin(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "examples.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-	cmd.Dir = filepath.Join("..", "..", "filters", "wasm", "testdata", "examples")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod -buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test plugin: %v\n%s", err, b)
-	}
-	return out
-}
-
 // TestRunWasmPlugin runs WasmPlugins on `waygate run`: the plugins
 // istiod would put in the gateway's chain change requests and responses
 // and export their metrics; a new pluginConfig is applied without a
 // restart and without failing a request in flight.
 func TestRunWasmPlugin(t *testing.T) {
 	plugin := buildTestPlugin(t)
-	b := startBackend(t, "echo", "v1")
-	_, bp, _ := net.SplitHostPort(b.Addr())
-	var backendPort int
-	fmt.Sscan(bp, &backendPort)
+	backendPort := echoBackendPort(t)
 	port := freePort(t)
 	dir := t.TempDir()
 	write := func(value string) {
 		t.Helper()
-		cfg := fmt.Sprintf(echoGateway, port, backendPort) + fmt.Sprintf(wasmPlugins, plugin, value)
-		// Write then rename, so the watcher never reads half a file.
-		tmp := filepath.Join(dir, ".gateway.yaml.tmp")
-		if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "gateway.yaml")); err != nil {
-			t.Fatal(err)
-		}
+		writeGatewayConfig(t, dir, fmt.Sprintf(echoGateway, port, backendPort)+fmt.Sprintf(wasmPlugins, plugin, value))
 	}
 	write("one")
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stdout, _ := startRun(t, "--config", dir, "--admin", admin, "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	admin, _, _ := startServingRun(t, nil, dir)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	url := fmt.Sprintf("http://127.0.0.1:%d/productpage", port)
@@ -136,40 +102,21 @@ func TestRunWasmPlugin(t *testing.T) {
 
 	// A new pluginConfig while requests flow: every request is served,
 	// by the old plugin or the new one, and the new one takes over.
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var served, failed atomic.Int64
-	var firstErr atomic.Value
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				resp, _, err := get()
-				switch {
-				case err != nil:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				case resp.StatusCode != 200 || (resp.Header.Get("X-Wasm") != "one" && resp.Header.Get("X-Wasm") != "two"):
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", resp.StatusCode, resp.Header))
-				default:
-					served.Add(1)
-				}
-			}
-		}()
-	}
-	time.Sleep(100 * time.Millisecond)
-	write("two")
-	waitFor(t, func() bool {
+	served, failed, first := requestsAcross(t, func() error {
+		resp, _, err := get()
+		switch {
+		case err != nil:
+			return err
+		case resp.StatusCode != 200 || (resp.Header.Get("X-Wasm") != "one" && resp.Header.Get("X-Wasm") != "two"):
+			return fmt.Errorf("%d %v", resp.StatusCode, resp.Header)
+		}
+		return nil
+	}, func() { write("two") }, func() bool {
 		resp, _, err := get()
 		return err == nil && resp.Header.Get("X-Wasm") == "two"
 	})
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed across the plugin update; first: %v", n, n+served.Load(), firstErr.Load())
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed across the plugin update; first: %v", failed, failed+served, first)
 	}
 	var stats string
 	waitFor(t, func() bool {

@@ -5,34 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// fallbackPlugin is a WasmPlugin fetched from an http:// url, adding
-// x-wasm: value to responses, with a fail strategy.
-const fallbackPlugin = `---
-apiVersion: extensions.istio.io/v1alpha1
-kind: WasmPlugin
-metadata:
-  name: remote
-  namespace: istio-system
-spec:
-  url: %s
-  sha256: "%s"
-  failStrategy: %s
-  pluginConfig:
-    mode: headers
-    header: x-wasm
-    value: %s
-`
 
 // TestRunWasmPluginNotFetched runs `waygate run` with a WasmPlugin whose
 // module server answers 404 at first. As istio-agent does, the gateway
@@ -43,10 +22,7 @@ spec:
 // version that cannot be fetched is refused, and the plugin in service
 // keeps serving.
 func TestRunWasmPluginNotFetched(t *testing.T) {
-	module, err := os.ReadFile(buildTestPlugin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := testPluginModule(t)
 	sum := sha256.Sum256(module)
 	sha := hex.EncodeToString(sum[:])
 	var ready atomic.Bool
@@ -59,28 +35,16 @@ func TestRunWasmPluginNotFetched(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	b := startBackend(t, "echo", "v1")
-	_, bp, _ := net.SplitHostPort(b.Addr())
-	var backendPort int
-	fmt.Sscan(bp, &backendPort)
+	backendPort := echoBackendPort(t)
 	port := freePort(t)
 	dir := t.TempDir()
 	url := srv.URL + "/plugins/headers.wasm"
 	write := func(url, strategy, value string) {
 		t.Helper()
-		cfg := fmt.Sprintf(echoGateway, port, backendPort) + fmt.Sprintf(fallbackPlugin, url, sha, strategy, value)
-		tmp := filepath.Join(dir, ".gateway.yaml.tmp")
-		if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "gateway.yaml")); err != nil {
-			t.Fatal(err)
-		}
+		writeGatewayConfig(t, dir, fmt.Sprintf(echoGateway, port, backendPort)+remoteWasmPlugin("remote", url, sha, strategy, value))
 	}
 	write(url, "FAIL_CLOSE", "v1")
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stdout, stderr := startRun(t, "--config", dir, "--admin", admin, "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	admin, stdout, stderr := startServingRun(t, nil, dir)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	type answer struct {
@@ -99,26 +63,14 @@ func TestRunWasmPluginNotFetched(t *testing.T) {
 	}
 	expect := func(what string, ok func(answer) bool) {
 		t.Helper()
-		var a answer
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if a = ask(); ok(a) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: got %d x-wasm=%q %q\nstderr:\n%s", what, a.status, a.wasm, a.body, stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(t, what, stderr, func() (bool, string) {
+			a := ask()
+			return ok(a), fmt.Sprintf("got %d x-wasm=%q %q", a.status, a.wasm, a.body)
+		})
 	}
 	fallbacks := func() int {
 		_, body := get(t, client, "http://"+admin+"/stats", nil)
-		_, rest, ok := strings.Cut(string(body), "wasm.remote_fetch_fallback: ")
-		n := 0
-		if ok {
-			fmt.Sscan(rest, &n)
-		}
-		return n
+		return statValue(string(body), "wasm.remote_fetch_fallback")
 	}
 
 	// FAIL_CLOSE: the listener serves, and denies as Istio's deny-all
@@ -147,20 +99,7 @@ func TestRunWasmPluginNotFetched(t *testing.T) {
 	// A version whose module cannot be fetched, while a plugin serves:
 	// refused, naming the resource, and the plugin keeps serving.
 	write(srv.URL+"/plugins/gone.wasm", "FAIL_CLOSE", "v3")
-	var nack string
-	waitFor(t, func() bool {
-		resp, err := client.Get("http://" + admin + "/config_dump")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		d, _ := io.ReadAll(resp.Body)
-		_, nack, _ = strings.Cut(string(d), `"error_state"`)
-		return nack != ""
-	})
-	if i := strings.Index(nack, "}"); i > 0 {
-		nack = nack[:i]
-	}
+	nack := waitECDSNACK(t, client, admin)
 	if !strings.Contains(nack, "trafficextension/istio-system.remote") || !strings.Contains(nack, "404") {
 		t.Errorf("the ECDS NACK should name the resource and the fetch's failure: %s", nack)
 	}

@@ -3,11 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,55 +62,17 @@ spec:
   type: NETWORK
 `
 
-// buildNetworkPlugin compiles the Wasm host's TCP test plugin.
-func buildNetworkPlugin(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "network.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-	cmd.Dir = filepath.Join("..", "..", "filters", "wasm", "testdata", "network")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod -buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the network test plugin: %v\n%s", err, b)
-	}
-	return out
-}
-
-// startRawEchoBackend writes back every byte it reads.
-func startRawEchoBackend(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestRunNetworkWasmPlugin runs a NETWORK WasmPlugin on `waygate run`:
 // the control plane puts it before the tcp_proxy of the TCP port as a
 // filter configured through ECDS, and the plugin sees and rewrites the
 // connection's data.
 func TestRunNetworkWasmPlugin(t *testing.T) {
 	module := buildNetworkPlugin(t)
-	echo := startRawEchoBackend(t)
+	echo := tcpPort(t, startTCPByteEcho(t))
 	port := freePort(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(networkPluginConfig, port, echo, module)
-	if err := os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stdout, stderr := startRun(t, "--config", dir, "--admin", admin, "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	writeGatewayConfig(t, dir, fmt.Sprintf(networkPluginConfig, port, echo, module))
+	_, _, stderr := startServingRun(t, nil, dir)
 
 	line := func(send string) (string, error) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)

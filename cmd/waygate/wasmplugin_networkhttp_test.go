@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,19 +32,11 @@ spec:
 // request reaches the router.
 func TestRunNetworkWasmPluginOnHTTPPort(t *testing.T) {
 	module := buildNetworkPlugin(t)
-	b := startBackend(t, "echo", "v1")
-	_, bp, _ := net.SplitHostPort(b.Addr())
-	var backendPort int
-	fmt.Sscan(bp, &backendPort)
+	backendPort := echoBackendPort(t)
 	port := freePort(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(echoGateway, port, backendPort) + fmt.Sprintf(networkPluginOnHTTP, module)
-	if err := os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stdout, stderr := startRun(t, "--config", dir, "--admin", admin, "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	writeGatewayConfig(t, dir, fmt.Sprintf(echoGateway, port, backendPort)+fmt.Sprintf(networkPluginOnHTTP, module))
+	admin, stdout, stderr := startServingRun(t, nil, dir)
 
 	// A request goes through the plugin and the connection manager to
 	// the backend.
@@ -59,14 +49,9 @@ func TestRunNetworkWasmPluginOnHTTPPort(t *testing.T) {
 	// The plugin counted the connection's bytes both ways: the request
 	// it read going up, the response the manager wrote coming back.
 	_, stats := get(t, client, "http://"+admin+"/stats", nil)
-	for _, name := range []string{"wasmcustom.tcp_downstream_bytes: ", "wasmcustom.tcp_upstream_bytes: "} {
-		_, rest, ok := strings.Cut(string(stats), name)
-		var n int
-		if ok {
-			fmt.Sscan(rest, &n)
-		}
-		if n == 0 {
-			t.Errorf("/stats %s%d; want the plugin's count of the HTTP bytes:\n%s", name, n, grepLines(string(stats), "wasm"))
+	for _, name := range []string{"wasmcustom.tcp_downstream_bytes", "wasmcustom.tcp_upstream_bytes"} {
+		if n := statValue(string(stats), name); n == 0 {
+			t.Errorf("/stats %s: %d; want the plugin's count of the HTTP bytes:\n%s", name, n, grepLines(string(stats), "wasm"))
 		}
 	}
 

@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,23 +26,6 @@ import (
 	"github.com/waygate/waygate/filters/wasm/fetch"
 )
 
-// ociPlugin is a WasmPlugin whose module is an OCI image, adding
-// x-wasm: value to responses.
-const ociPlugin = `---
-apiVersion: extensions.istio.io/v1alpha1
-kind: WasmPlugin
-metadata:
-  name: from-registry
-  namespace: istio-system
-spec:
-  url: %s
-  sha256: "%s"
-  pluginConfig:
-    mode: headers
-    header: x-wasm
-    value: %s
-`
-
 // TestRunWasmPluginFromOCI runs `waygate run` with WasmPlugins whose url
 // is an image in a registry on loopback (go-containerregistry's), as
 // oci://host:port/repo:tag: the control plane sends it as istiod does,
@@ -54,10 +34,7 @@ spec:
 // Docker image holding plugin.wasm; an image that is not there is
 // refused and the running plugin keeps serving.
 func TestRunWasmPluginFromOCI(t *testing.T) {
-	module, err := os.ReadFile(buildTestPlugin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := testPluginModule(t)
 	var manifests atomic.Int64
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +62,7 @@ func TestRunWasmPluginFromOCI(t *testing.T) {
 	}
 	// The Wasm OCI artifact: the module as a layer of its own type.
 	artifact := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), "application/vnd.module.wasm.config.v1+json")
-	artifact, err = mutate.Append(artifact, mutate.Addendum{Layer: static.NewLayer(module, fetch.WasmLayerMediaType)})
+	artifact, err := mutate.Append(artifact, mutate.Addendum{Layer: static.NewLayer(module, fetch.WasmLayerMediaType)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,27 +74,15 @@ func TestRunWasmPluginFromOCI(t *testing.T) {
 	}
 	compatSum := push("plugins/headers-compat:v1", compat)
 
-	b := startBackend(t, "echo", "v1")
-	_, bp, _ := net.SplitHostPort(b.Addr())
-	var backendPort int
-	fmt.Sscan(bp, &backendPort)
+	backendPort := echoBackendPort(t)
 	port := freePort(t)
 	dir := t.TempDir()
 	write := func(url, sha, value string) {
 		t.Helper()
-		cfg := fmt.Sprintf(echoGateway, port, backendPort) + fmt.Sprintf(ociPlugin, url, sha, value)
-		tmp := filepath.Join(dir, ".gateway.yaml.tmp")
-		if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "gateway.yaml")); err != nil {
-			t.Fatal(err)
-		}
+		writeGatewayConfig(t, dir, fmt.Sprintf(echoGateway, port, backendPort)+remoteWasmPlugin("from-registry", url, sha, "", value))
 	}
 	write("oci://"+host+"/plugins/headers:v1", artifactSum, "artifact")
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stdout, stderr := startRunEnv(t, []string{"WAYGATE_WASM_CACHE_DIR=" + t.TempDir()}, "--config", dir, "--admin", admin, "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	admin, _, stderr := startServingRun(t, []string{"WAYGATE_WASM_CACHE_DIR=" + t.TempDir()}, dir)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	header := func() string {
@@ -131,17 +96,10 @@ func TestRunWasmPluginFromOCI(t *testing.T) {
 	}
 	expect := func(what, want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		eventually(t, what, stderr, func() (bool, string) {
 			got := header()
-			if got == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: x-wasm = %q, want %q\nstderr:\n%s", what, got, want, stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return got == want, fmt.Sprintf("x-wasm = %q, want %q", got, want)
+		})
 	}
 	expect("Wasm OCI artifact", "artifact")
 	if manifests.Load() == 0 {
@@ -157,20 +115,7 @@ func TestRunWasmPluginFromOCI(t *testing.T) {
 	// An image the registry does not have: refused, naming the
 	// resource, and the plugin in service keeps serving.
 	write("oci://"+host+"/plugins/missing:v1", "", "missing")
-	var nack string
-	waitFor(t, func() bool {
-		resp, err := client.Get("http://" + admin + "/config_dump")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		d, _ := io.ReadAll(resp.Body)
-		_, nack, _ = strings.Cut(string(d), `"error_state"`)
-		return nack != ""
-	})
-	if i := strings.Index(nack, "}"); i > 0 {
-		nack = nack[:i]
-	}
+	nack := waitECDSNACK(t, client, admin)
 	if !strings.Contains(nack, "trafficextension/istio-system.from-registry") || !strings.Contains(nack, "plugins/missing") {
 		t.Errorf("the ECDS NACK should name the resource and the image: %s", nack)
 	}

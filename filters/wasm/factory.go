@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -24,21 +22,10 @@ type Factory struct {
 	cfg    *pluginConfig
 	pool   *pool
 	plugin *plugin
-
-	// active counts the streams created and not done: a closed factory
-	// stops its instances when it reaches zero, so requests still in
-	// flight on a replaced config finish with their plugin.
-	active   atomic.Int64
-	closing  atomic.Bool
-	expired  atomic.Bool // closing, and CloseDelay has passed
-	shutOnce sync.Once
-	delay    time.Duration
+	retirement
 }
 
 var _ io.Closer = (*Factory)(nil)
-
-// closeGrace bounds how long a closed factory waits for its streams.
-const closeGrace = time.Minute
 
 // New loads and compiles the plugin, and starts one instance to check
 // that it starts and accepts its configuration: a plugin whose
@@ -103,7 +90,9 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 		p.release(pl)
 		return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)
 	}
-	return &Factory{cfg: cfg, pool: p, plugin: pl, delay: o.CloseDelay}, nil
+	f := &Factory{cfg: cfg, pool: p, plugin: pl}
+	f.retirement = newRetirement(o.CloseDelay, func() { p.release(pl) })
+	return f, nil
 }
 
 // vmConfigKey is the VmConfig without the code's source, which the code's
@@ -155,41 +144,11 @@ func (nopCounter) Add(n uint64) {}
 
 // NewFilter pins the stream to one instance of the pool.
 func (f *Factory) NewFilter(x *filters.Exchange) any {
-	f.active.Add(1)
+	f.begin()
 	// An instance that cannot start now is retried at the stream's
 	// first callback, which then gets the fail strategy.
 	v, _ := f.pool.pick()
 	return &filter{f: f, vm: v}
-}
-
-// done is called once per stream, when it ends.
-func (f *Factory) done() {
-	if f.active.Add(-1) == 0 && f.expired.Load() {
-		f.shutdown()
-	}
-}
-
-// Close lets go of the instances once the config is out of use: after
-// Options.CloseDelay, during which connections accepted with the old
-// config may still bring requests, and when no stream created by the
-// factory is left (a minute at most). The last factory of a shared pool
-// stops its instances and frees the code.
-func (f *Factory) Close() error {
-	if f.closing.Swap(true) {
-		return nil
-	}
-	time.AfterFunc(f.delay, func() {
-		f.expired.Store(true)
-		if f.active.Load() == 0 {
-			f.shutdown()
-		}
-	})
-	time.AfterFunc(closeGrace, f.shutdown)
-	return nil
-}
-
-func (f *Factory) shutdown() {
-	f.shutOnce.Do(func() { f.pool.release(f.plugin) })
 }
 
 // SHA256 is the hex sha256 of the plugin's code.

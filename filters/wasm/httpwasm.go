@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	"github.com/tetratelabs/wazero/api"
@@ -24,12 +21,7 @@ import (
 type httpWasmFactory struct {
 	cfg  *pluginConfig
 	pool *hwPool
-
-	active   atomic.Int64
-	closing  atomic.Bool
-	expired  atomic.Bool
-	shutOnce sync.Once
-	delay    time.Duration
+	retirement
 }
 
 var _ io.Closer = (*httpWasmFactory)(nil)
@@ -75,7 +67,9 @@ func newHTTPWasm(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 	if err != nil {
 		return nil, err
 	}
-	return &httpWasmFactory{cfg: cfg, pool: p, delay: o.CloseDelay}, nil
+	f := &httpWasmFactory{cfg: cfg, pool: p}
+	f.retirement = newRetirement(o.CloseDelay, p.release)
+	return f, nil
 }
 
 // newHTTPWasmEngine compiles the guest, checks the exports the ABI
@@ -165,34 +159,7 @@ func linkHTTPWasm(ctx context.Context, e *engine, log *slog.Logger) error {
 // that cannot start now is retried at the stream's first phase, which
 // then gets the fail strategy.
 func (f *httpWasmFactory) NewFilter(x *filters.Exchange) any {
-	f.active.Add(1)
+	f.begin()
 	v, _ := f.pool.pick()
 	return &hwStream{f: f, vm: v}
-}
-
-func (f *httpWasmFactory) done() {
-	if f.active.Add(-1) == 0 && f.expired.Load() {
-		f.shutdown()
-	}
-}
-
-// Close stops the instances once the config is out of use, as the
-// Proxy-Wasm factory does: after the close delay, when no stream is
-// left (a minute at most).
-func (f *httpWasmFactory) Close() error {
-	if f.closing.Swap(true) {
-		return nil
-	}
-	time.AfterFunc(f.delay, func() {
-		f.expired.Store(true)
-		if f.active.Load() == 0 {
-			f.shutdown()
-		}
-	})
-	time.AfterFunc(closeGrace, f.shutdown)
-	return nil
-}
-
-func (f *httpWasmFactory) shutdown() {
-	f.shutOnce.Do(f.pool.release)
 }

@@ -65,7 +65,7 @@ func (nf *NetworkFactory) Close() error { return nf.f.Close() }
 // NewNetworkFilter pins the connection to one instance of the pool.
 func (nf *NetworkFactory) NewNetworkFilter(c filters.NetworkConn) filters.NetworkFilter {
 	f := nf.f
-	f.active.Add(1)
+	f.begin()
 	v, _ := f.pool.pick()
 	// Hostcalls shared with HTTP streams (properties, logs, metadata)
 	// read the connection through an exchange that has no request.

@@ -188,12 +188,15 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 			p.report(Finding{Severity: Error, Line: pe.line, Resource: key, Path: pe.path, Message: pe.msg})
 		}
 		// The spec is encoded from the checked node, which carries the
-		// checker's normalizations (durations in seconds).
-		var specValue any
-		err := specNode.Decode(&specValue)
+		// checker's normalizations (durations in seconds): the values
+		// built above serve unless the checker rewrote a node.
+		specValue, err := m["spec"], error(nil)
+		if sc.rewrote {
+			specValue, err = (&valueBuilder{lineOffset: offset}).value(specNode, "spec", 0)
+		}
 		var raw []byte
 		if err == nil {
-			raw, err = json.Marshal(jsonKeys(specValue))
+			raw, err = json.Marshal(specValue)
 		}
 		if err == nil {
 			err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(raw, spec)
@@ -269,28 +272,4 @@ func lineOr(lines map[string]int, path string, def int) int {
 		return l
 	}
 	return def
-}
-
-// jsonKeys turns YAML maps with non-string keys (portLevelMtls: {8080:
-// ...}) into the string-keyed maps JSON needs, as Kubernetes reads them.
-func jsonKeys(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			t[k] = jsonKeys(e)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[fmt.Sprint(k)] = jsonKeys(e)
-		}
-		return m
-	case []any:
-		for i, e := range t {
-			t[i] = jsonKeys(e)
-		}
-		return t
-	}
-	return v
 }

@@ -22,6 +22,9 @@ type schemaChecker struct {
 	lineOffset int
 	problems   []*pathError
 	nodes      int
+	// rewrote is set when a node was normalized (a Go duration to
+	// seconds), so values built from the nodes before are stale.
+	rewrote bool
 }
 
 func (s *schemaChecker) add(n *yaml.Node, path, format string, args ...any) {
@@ -211,6 +214,7 @@ func wellKnown(s *schemaChecker, n *yaml.Node, md protoreflect.MessageDescriptor
 			if d, err := time.ParseDuration(n.Value); err == nil {
 				n.Value = strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 				n.Tag = "!!str"
+				s.rewrote = true
 			}
 		}
 		if n.Kind != yaml.ScalarNode || !durationRE.MatchString(n.Value) {

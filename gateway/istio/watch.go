@@ -15,8 +15,8 @@ import (
 // DefaultDebounce is how long a source waits for a burst of changes to
 // settle before reloading: long enough to see an editor's write, rename
 // and chmod as one change, short enough that an edit is served well
-// within a second.
-const DefaultDebounce = 200 * time.Millisecond
+// within a second. It is istiod's default (PILOT_DEBOUNCE_AFTER).
+const DefaultDebounce = 100 * time.Millisecond
 
 // WatchDir loads dir and calls onChange with the result, then again
 // after every change under it (files created, written, removed or

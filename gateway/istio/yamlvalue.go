@@ -3,7 +3,6 @@ package istio
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -152,12 +151,21 @@ func scalar(n *yaml.Node, path string, line int) (any, error) {
 	case "!!null":
 		return nil, nil
 	case "!!bool":
+		switch n.Value {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
 		var v bool
 		if err := n.Decode(&v); err != nil {
 			return nil, &pathError{path, line, err.Error()}
 		}
 		return v, nil
 	case "!!int":
+		if i, ok := decimalInt(n.Value); ok {
+			return i, nil
+		}
 		var i int64
 		if err := n.Decode(&i); err == nil {
 			return i, nil
@@ -168,6 +176,9 @@ func scalar(n *yaml.Node, path string, line int) (any, error) {
 		}
 		return nil, &pathError{path, line, fmt.Sprintf("integer %s out of range", n.Value)}
 	case "!!float":
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) && plainFloat(n.Value) {
+			return f, nil
+		}
 		var f float64
 		if err := n.Decode(&f); err != nil {
 			return nil, &pathError{path, line, err.Error()}
@@ -180,12 +191,29 @@ func scalar(n *yaml.Node, path string, line int) (any, error) {
 	return n.Value, nil
 }
 
-var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+// plainKey reports whether key is a name a field path shows bare:
+// [A-Za-z_][A-Za-z0-9_-]*. It runs for every key of every document, so
+// it is a loop rather than a regular expression.
+func plainKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // fieldPath appends a key to a path: spec.http, or metadata.labels["app.kubernetes.io/name"]
 // when the key is not a plain name.
 func fieldPath(path, key string) string {
-	if !plainKey.MatchString(key) {
+	if !plainKey(key) {
 		return path + "[" + strconv.Quote(key) + "]"
 	}
 	if path == "" {
@@ -195,3 +223,38 @@ func fieldPath(path, key string) string {
 }
 
 func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// decimalInt parses the common spelling of a YAML integer, an optional
+// sign and decimal digits without a leading zero, without the
+// reflection of yaml's Decode. Every other spelling (0x1F, 0o17, 017,
+// which yaml reads as octal) is left to Decode.
+func decimalInt(s string) (int64, bool) {
+	digits := s
+	if digits != "" && (digits[0] == '-' || digits[0] == '+') {
+		digits = digits[1:]
+	}
+	if digits == "" || len(digits) > 1 && digits[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
+	return i, err == nil
+}
+
+// plainFloat reports whether s is spelled with digits, a sign, a point
+// and an exponent only, the spellings on which strconv.ParseFloat and
+// yaml agree.
+func plainFloat(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '.', c == '-', c == '+', c == 'e', c == 'E':
+		default:
+			return false
+		}
+	}
+	return true
+}

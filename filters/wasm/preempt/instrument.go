@@ -1,0 +1,125 @@
+package preempt
+
+import "fmt"
+
+// ExportName is the export under which the interrupt global is found.
+const ExportName = "waygate.interrupt"
+
+// global is the new global's entry in the global section: mutable i32
+// initialised to i32.const 0.
+var global = []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}
+
+// Instrument returns a copy of the Wasm binary bin (a core module,
+// version 1) in which every loop traps at its head when the global
+// exported as ExportName is not zero, and the number of loops so
+// instrumented.
+//
+// The new global (mut i32, initially 0) is appended to the module's own
+// globals, so that no existing global index changes; its index is the
+// number of imported globals plus defined globals. The global and
+// export sections are created when the module has none, right after
+// the sections that precede them. Every body
+// gets, right after the blocktype of each loop,
+//
+//	global.get $g  if (empty)  unreachable  end
+//
+// and its size, and the code section's, re-encoded. Custom sections
+// named ".debug_*" (DWARF, whose code offsets no longer hold) are
+// dropped, and with them custom sections without contents they would
+// leave last (which wazero refuses); every other section is copied
+// byte for byte.
+//
+// Errors wrap ErrUnsupported for an instruction or encoding the
+// rewriter does not know, ErrMalformed for a binary it cannot decode,
+// and ErrExported when the module already exports ExportName.
+func Instrument(bin []byte) (out []byte, loops int, err error) {
+	m, err := parseModule(bin)
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.taken {
+		return nil, 0, ErrExported
+	}
+	g := uint64(m.importedGlobals) + uint64(m.globals)
+	if g >= maxU32 || m.exports >= maxU32 {
+		return nil, 0, &decodeError{kind: ErrUnsupported, fn: -1, what: "module", cause: fmt.Errorf("too many globals or exports")}
+	}
+	chk := check(uint32(g))
+
+	var bodies []body
+	var at []int
+	if m.code >= 0 {
+		if bodies, at, err = walkCode(bin, m.sections[m.code], m.importedFuncs); err != nil {
+			return nil, 0, err
+		}
+	}
+
+	// A new global section goes right after the last section that
+	// precedes it, before the custom sections that follow that one, and
+	// a new export section right after the global section: so that a
+	// custom section is followed by what followed it (wazero reads past
+	// the end of a malformed name section into the next one).
+	after := -1 // index of that section, or -1 for the header
+	for k, s := range m.sections {
+		if s.id != secCustom && rank[s.id] < rank[secGlobal] {
+			after = k
+		}
+	}
+	newGlobal, newExport := m.global < 0, m.export < 0
+	appendNew := func(out []byte, k int) []byte {
+		if newGlobal && k == after {
+			out = appendGlobals(out, nil, 0)
+		}
+		if newExport && (!newGlobal && k == m.global || newGlobal && k == after) {
+			out = appendExports(out, nil, 0, uint32(g))
+		}
+		return out
+	}
+
+	out = make([]byte, 0, len(bin)+len(at)*len(chk)+64)
+	out = append(out, header...)
+	out = appendNew(out, -1)
+	for k, s := range m.sections {
+		switch {
+		case s.drop:
+		case k == m.global:
+			_, i, _ := readU32(bin, s.payload)
+			out = appendGlobals(out, bin[i:s.end], m.globals)
+		case k == m.export:
+			_, i, _ := readU32(bin, s.payload)
+			out = appendExports(out, bin[i:s.end], m.exports, uint32(g))
+		case k == m.code:
+			if out, err = appendCode(out, bin, s, bodies, at, chk); err != nil {
+				return nil, 0, err
+			}
+		default:
+			out = append(out, bin[s.start:s.end]...)
+		}
+		out = appendNew(out, k)
+	}
+	return out, len(at), nil
+}
+
+// appendGlobals appends a global section of the n entries in entries
+// and the new global.
+func appendGlobals(out, entries []byte, n uint32) []byte {
+	out = append(out, secGlobal)
+	out = appendU32(out, uint32(sizeU32(n+1)+len(entries)+len(global)))
+	out = appendU32(out, n+1)
+	out = append(out, entries...)
+	return append(out, global...)
+}
+
+// appendExports appends an export section of the n entries in entries
+// and the export of global g as ExportName.
+func appendExports(out, entries []byte, n, g uint32) []byte {
+	size := sizeU32(n+1) + len(entries) + sizeU32(uint32(len(ExportName))) + len(ExportName) + 1 + sizeU32(g)
+	out = append(out, secExport)
+	out = appendU32(out, uint32(size))
+	out = appendU32(out, n+1)
+	out = append(out, entries...)
+	out = appendU32(out, uint32(len(ExportName)))
+	out = append(out, ExportName...)
+	out = append(out, 0x03) // global
+	return appendU32(out, g)
+}

@@ -11,9 +11,9 @@ import (
 // deadline is the context of every call into one instance: the
 // instance's base context (which carries the instance for hostcalls)
 // whose Done channel closes when a call runs past the call timeout.
-// wazero closes the module when Done is closed during a call
-// (RuntimeConfig.WithCloseOnContextDone), which is how a plugin that
-// loops forever is stopped.
+// The call is stopped through the instance's interrupter, or, for code
+// that could not be rewritten for one, by wazero closing the module
+// when Done is closed during a call (WithCloseOnContextDone).
 //
 // A call costs two counter increments and an uncontended lock: no
 // timer is armed per call. A watchdog shared by every instance with the
@@ -33,6 +33,8 @@ type deadline struct {
 	mu    sync.Mutex
 	done  atomic.Pointer[chan struct{}]
 	fired atomic.Bool
+	// intr stops the running call; nil when wazero does, on Done.
+	intr *interrupter
 
 	// The watchdog's view, guarded by the watchdog's lock.
 	seen    uint64
@@ -64,6 +66,7 @@ func (d *deadline) arm(timeout time.Duration) {
 		ch := make(chan struct{})
 		d.done.Store(&ch)
 		d.fired.Store(false)
+		d.intr.reset()
 	}
 	d.seq.Add(1)
 	d.mu.Unlock()
@@ -85,6 +88,7 @@ func (d *deadline) fire(seq uint64) {
 	defer d.mu.Unlock()
 	if d.seq.Load() == seq && !d.fired.Load() {
 		d.fired.Store(true)
+		d.intr.fire()
 		close(*d.done.Load())
 	}
 }

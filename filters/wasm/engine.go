@@ -13,6 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/waygate/waygate/filters/wasm/preempt"
 )
 
 // compilationCaches holds one wazero compilation cache per directory,
@@ -42,6 +44,10 @@ type engine struct {
 	compiled wazero.CompiledModule
 	sha256   string
 	abi      string // the proxy_abi_version_* export found
+	// interruptible is set when the code was rewritten so that a call
+	// is stopped through its instance's interrupter (interrupt.go)
+	// rather than by wazero closing the module.
+	interruptible bool
 }
 
 // abiVersions are the Proxy-Wasm ABI markers a module may export, newest
@@ -89,14 +95,25 @@ func (e *engine) close(ctx context.Context) { e.rt.Close(ctx) }
 
 // compileCode compiles code in a wazero runtime of its own, with the
 // host's compilation cache, memory page limit and per-call deadline
-// (a call ends when its context is done; none with a negative
-// CallTimeout): the same runtime for a plugin of either ABI, Proxy-Wasm
-// or http-wasm.
+// (none with a negative CallTimeout): the same runtime for a plugin of
+// either ABI, Proxy-Wasm or http-wasm.
+//
+// The deadline is enforced by rewriting the code with preempt, so that
+// the host can stop a call through its instance's interrupter. Code
+// preempt cannot rewrite is compiled as it is, with wazero's
+// WithCloseOnContextDone: a call ends when its context is done, at a
+// cost of a goroutine per call.
 func compileCode(ctx context.Context, code []byte, o Options) (*engine, error) {
 	sum := sha256.Sum256(code)
+	interruptible := false
+	if o.CallTimeout >= 0 {
+		if rewritten, _, err := preempt.Instrument(code); err == nil {
+			code, interruptible = rewritten, true
+		}
+	}
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(compilationCache(o.CacheDir)).
-		WithCloseOnContextDone(o.CallTimeout >= 0).
+		WithCloseOnContextDone(o.CallTimeout >= 0 && !interruptible).
 		WithMemoryLimitPages(o.MemoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	compiled, err := rt.CompileModule(ctx, code)
@@ -104,7 +121,7 @@ func compileCode(ctx context.Context, code []byte, o Options) (*engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("compiling: %w", err)
 	}
-	return &engine{rt: rt, compiled: compiled, sha256: hex.EncodeToString(sum[:])}, nil
+	return &engine{rt: rt, compiled: compiled, sha256: hex.EncodeToString(sum[:]), interruptible: interruptible}, nil
 }
 
 // link instantiates the host modules the plugin imports from: WASI

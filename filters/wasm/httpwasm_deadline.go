@@ -9,9 +9,9 @@ import (
 // hwDeadline is the context of every call into one http-wasm instance:
 // the instance's base context with a per-call deadline, re-armed for
 // each call rather than a context and a timer allocated per call.
-// wazero closes the module when Done closes during a call
-// (RuntimeConfig.WithCloseOnContextDone): that is how a guest looping
-// forever is stopped. pause and resume take the time a host function
+// The call is stopped through the instance's interrupter, or, for code
+// that could not be rewritten for one, by wazero closing the module
+// when Done closes during a call (WithCloseOnContextDone). pause and resume take the time a host function
 // waits on the client out of the guest's budget.
 type hwDeadline struct {
 	context.Context
@@ -20,6 +20,8 @@ type hwDeadline struct {
 	fired   bool
 	expires time.Time
 	timer   *time.Timer
+	// intr stops the running call; nil when wazero does, on Done.
+	intr *interrupter
 }
 
 func newHWDeadline(base context.Context) *hwDeadline {
@@ -36,6 +38,7 @@ func (d *hwDeadline) fire() {
 	d.mu.Lock()
 	if !d.fired && !d.expires.IsZero() && !time.Now().Before(d.expires) {
 		d.fired = true
+		d.intr.fire()
 		close(d.done)
 	}
 	d.mu.Unlock()
@@ -48,6 +51,7 @@ func (d *hwDeadline) arm(timeout time.Duration) {
 	if d.fired {
 		d.fired = false
 		d.done = make(chan struct{})
+		d.intr.reset()
 	}
 	d.expires = time.Now().Add(timeout)
 	d.mu.Unlock()

@@ -176,6 +176,13 @@ func newHWVM(p *hwPool, slot int) (*hwVM, error) {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	v.mod = mod
+	v.deadline.intr = newInterrupter(mod)
+	defer v.deadline.intr.bound(ctx)()
+	if err := runStart(ctx, mod); err != nil {
+		v.dead.Store(true)
+		mod.Close(context.Background())
+		return nil, err
+	}
 	v.handleRequest = mod.ExportedFunction("handle_request")
 	v.handleResponse = mod.ExportedFunction("handle_response")
 	for _, name := range []string{"_initialize", "_start"} {
@@ -212,6 +219,9 @@ func (v *hwVM) call(s *hwStream, fn api.Function, args ...uint64) (uint64, error
 	err := fn.CallWithStack(v.deadline, v.stack[:])
 	v.deadline.disarm()
 	v.cur = nil
+	if err != nil && v.deadline.Err() != nil {
+		err = fmt.Errorf("the call ran past its deadline (%v): %w", v.pool.opts.CallTimeout, err)
+	}
 	if err != nil {
 		v.fail(err)
 		return 0, err

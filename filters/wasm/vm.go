@@ -126,6 +126,13 @@ func startVM(p *pool, slot int, probe bool) (*vm, error) {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	v.mod = mod
+	v.deadline.intr = newInterrupter(mod)
+	defer v.deadline.intr.bound(ctx)()
+	if err := runStart(ctx, mod); err != nil {
+		v.dead.Store(true)
+		mod.Close(context.Background())
+		return nil, err
+	}
 	v.bind()
 	fail := func(err error) (*vm, error) {
 		v.dead.Store(true)
@@ -203,6 +210,7 @@ func (v *vm) root(pl *plugin) *rootContext {
 	}
 	ctx, cancel := context.WithTimeout(v.base, v.pool.opts.StartTimeout)
 	defer cancel()
+	defer v.deadline.intr.bound(ctx)()
 	return v.startRoot(ctx, pl)
 }
 
@@ -313,13 +321,7 @@ func (v *vm) bind() {
 // end_of_stream, ignore the third. v.mu is held. An
 // error means the instance is dead: a trap, a Go panic (which reaches
 // the host as unreachable or proc_exit), memory exhausted, or the
-// deadline, which closes the module (wazero's CloseOnContextDone).
-//
-// The deadline is most of a call's cost with wazero v1.12.0: for every
-// call, wazero starts a goroutine that waits on the context, and code
-// compiled to be stoppable leaves the guest for the host at every loop
-// iteration to check whether its module was closed. A negative
-// CallTimeout compiles the plugin without either (see Options).
+// deadline (see interrupter for how a call is stopped).
 func (v *vm) invoke(f api.Function) (uint32, error) {
 	if v.dead.Load() {
 		return 0, errDead
@@ -332,6 +334,9 @@ func (v *vm) invoke(f api.Function) (uint32, error) {
 		v.deadline.arm(t)
 		err = f.CallWithStack(v.deadline, v.stack[:])
 		v.deadline.disarm()
+		if err != nil && v.deadline.fired.Load() {
+			err = fmt.Errorf("the call ran past its deadline (%v): %w", t, err)
+		}
 	} else {
 		// No deadline: the module was compiled without the checks that
 		// let one end a call.

@@ -159,7 +159,7 @@ func checkInstrumented(t testing.TB, out []byte, loops int) {
 	if m.global < 0 || m.export < 0 {
 		t.Fatalf("instrumented module has no global or export section")
 	}
-	g := m.importedGlobals + m.globals - 1
+	g := m.importedGlobals + m.globals - 2
 	chk := check(g)
 	var at []int
 	if m.code >= 0 {

@@ -69,16 +69,38 @@ func locals(b []byte, i int) (int, error) {
 	return i, nil
 }
 
-// check is the code that goes at the head of each loop: trap when the
-// global g is not zero.
+// check is the code that goes at the head of each loop, g being the
+// interrupt global and g+1 the tick counter: trap when the interrupt is
+// set, and every 65,536 iterations leave compiled code for Go through
+// memory.grow 0 (which changes nothing).
 //
 //	global.get g
 //	if (empty)
 //	  unreachable
 //	end
+//	global.get g+1  i32.const 1  i32.add  global.set g+1
+//	global.get g+1  i32.const 0xffff  i32.and  i32.eqz
+//	if (empty)
+//	  i32.const 0  memory.grow 0  drop
+//	end
+//
+// The exit to Go is what keeps a guest looping forever from stopping
+// the process: Go cannot preempt a goroutine in compiled Wasm, so a
+// collection would wait on it forever, as would the watchdog that sets
+// the interrupt once every P runs such a guest. At an exit to Go, the
+// goroutine is preempted if the runtime asked it to be. A tight loop
+// costs about a third more per iteration (1.33 ns against 1.01 ns
+// measured), against 26 ns with wazero's own termination checks.
 func check(g uint32) []byte {
+	t := g + 1
 	c := appendU32([]byte{0x23}, g)
-	return append(c, 0x04, 0x40, 0x00, 0x0b)
+	c = append(c, 0x04, 0x40, 0x00, 0x0b)
+	c = appendU32(append(c, 0x23), t)
+	c = append(c, 0x41, 0x01, 0x6a)
+	c = appendU32(append(c, 0x24), t)
+	c = appendU32(append(c, 0x23), t)
+	c = append(c, 0x41, 0xff, 0xff, 0x03, 0x71, 0x45)
+	return append(c, 0x04, 0x40, 0x41, 0x00, 0x40, 0x00, 0x1a, 0x0b)
 }
 
 // appendCode appends the code section with a copy of check at each

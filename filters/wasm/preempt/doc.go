@@ -5,35 +5,36 @@
 // wazero stops a guest looping forever only with
 // RuntimeConfig.WithCloseOnContextDone, which costs a goroutine for
 // every call into Wasm and an exit from native code to Go at every loop
-// iteration. Instrument instead adds one exported mutable i32 global to
-// the module and, at the head of every loop, a test of that global that
-// traps when it is not zero:
+// iteration. Instrument instead adds two mutable i32 globals to the
+// module, an exported interrupt and a tick counter, and at the head of
+// every loop a check:
 //
 //	loop <blocktype>
-//	  global.get $interrupt
-//	  if
-//	    unreachable
-//	  end
+//	  if $interrupt: unreachable
+//	  $tick += 1
+//	  if $tick & 0xffff == 0: memory.grow 0 (drop the result)
 //	  ...
 //
 // A watchdog on another goroutine stops a runaway call by setting the
-// global (api.MutableGlobal.Set(1)); the call returns with the
+// interrupt (api.MutableGlobal.Set(1)); the call returns with the
 // unreachable trap at its next loop iteration. A call that never loops
 // ends by itself, so the loop heads are the only places to check. The
-// compiler loads the global afresh at a loop header, which has two
+// compiler loads a global afresh at a loop header, which has two
 // predecessors, so the store from the other goroutine is seen.
 //
-// The check alone does not make a spinning guest safe to leave running
-// until the watchdog acts. Go cannot preempt a goroutine in compiled
-// Wasm, which never reaches a Go safe point between the checks: a
-// stop-the-world phase of the garbage collector started meanwhile
-// waits for the guest to return, and stops every other goroutine,
-// the watchdog included, so a guest that loops forever freezes the
-// process at the next collection. wazero's own checks leave compiled
-// code for Go at every loop iteration, which is what lets the world
-// stop. A host that drops them needs the guest to reach Go now and then
-// by other means (such as a counter at the loop heads that calls into
-// Go every so many iterations).
+// The memory.grow of zero pages changes nothing but leaves compiled
+// code for Go, every 65,536 iterations. Go cannot preempt a goroutine
+// in compiled Wasm, which has no Go safe point: without such exits, a
+// collection started while a guest spins would wait for it forever,
+// stopping every other goroutine, and with as many spinning guests as
+// Ps the watchdog itself would never run. At an exit the goroutine is
+// preempted if the runtime asked for it. A module without a memory is
+// not rewritten (the check needs one; Proxy-Wasm and http-wasm guests
+// all have one).
+//
+// A start function would run inside instantiation, before the host
+// holds the instance and can interrupt it: its section is removed and
+// the function exported as StartExport, for the host to call first.
 //
 // The rewriter decodes each function body instruction by instruction,
 // the way wazero v1.12 does, so that no immediate is taken for an

@@ -19,8 +19,8 @@ var (
 	// of order or of the wrong length.
 	ErrMalformed = errors.New("preempt: malformed module")
 	// ErrExported is returned when the module already exports
-	// ExportName, as an instrumented module does.
-	ErrExported = errors.New("preempt: " + ExportName + " is already exported")
+	// ExportName or StartExport, as an instrumented module does.
+	ErrExported = errors.New("preempt: " + ExportName + " or " + StartExport + " is already exported")
 )
 
 // decodeError says where decoding stopped.

@@ -5,33 +5,40 @@ import "fmt"
 // ExportName is the export under which the interrupt global is found.
 const ExportName = "waygate.interrupt"
 
-// global is the new global's entry in the global section: mutable i32
-// initialised to i32.const 0.
-var global = []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}
+// StartExport is the export under which the module's start function is
+// found once its start section is removed: the host calls it right
+// after instantiation, where a call can be interrupted, rather than
+// letting it run inside instantiation, where none can.
+const StartExport = "waygate.start"
+
+// globals are the new globals' entries in the global section, both
+// mutable i32 initialised to i32.const 0: the interrupt, then the tick
+// counter of the loop heads (see check).
+var globals = []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
 
 // Instrument returns a copy of the Wasm binary bin (a core module,
 // version 1) in which every loop traps at its head when the global
 // exported as ExportName is not zero, and the number of loops so
 // instrumented.
 //
-// The new global (mut i32, initially 0) is appended to the module's own
-// globals, so that no existing global index changes; its index is the
-// number of imported globals plus defined globals. The global and
-// export sections are created when the module has none, right after
-// the sections that precede them. Every body
-// gets, right after the blocktype of each loop,
-//
-//	global.get $g  if (empty)  unreachable  end
-//
-// and its size, and the code section's, re-encoded. Custom sections
-// named ".debug_*" (DWARF, whose code offsets no longer hold) are
-// dropped, and with them custom sections without contents they would
-// leave last (which wazero refuses); every other section is copied
-// byte for byte.
+// Two globals (mut i32, initially 0) are appended to the module's own
+// globals, so that no existing global index changes: the interrupt,
+// whose index is the number of imported globals plus defined globals,
+// and the tick counter after it. The global and export sections are
+// created when the module has none, right after the sections that
+// precede them. Every body gets the check (see check) right after the
+// blocktype of each loop, and its size, and the code section's,
+// re-encoded. A start section is removed and its function exported as
+// StartExport. Custom sections named ".debug_*" (DWARF, whose code
+// offsets no longer hold) are dropped, and with them custom sections
+// without contents they would leave last (which wazero refuses); every
+// other section is copied byte for byte.
 //
 // Errors wrap ErrUnsupported for an instruction or encoding the
-// rewriter does not know, ErrMalformed for a binary it cannot decode,
-// and ErrExported when the module already exports ExportName.
+// rewriter does not know or a module without a memory (the check's
+// memory.grow needs one), ErrMalformed for a binary it cannot decode,
+// and ErrExported when the module already exports ExportName or
+// StartExport.
 func Instrument(bin []byte) (out []byte, loops int, err error) {
 	m, err := parseModule(bin)
 	if err != nil {
@@ -41,7 +48,7 @@ func Instrument(bin []byte) (out []byte, loops int, err error) {
 		return nil, 0, ErrExported
 	}
 	g := uint64(m.importedGlobals) + uint64(m.globals)
-	if g >= maxU32 || m.exports >= maxU32 {
+	if g+1 >= maxU32 || m.exports+1 >= maxU32 {
 		return nil, 0, &decodeError{kind: ErrUnsupported, fn: -1, what: "module", cause: fmt.Errorf("too many globals or exports")}
 	}
 	chk := check(uint32(g))
@@ -52,6 +59,9 @@ func Instrument(bin []byte) (out []byte, loops int, err error) {
 		if bodies, at, err = walkCode(bin, m.sections[m.code], m.importedFuncs); err != nil {
 			return nil, 0, err
 		}
+	}
+	if m.memories == 0 {
+		return nil, 0, &decodeError{kind: ErrUnsupported, fn: -1, what: "module", cause: fmt.Errorf("no memory, which the check's memory.grow needs")}
 	}
 
 	// A new global section goes right after the last section that
@@ -71,7 +81,7 @@ func Instrument(bin []byte) (out []byte, loops int, err error) {
 			out = appendGlobals(out, nil, 0)
 		}
 		if newExport && (!newGlobal && k == m.global || newGlobal && k == after) {
-			out = appendExports(out, nil, 0, uint32(g))
+			out = appendExports(out, nil, 0, uint32(g), m)
 		}
 		return out
 	}
@@ -87,7 +97,7 @@ func Instrument(bin []byte) (out []byte, loops int, err error) {
 			out = appendGlobals(out, bin[i:s.end], m.globals)
 		case k == m.export:
 			_, i, _ := readU32(bin, s.payload)
-			out = appendExports(out, bin[i:s.end], m.exports, uint32(g))
+			out = appendExports(out, bin[i:s.end], m.exports, uint32(g), m)
 		case k == m.code:
 			if out, err = appendCode(out, bin, s, bodies, at, chk); err != nil {
 				return nil, 0, err
@@ -101,25 +111,36 @@ func Instrument(bin []byte) (out []byte, loops int, err error) {
 }
 
 // appendGlobals appends a global section of the n entries in entries
-// and the new global.
+// and the new globals.
 func appendGlobals(out, entries []byte, n uint32) []byte {
 	out = append(out, secGlobal)
-	out = appendU32(out, uint32(sizeU32(n+1)+len(entries)+len(global)))
-	out = appendU32(out, n+1)
+	out = appendU32(out, uint32(sizeU32(n+2)+len(entries)+len(globals)))
+	out = appendU32(out, n+2)
 	out = append(out, entries...)
-	return append(out, global...)
+	return append(out, globals...)
 }
 
-// appendExports appends an export section of the n entries in entries
-// and the export of global g as ExportName.
-func appendExports(out, entries []byte, n, g uint32) []byte {
-	size := sizeU32(n+1) + len(entries) + sizeU32(uint32(len(ExportName))) + len(ExportName) + 1 + sizeU32(g)
+// appendExports appends an export section of the n entries in entries,
+// the export of global g as ExportName and, when m has a start
+// function, its export as StartExport.
+func appendExports(out, entries []byte, n, g uint32, m *module) []byte {
+	added := appendExport(nil, ExportName, 0x03, g) // global
+	n++
+	if m.start >= 0 {
+		added = appendExport(added, StartExport, 0x00, m.startFunc) // function
+		n++
+	}
 	out = append(out, secExport)
-	out = appendU32(out, uint32(size))
-	out = appendU32(out, n+1)
+	out = appendU32(out, uint32(sizeU32(n)+len(entries)+len(added)))
+	out = appendU32(out, n)
 	out = append(out, entries...)
-	out = appendU32(out, uint32(len(ExportName)))
-	out = append(out, ExportName...)
-	out = append(out, 0x03) // global
-	return appendU32(out, g)
+	return append(out, added...)
+}
+
+// appendExport appends an export entry: its name, kind and index.
+func appendExport(out []byte, name string, kind byte, index uint32) []byte {
+	out = appendU32(out, uint32(len(name)))
+	out = append(out, name...)
+	out = append(out, kind)
+	return appendU32(out, index)
 }

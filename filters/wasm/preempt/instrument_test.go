@@ -11,8 +11,9 @@ import (
 var (
 	// Types: 0 ()->(), 1 ()->i32, 2 (i32)->i32.
 	types = sec(secType, vec(functype(nil, nil), functype(nil, []byte{tI32}), functype([]byte{tI32}, []byte{tI32})))
-	// One function of type 1.
-	oneFunc = sec(secFunction, vec(u32(1)))
+	// One function of type 1, and a memory (which Instrument needs).
+	oneFunc = cat(sec(secFunction, vec(u32(1))), memSec)
+	memSec  = sec(secMemory, vec(cat(0x00, u32(1))))
 	e       = emptyBT
 )
 
@@ -25,9 +26,9 @@ var nameSec = func() []byte {
 func codeSec(fns ...[]byte) []byte { return sec(secCode, vec(fns...)) }
 
 // globalSec is the global section an instrumented module has: the
-// module's entries, then the new global.
+// module's entries, then the new globals.
 func globalSec(entries ...[]byte) []byte {
-	return sec(secGlobal, vec(append(entries, global)...))
+	return sec(secGlobal, vec(append(entries, globals[:5], globals[5:])...))
 }
 
 // exportSec is the export section an instrumented module has: the
@@ -77,17 +78,17 @@ func TestInstrument(t *testing.T) {
 		loops: 3,
 	}, {
 		name: "loop with parameters (type index)",
-		in: wasmModule(types, sec(secFunction, vec(u32(2))), codeSec(fn(noLocals,
+		in: wasmModule(types, sec(secFunction, vec(u32(2))), memSec, codeSec(fn(noLocals,
 			localGet(0), loop(u32(2)), i32c(1), i32Add, end, end))),
-		want: wasmModule(types, sec(secFunction, vec(u32(2))), globalSec(), exportSec(0), codeSec(fn(noLocals,
+		want: wasmModule(types, sec(secFunction, vec(u32(2))), memSec, globalSec(), exportSec(0), codeSec(fn(noLocals,
 			localGet(0), loop(u32(2)), chk0, i32c(1), i32Add, end, end))),
 		loops: 1,
 	}, {
 		name: "locals and functions several",
-		in: wasmModule(types, sec(secFunction, vec(u32(1), u32(0))), codeSec(
+		in: wasmModule(types, sec(secFunction, vec(u32(1), u32(0))), memSec, codeSec(
 			fn(vec(cat(u32(2), tI32), cat(u32(1), tF64)), loop(e), end, localGet(1), end),
 			fn(noLocals, loop(e), end, end))),
-		want: wasmModule(types, sec(secFunction, vec(u32(1), u32(0))), globalSec(), exportSec(0), codeSec(
+		want: wasmModule(types, sec(secFunction, vec(u32(1), u32(0))), memSec, globalSec(), exportSec(0), codeSec(
 			fn(vec(cat(u32(2), tI32), cat(u32(1), tF64)), loop(e), chk0, end, localGet(1), end),
 			fn(noLocals, loop(e), chk0, end, end))),
 		loops: 2,
@@ -126,14 +127,14 @@ func TestInstrument(t *testing.T) {
 		loops: 1,
 	}, {
 		name:  "no code section",
-		in:    wasmModule(types),
-		want:  wasmModule(types, globalSec(), exportSec(0)),
+		in:    wasmModule(types, memSec),
+		want:  wasmModule(types, memSec, globalSec(), exportSec(0)),
 		loops: 0,
 	}, {
 		name: "sections around the new ones",
 		in: wasmModule(types,
 			sec(secImport, vec(cat(name("env"), name("t"), 0x01, 0x70, 0x00, u32(1)))),
-			oneFunc,
+			sec(secFunction, vec(u32(1))),
 			sec(secMemory, vec(cat(0x01, u32(1), u32(2)))),
 			sec(secElement, vec(cat(0x03, 0x00, vec(u32(0))))), // declarative: ref.func 0
 			sec(secDataCount, u32(1)),
@@ -141,7 +142,7 @@ func TestInstrument(t *testing.T) {
 			sec(secData, vec(cat(0x01, name("hello"))))),
 		want: wasmModule(types,
 			sec(secImport, vec(cat(name("env"), name("t"), 0x01, 0x70, 0x00, u32(1)))),
-			oneFunc,
+			sec(secFunction, vec(u32(1))),
 			sec(secMemory, vec(cat(0x01, u32(1), u32(2)))),
 			globalSec(),
 			exportSec(0),
@@ -166,20 +167,20 @@ func TestInstrument(t *testing.T) {
 		// A name subsection longer than its section: wazero reads on
 		// into the next section, so nothing may be put after it.
 		name:  "new sections before a trailing custom section",
-		in:    cat(header, secCustom, 0x0a, name("name"), 0x02, "0", 0x01, "0", 0x00),
-		want:  cat(header, globalSec(), exportSec(0), secCustom, 0x0a, name("name"), 0x02, "0", 0x01, "0", 0x00),
+		in:    cat(header, memSec, secCustom, 0x0a, name("name"), 0x02, "0", 0x01, "0", 0x00),
+		want:  cat(header, memSec, globalSec(), exportSec(0), secCustom, 0x0a, name("name"), 0x02, "0", 0x01, "0", 0x00),
 		loops: 0,
 	}, {
 		name: "new export after an existing global section, before custom sections",
-		in:   wasmModule(types, sec(secGlobal, vec(constI32)), sec(secCustom, name("x"), "y")),
-		want: wasmModule(types, globalSec(constI32), exportSec(1), sec(secCustom, name("x"), "y")),
+		in:   wasmModule(types, memSec, sec(secGlobal, vec(constI32)), sec(secCustom, name("x"), "y")),
+		want: wasmModule(types, memSec, globalSec(constI32), exportSec(1), sec(secCustom, name("x"), "y")),
 	}, {
 		// wazero refuses a module that ends with a custom section
 		// without contents.
 		name: "empty custom sections left last by DWARF dropped",
-		in: wasmModule(types, sec(secCustom, name("a"), "y"), sec(secCustom, name("b")), sec(secCustom, name("c")),
+		in: wasmModule(types, memSec, sec(secCustom, name("a"), "y"), sec(secCustom, name("b")), sec(secCustom, name("c")),
 			sec(secCustom, name(".debug_info"), "z"), sec(secCustom, name(".debug_str"), "z")),
-		want: wasmModule(types, globalSec(), exportSec(0), sec(secCustom, name("a"), "y")),
+		want: wasmModule(types, memSec, globalSec(), exportSec(0), sec(secCustom, name("a"), "y")),
 	}, {
 		name: "immediates that read as loops",
 		in:   wasmModule(looksLikeLoops(nil)...),

@@ -3,7 +3,6 @@ package preempt
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 var runModule = wasmModule(
 	sec(secType, vec(functype(nil, nil), functype([]byte{tI32}, []byte{tI32}))),
 	sec(secFunction, vec(u32(0), u32(1), u32(0), u32(0))),
+	memSec,
 	sec(secExport, vec(exportFunc("spin", 0), exportFunc("count", 1), exportFunc("nested", 2))),
 	codeSec(
 		// spin: loop br 0 end
@@ -92,20 +92,7 @@ func interrupt(t *testing.T, mod api.Module, name string, g api.MutableGlobal) {
 	}
 }
 
-// noGC turns the garbage collector off for the rest of the test. A
-// goroutine running compiled Wasm cannot be preempted, so a collection
-// that stops the world while a guest spins waits for the guest, and the
-// goroutine that would set the global waits for the collection: see
-// the package documentation. A cycle may have started just before the
-// collector was turned off: runtime.GC waits for it to end.
-func noGC(t *testing.T) {
-	prev := debug.SetGCPercent(-1)
-	t.Cleanup(func() { debug.SetGCPercent(prev) })
-	runtime.GC()
-}
-
 func TestInterrupt(t *testing.T) {
-	noGC(t)
 	mod, g := instantiate(t, runModule)
 	ctx := context.Background()
 
@@ -134,7 +121,6 @@ func TestInterrupt(t *testing.T) {
 // the module imports globals of other types: a wrong index would not
 // even validate.
 func TestInterruptImportedGlobals(t *testing.T) {
-	noGC(t)
 	ctx := context.Background()
 	env := wasmModule(
 		sec(secGlobal, vec(mutI64, cat(tF32, 0x00, cat(0x43, 0, 0, 0x80, 0x3f), end))),
@@ -147,6 +133,7 @@ func TestInterruptImportedGlobals(t *testing.T) {
 			cat(name("env"), name("g1"), 0x03, tF32, 0x00),
 		)),
 		sec(secFunction, vec(u32(0))),
+		memSec,
 		sec(secGlobal, vec(constI32)),
 		sec(secExport, vec(exportFunc("spin", 0))),
 		codeSec(fn(noLocals, loop(e), br(0), end, end)),
@@ -169,4 +156,107 @@ func TestInterruptImportedGlobals(t *testing.T) {
 		t.Fatalf("%s: %v", ExportName, mod.ExportedGlobal(ExportName))
 	}
 	interrupt(t, mod, "spin", g)
+}
+
+// TestSpinnersYield runs as many spinning guests as there are Ps, then
+// collects garbage and sets the interrupt from other goroutines: both
+// need a P, which they get only because the check leaves compiled code
+// for Go every 65,536 iterations (Go cannot preempt compiled Wasm).
+// Without that exit, the collection waits forever and so does the test.
+func TestSpinnersYield(t *testing.T) {
+	n := runtime.GOMAXPROCS(0)
+	type spinner struct {
+		g    api.MutableGlobal
+		done chan error
+	}
+	var spinners []spinner
+	for range n {
+		mod, g := instantiate(t, runModule)
+		sp := spinner{g: g, done: make(chan error, 1)}
+		go func() {
+			_, err := mod.ExportedFunction("spin").Call(context.Background())
+			sp.done <- err
+		}()
+		spinners = append(spinners, sp)
+	}
+	time.Sleep(20 * time.Millisecond)
+	gc := make(chan struct{})
+	go func() {
+		runtime.GC()
+		close(gc)
+	}()
+	select {
+	case <-gc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a collection did not finish in 10s while every P ran a spinning guest")
+	}
+	stop := make(chan struct{})
+	go func() {
+		for _, sp := range spinners {
+			sp.g.Set(1)
+		}
+		close(stop)
+	}()
+	for i, sp := range spinners {
+		select {
+		case err := <-sp.done:
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("spinner %d: err = %v, want the unreachable trap", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("spinner %d still running 10s after the interrupt", i)
+		}
+	}
+	<-stop
+}
+
+// TestStartExported checks that a start function no longer runs inside
+// instantiation, where it could not be interrupted, but is exported as
+// StartExport for the host to call.
+func TestStartExported(t *testing.T) {
+	guest := wasmModule(
+		sec(secType, vec(functype(nil, nil), functype(nil, []byte{tI32}))),
+		sec(secFunction, vec(u32(0), u32(1))),
+		memSec,
+		sec(secGlobal, vec(cat(tI32, 0x01, i32c(0), end))),
+		sec(secExport, vec(exportFunc("started", 1))),
+		sec(secStart, u32(0)),
+		codeSec(
+			// start: global 0 = 7
+			fn(noLocals, i32c(7), cat(0x24, u32(0)), end),
+			// started: global 0
+			fn(noLocals, globalGet(0), end),
+		),
+	)
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	defer rt.Close(ctx)
+	mod, err := rt.InstantiateWithConfig(ctx, guest, wazero.NewModuleConfig().WithName("plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := mod.ExportedFunction("started").Call(ctx); err != nil || res[0] != 7 {
+		t.Fatalf("uninstrumented: started() = %v, %v; want 7", res, err)
+	}
+	out, _, err := Instrument(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err = rt.InstantiateWithConfig(ctx, out, wazero.NewModuleConfig().WithName("instrumented"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := mod.ExportedFunction("started").Call(ctx); err != nil || res[0] != 0 {
+		t.Fatalf("instrumented, before %s: started() = %v, %v; want 0", StartExport, res, err)
+	}
+	start := mod.ExportedFunction(StartExport)
+	if start == nil {
+		t.Fatalf("%s is not exported", StartExport)
+	}
+	if _, err := start.Call(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := mod.ExportedFunction("started").Call(ctx); err != nil || res[0] != 7 {
+		t.Fatalf("instrumented, after %s: started() = %v, %v; want 7", StartExport, res, err)
+	}
 }

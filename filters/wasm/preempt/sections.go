@@ -57,9 +57,12 @@ type module struct {
 	importedGlobals uint32
 	globals         uint32 // defined in the global section
 	exports         uint32 // in the export section
-	taken           bool   // ExportName is exported
+	taken           bool   // ExportName or StartExport is exported
+	memories        uint32 // imported and defined
 	global, export  int    // index in sections, or -1
 	code            int    // index in sections, or -1
+	start           int    // index in sections, or -1
+	startFunc       uint32 // the start section's function
 }
 
 // parseModule splits b into sections and reads its imports, globals and
@@ -72,7 +75,7 @@ func parseModule(b []byte) (*module, error) {
 		return nil, &decodeError{kind: ErrUnsupported, fn: -1, off: 4, what: "header",
 			cause: fmt.Errorf("version % x: only core modules of version 1", b[4:8])}
 	}
-	m := &module{global: -1, export: -1, code: -1}
+	m := &module{global: -1, export: -1, code: -1, start: -1}
 	last := 0
 	for i := len(header); i < len(b); {
 		s := section{id: b[i], start: i}
@@ -147,6 +150,19 @@ func (m *module) read(b []byte, s *section) error {
 	case secExport:
 		m.export = len(m.sections)
 		err = m.readExports(b, s.payload)
+	case secMemory:
+		var n uint32
+		if n, _, err = readU32(b, s.payload); err != nil {
+			return malformedAt(s.payload, "memory count", err)
+		}
+		m.memories += n
+	case secStart:
+		// The start function becomes an export (see Instrument).
+		m.start = len(m.sections)
+		s.drop = true
+		if m.startFunc, _, err = readU32(b, s.payload); err != nil {
+			return malformedAt(s.payload, "start function", err)
+		}
 	case secCode:
 		m.code = len(m.sections)
 	}
@@ -191,6 +207,7 @@ func (m *module) readImports(b []byte, i int) error {
 		case 0x01: // table
 			i, err = tableType(b, i)
 		case 0x02: // memory
+			m.memories++
 			i, err = limits(b, i)
 		case 0x03: // global: value type, mutability
 			m.importedGlobals++
@@ -249,7 +266,8 @@ func limits(b []byte, i int) (int, error) {
 	return skipLEB(b, i, maxLenU32)
 }
 
-// readExports counts the exports and finds whether one is ExportName.
+// readExports counts the exports and finds whether one is ExportName
+// or StartExport.
 func (m *module) readExports(b []byte, i int) error {
 	n, i, err := readU32(b, i)
 	if err != nil {
@@ -268,7 +286,7 @@ func (m *module) readExports(b []byte, i int) error {
 		if err != nil {
 			return malformedAt(at, fmt.Sprintf("export %d", k), err)
 		}
-		if string(name) == ExportName {
+		if string(name) == ExportName || string(name) == StartExport {
 			m.taken = true
 		}
 	}

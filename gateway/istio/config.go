@@ -50,10 +50,10 @@ type Config struct {
 	// Origins says where each resource came from, for error messages.
 	Origins map[Key]Origin
 
-	// lines maps, per resource, a field path (spec.http[0].route) to the
-	// line of the file it is on, so that validation findings point at
-	// the field rather than at the start of the document.
-	lines map[Key]map[string]int
+	// lines finds, per resource, the line of the file a field path
+	// (spec.http[0].route) is on, so that validation findings point at
+	// the field rather than at the start of the document (lines.go).
+	lines map[Key]*fieldLines
 }
 
 // Key names one resource: Kind is the Istio kind ("VirtualService").

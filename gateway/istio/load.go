@@ -116,7 +116,7 @@ func (c *Config) merge(o *Config) []Finding {
 		if _, ok := c.Origins[k]; !ok {
 			c.Origins[k] = origin
 			if c.lines == nil {
-				c.lines = map[Key]map[string]int{}
+				c.lines = map[Key]*fieldLines{}
 			}
 			c.lines[k] = o.lines[k]
 		}

@@ -37,13 +37,13 @@ func ParseDocuments(file string, data []byte) (*Config, []Finding) {
 			continue // only comments or blanks, or a trailing "---"
 		}
 		index++
-		p.object(root.Content[0], index, doc.firstLine-1, "")
+		p.object(root.Content[0], index, doc.firstLine-1, "", docSource{text: doc.text})
 	}
 	return p.cfg, p.findings
 }
 
 func newConfig() *Config {
-	return &Config{Origins: map[Key]Origin{}, lines: map[Key]map[string]int{}}
+	return &Config{Origins: map[Key]Origin{}, lines: map[Key]*fieldLines{}}
 }
 
 // unmarshalYAML parses one document, turning a parser panic on hostile
@@ -82,16 +82,19 @@ var topLevelFields = []string{"apiVersion", "kind", "metadata", "spec", "status"
 // object decodes one resource (or a List of them) from the node n of
 // document index; offset turns node lines into file lines; at is the
 // path of n inside its document ("" or items[3]).
-func (p *parser) object(n *yaml.Node, index, offset int, at string) {
+func (p *parser) object(n *yaml.Node, index, offset int, at string, src docSource) {
 	n = resolve(n)
 	line := n.Line + offset
 	if n.Kind != yaml.MappingNode {
 		p.report(Finding{Severity: Error, Line: line, Path: at, Message: "expected a Kubernetes object (a mapping with apiVersion and kind), got " + describe(n)})
 		return
 	}
-	b := &valueBuilder{lineOffset: offset, lines: map[string]int{}}
-	v, err := b.value(n, "", 0)
+	v, err := (&valueBuilder{lineOffset: offset}).value(n, "", 0)
 	if err != nil {
+		// Again with field paths, for the error's.
+		if _, perr := (&valueBuilder{lineOffset: offset, paths: true}).value(n, "", 0); perr != nil {
+			err = perr
+		}
 		var pe *pathError
 		if !errors.As(err, &pe) {
 			pe = &pathError{line: line, msg: err.Error()}
@@ -99,6 +102,7 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		p.report(Finding{Severity: Error, Line: pe.line, Path: joinPath(at, pe.path), Message: pe.msg})
 		return
 	}
+	lines := newFieldLines(src, offset)
 	m := v.(map[string]any)
 	apiVersion, _ := m["apiVersion"].(string)
 	kindName, _ := m["kind"].(string)
@@ -107,7 +111,7 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		return
 	}
 	if kindName == "List" || strings.HasSuffix(kindName, "List") && mappingValue(n, "items") != nil {
-		p.list(n, index, offset, at)
+		p.list(n, index, offset, at, src)
 		return
 	}
 	group, version, found := strings.Cut(apiVersion, "/")
@@ -131,25 +135,25 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		if len(names) > 0 {
 			msg += "; known kinds are " + strings.Join(names, ", ")
 		}
-		p.report(Finding{Severity: Error, Line: lineOr(b.lines, "kind", line), Resource: key, Path: joinPath(at, "kind"), Message: msg})
+		p.report(Finding{Severity: Error, Line: lineOr(lines.get(), "kind", line), Resource: key, Path: joinPath(at, "kind"), Message: msg})
 		return
 	case !known && group == WaygateGroup:
-		p.waygateObject(m, b.lines, key, meta, metaErr, version, line, at, index)
+		p.waygateObject(m, lines, key, meta, metaErr, version, line, at, index)
 		return
 	case !known:
 		p.report(Finding{Severity: Info, Line: line, Resource: key, Path: at, Message: "not an Istio resource (" + apiVersion + "); skipped"})
 		return
 	case !slices.Contains(k.versions, version):
-		p.report(Finding{Severity: Error, Line: b.lines["apiVersion"], Resource: key, Path: joinPath(at, "apiVersion"),
+		p.report(Finding{Severity: Error, Line: lineOr(lines.get(), "apiVersion", line), Resource: key, Path: joinPath(at, "apiVersion"),
 			Message: fmt.Sprintf("%s is not served for %s; use one of %s/%s", apiVersion, kindName, group, strings.Join(k.versions, ", "+group+"/"))})
 		return
 	}
 	if metaErr != nil {
-		p.report(Finding{Severity: Error, Line: lineOr(b.lines, "metadata", line), Resource: key, Path: joinPath(at, "metadata"), Message: metaErr.Error()})
+		p.report(Finding{Severity: Error, Line: lineOr(lines.get(), "metadata", line), Resource: key, Path: joinPath(at, "metadata"), Message: metaErr.Error()})
 		return
 	}
 	if meta.Name == "" {
-		p.report(Finding{Severity: Error, Line: lineOr(b.lines, "metadata", line), Resource: key, Path: joinPath(at, "metadata.name"), Message: "required: every resource needs a name"})
+		p.report(Finding{Severity: Error, Line: lineOr(lines.get(), "metadata", line), Resource: key, Path: joinPath(at, "metadata.name"), Message: "required: every resource needs a name"})
 		return
 	}
 	if prev, dup := p.cfg.Origins[key]; dup {
@@ -192,7 +196,7 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		// built above serve unless the checker rewrote a node.
 		specValue, err := m["spec"], error(nil)
 		if sc.rewrote {
-			specValue, err = (&valueBuilder{lineOffset: offset}).value(specNode, "spec", 0)
+			specValue, err = (&valueBuilder{lineOffset: offset, paths: true}).value(specNode, "spec", 0)
 		}
 		var raw []byte
 		if err == nil {
@@ -203,19 +207,19 @@ func (p *parser) object(n *yaml.Node, index, offset int, at string) {
 		}
 		if err != nil {
 			if !invalid {
-				p.report(Finding{Severity: Error, Line: lineOr(b.lines, "spec", line), Resource: key, Path: "spec", Message: err.Error()})
+				p.report(Finding{Severity: Error, Line: lineOr(lines.get(), "spec", line), Resource: key, Path: "spec", Message: err.Error()})
 			}
 			return
 		}
 	}
 	add(p.cfg)
 	p.cfg.Origins[key] = origin
-	p.cfg.lines[key] = b.lines
+	p.cfg.lines[key] = lines
 }
 
 // list decodes the items of a kind: List document, as kubectl get -o yaml
 // writes them.
-func (p *parser) list(n *yaml.Node, index, offset int, at string) {
+func (p *parser) list(n *yaml.Node, index, offset int, at string, src docSource) {
 	items := mappingValue(n, "items")
 	if items == nil {
 		return
@@ -226,7 +230,7 @@ func (p *parser) list(n *yaml.Node, index, offset int, at string) {
 		return
 	}
 	for i, item := range items.Content {
-		p.object(item, index, offset, indexPath(joinPath(at, "items"), i))
+		p.object(item, index, offset, indexPath(joinPath(at, "items"), i), src.item(i))
 	}
 }
 

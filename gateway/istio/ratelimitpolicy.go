@@ -103,22 +103,23 @@ var waygateKinds = map[string][]string{"RateLimitPolicy": {"v1alpha1"}}
 // waygateObject decodes a resource of the waygate.dev group: plain Go
 // types rather than protos, checked field by field against their JSON
 // tags so an unknown field is reported with its path as for Istio kinds.
-func (p *parser) waygateObject(m map[string]any, lines map[string]int, key Key, meta metav1.ObjectMeta, metaErr error, version string, line int, at string, index int) {
+func (p *parser) waygateObject(m map[string]any, fl *fieldLines, key Key, meta metav1.ObjectMeta, metaErr error, version string, line int, at string, index int) {
+	lines := fl.get
 	versions, ok := waygateKinds[key.Kind]
 	switch {
 	case !ok:
-		p.report(Finding{Severity: Error, Line: lineOr(lines, "kind", line), Resource: key, Path: joinPath(at, "kind"),
+		p.report(Finding{Severity: Error, Line: lineOr(lines(), "kind", line), Resource: key, Path: joinPath(at, "kind"),
 			Message: fmt.Sprintf("unknown kind %q in API group %s; known kinds are RateLimitPolicy", key.Kind, WaygateGroup)})
 		return
 	case !slices.Contains(versions, version):
-		p.report(Finding{Severity: Error, Line: lineOr(lines, "apiVersion", line), Resource: key, Path: joinPath(at, "apiVersion"),
+		p.report(Finding{Severity: Error, Line: lineOr(lines(), "apiVersion", line), Resource: key, Path: joinPath(at, "apiVersion"),
 			Message: fmt.Sprintf("%s/%s is not served for %s; use %s/%s", WaygateGroup, version, key.Kind, WaygateGroup, versions[0])})
 		return
 	case metaErr != nil:
-		p.report(Finding{Severity: Error, Line: lineOr(lines, "metadata", line), Resource: key, Path: joinPath(at, "metadata"), Message: metaErr.Error()})
+		p.report(Finding{Severity: Error, Line: lineOr(lines(), "metadata", line), Resource: key, Path: joinPath(at, "metadata"), Message: metaErr.Error()})
 		return
 	case meta.Name == "":
-		p.report(Finding{Severity: Error, Line: lineOr(lines, "metadata", line), Resource: key, Path: joinPath(at, "metadata.name"), Message: "required: every resource needs a name"})
+		p.report(Finding{Severity: Error, Line: lineOr(lines(), "metadata", line), Resource: key, Path: joinPath(at, "metadata.name"), Message: "required: every resource needs a name"})
 		return
 	}
 	if prev, dup := p.cfg.Origins[key]; dup {
@@ -130,14 +131,14 @@ func (p *parser) waygateObject(m map[string]any, lines map[string]int, key Key, 
 	for f := range m {
 		if !slices.Contains(topLevelFields, f) {
 			invalid = true
-			p.report(Finding{Severity: Error, Line: lineOr(lines, f, line), Resource: key, Path: f,
+			p.report(Finding{Severity: Error, Line: lineOr(lines(), f, line), Resource: key, Path: f,
 				Message: fmt.Sprintf("unknown field %q; valid fields are %s", f, strings.Join(topLevelFields, ", "))})
 		}
 	}
 	r := &RateLimitPolicy{TypeMeta: metav1.TypeMeta{APIVersion: WaygateGroup + "/" + version, Kind: key.Kind}, ObjectMeta: meta}
 	for _, pr := range checkJSONFields(m["spec"], reflect.TypeOf(r.Spec), "spec") {
 		invalid = true
-		p.report(Finding{Severity: Error, Line: lineOr(lines, pr.path, line), Resource: key, Path: pr.path, Message: pr.msg})
+		p.report(Finding{Severity: Error, Line: lineOr(lines(), pr.path, line), Resource: key, Path: pr.path, Message: pr.msg})
 	}
 	if spec, ok := m["spec"]; ok && !invalid {
 		raw, err := json.Marshal(spec)
@@ -145,13 +146,13 @@ func (p *parser) waygateObject(m map[string]any, lines map[string]int, key Key, 
 			err = json.Unmarshal(raw, &r.Spec)
 		}
 		if err != nil {
-			p.report(Finding{Severity: Error, Line: lineOr(lines, "spec", line), Resource: key, Path: "spec", Message: err.Error()})
+			p.report(Finding{Severity: Error, Line: lineOr(lines(), "spec", line), Resource: key, Path: "spec", Message: err.Error()})
 			return
 		}
 	}
 	p.cfg.RateLimitPolicies = append(p.cfg.RateLimitPolicies, r)
 	p.cfg.Origins[key] = Origin{File: p.file, Document: index, Line: line}
-	p.cfg.lines[key] = lines
+	p.cfg.lines[key] = fl
 }
 
 type fieldProblem struct{ path, msg string }

@@ -91,7 +91,7 @@ func (c *Config) Filter(accept func(Key) bool) *Config {
 		RateLimitPolicies:      keep(c.RateLimitPolicies, "RateLimitPolicy", accept),
 		Services:               append([]*Service(nil), c.Services...),
 		Origins:                map[Key]Origin{},
-		lines:                  map[Key]map[string]int{},
+		lines:                  map[Key]*fieldLines{},
 	}
 	for _, k := range out.Keys() {
 		if o, ok := c.Origins[k]; ok {

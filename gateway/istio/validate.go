@@ -132,7 +132,7 @@ func (v *validator) add(sev Severity, key Key, path, msg string) {
 // line finds the line of path, or of its nearest parent that was written
 // in the file (a missing field is reported on its parent's line).
 func (v *validator) line(key Key, path string) int {
-	lines := v.cfg.lines[key]
+	lines := v.cfg.lines[key].get()
 	for p := path; p != ""; p = parentPath(p) {
 		if l, ok := lines[p]; ok {
 			return l

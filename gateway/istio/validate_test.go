@@ -76,6 +76,33 @@ spec:
 			want: []string{"error: t.yaml:24: VirtualService default/reviews: spec.http[0].route[1].weight: weights sum to 90, must be 100"},
 		},
 		{
+			// The lines of a resource are worked out from its document
+			// when a finding needs one: here an item of a List, after
+			// another document.
+			name: "weights in an item of a List",
+			yaml: reviewsRule + `apiVersion: v1
+kind: List
+items:
+- apiVersion: networking.istio.io/v1
+  kind: Gateway
+  metadata: {name: gw}
+  spec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}
+- apiVersion: networking.istio.io/v1
+  kind: VirtualService
+  metadata:
+    name: reviews
+  spec:
+    hosts: [reviews]
+    http:
+    - route:
+      - destination: {host: reviews, subset: v1}
+        weight: 60
+      - destination: {host: reviews, subset: v2}
+        weight: 30
+`,
+			want: []string{"error: t.yaml:31: VirtualService default/reviews: spec.http[0].route[1].weight: weights sum to 90, must be 100"},
+		},
+		{
 			name: "single destination with a partial weight",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: VirtualService

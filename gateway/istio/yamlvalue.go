@@ -24,7 +24,10 @@ type valueBuilder struct {
 	// lineOffset is added to node lines to make them lines of the file.
 	lineOffset int
 	lines      map[string]int
-	nodes      int
+	// paths is set to work out the field path of every node, for lines
+	// and errors; without it paths stay empty, which is cheaper.
+	paths bool
+	nodes int
 	// inAlias counts the aliases being expanded: the nodes under one are
 	// the anchor's, whose lines are already recorded.
 	inAlias int
@@ -67,7 +70,11 @@ func (b *valueBuilder) value(n *yaml.Node, path string, depth int) (any, error) 
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		for i, c := range n.Content {
-			v, err := b.value(c, indexPath(path, i), depth+1)
+			p := ""
+			if b.paths {
+				p = indexPath(path, i)
+			}
+			v, err := b.value(c, p, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -114,7 +121,10 @@ func (b *valueBuilder) mapping(n *yaml.Node, path string, depth int, out map[str
 		if k.Kind != yaml.ScalarNode {
 			return &pathError{path, b.line(k), "mapping keys must be scalars"}
 		}
-		p := fieldPath(path, k.Value)
+		p := ""
+		if b.paths {
+			p = fieldPath(path, k.Value)
+		}
 		if b.lines != nil && b.inAlias == 0 {
 			b.lines[p] = b.line(k)
 		}

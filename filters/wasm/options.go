@@ -17,10 +17,9 @@ type Options struct {
 	// CallTimeout bounds each call into a plugin (a stream callback, a
 	// tick): past it the instance is killed and replaced. Default 100ms.
 	// A negative value sets no bound, for plugins the operator trusts
-	// not to loop forever: the plugin is then compiled without the
-	// checks that make a call stoppable, which with wazero v1.12.0 cost
-	// most of a call (a goroutine per call, and a trip to the host at
-	// every loop iteration of the guest).
+	// not to loop forever: the plugin is then compiled as it is, without
+	// the loop-head checks that make a call stoppable (see interrupter),
+	// which cost about a third more per iteration of a tight loop.
 	// The spec asks hosts to bound CPU time per invocation:
 	// https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1#memory-and-cpu-limits
 	CallTimeout time.Duration

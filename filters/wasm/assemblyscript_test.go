@@ -483,3 +483,16 @@ func TestAssemblyScriptLogging(t *testing.T) {
 // tells its snapshot's, so plugins' calls to unknown clusters are
 // refused at once.
 func (u viewUpstream) HasCluster(cluster string) bool { return u.view.Cluster(cluster) != nil }
+
+// TestAssemblyScriptNoop runs the no-op plugin the benchmarks measure:
+// every phase continues. It is given a configuration because the SDK
+// reads an empty one through a null pointer (see
+// TestAssemblyScriptEmptyConfiguration).
+func TestAssemblyScriptNoop(t *testing.T) {
+	f := newFactory(t, asConf(t, "noop", "noop"), Options{PoolSize: 1})
+	for range 3 {
+		if err := stream(f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

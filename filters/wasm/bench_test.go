@@ -121,6 +121,12 @@ func BenchmarkRequest(b *testing.B) {
 				f := newFactory(b, pluginConf(b, "rawabi", "mode=noop"), Options{PoolSize: 1, CallTimeout: -1})
 				benchStreams(b, f, nil)
 			})
+			// The no-op of the AssemblyScript SDK, whose runtime is
+			// lighter than Go's.
+			b.Run(c.name+"/assemblyscript", func(b *testing.B) {
+				f := newFactory(b, asConf(b, "noop", "noop"), Options{PoolSize: 1})
+				benchStreams(b, f, nil)
+			})
 		}
 		b.Run(c.name+"/native", func(b *testing.B) { benchStreams(b, c.native, c.body) })
 	}

@@ -15,3 +15,4 @@ import "./metrics";
 import "./properties";
 import "./config";
 import "./crash";
+import "./noop";

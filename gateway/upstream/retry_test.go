@@ -33,15 +33,15 @@ func TestRetryLeavesHashedHost(t *testing.T) {
 			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
 				Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: "x-user"},
 			}}}
+			// Each host selection attempt flips the hash as Envoy does,
+			// to a neighbouring Maglev entry or ring point, which may be
+			// the same host again: with 5 attempts the retry stayed on
+			// the failing host in about one run in two hundred.
 			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{
 				RetryOn:                       "5xx",
 				NumRetries:                    wrapperspb.UInt32(1),
 				RetryBackOff:                  &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)},
 				RetryHostPredicate:            []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}},
-				// Each selection attempt flips the hash as Envoy does, to
-				// a neighbouring Maglev entry or ring point, which may be
-				// the same host again: with 5 attempts the retry stayed on
-				// the failing host in about one run in two hundred.
 				HostSelectionRetryMaxAttempts: 20,
 			}
 			gw := hcmtest.Start(t, hcmtest.Options{

@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -49,12 +50,32 @@ func (i *interrupter) reset() {
 }
 
 // bound fires when ctx ends, for the calls made under ctx (an
-// instance's start, bounded by the start timeout), until stop is called.
-func (i *interrupter) bound(ctx context.Context) (stop func() bool) {
+// instance's start, bounded by the start timeout), until stop is
+// called. A fire that comes after the last of those calls returned is
+// undone by stop, so that it cannot end the instance's next call.
+func (i *interrupter) bound(ctx context.Context) (stop func()) {
 	if i == nil || ctx.Done() == nil {
-		return func() bool { return false }
+		return func() {}
 	}
-	return context.AfterFunc(ctx, i.fire)
+	var mu sync.Mutex
+	stopped, fired := false, false
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			fired = true
+			i.fire()
+		}
+	})
+	return func() {
+		stopAfter()
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if fired {
+			i.reset()
+		}
+	}
 }
 
 // runStart runs the module's start function, which preempt moved out

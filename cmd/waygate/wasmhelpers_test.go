@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/waygate/waygate/conformance/backend"
 )
 
 // The WasmPlugin tests of `waygate run` share one shape: build a guest
@@ -75,24 +77,12 @@ func echoBackendPort(t *testing.T) int {
 // startTCPByteEcho starts a backend writing back every byte it reads.
 func startTCPByteEcho(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := backend.StartByteEcho("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	t.Cleanup(func() { s.Close() })
+	return s.Addr()
 }
 
 // writeGatewayConfig writes cfg as dir/gateway.yaml: written then

@@ -189,27 +189,15 @@ func mustAnyT(t testing.TB, m proto.Message) *anypb.Any {
 func poolSize(t *testing.T, n int) { t.Setenv(EnvPoolSize, strconv.Itoa(n)) }
 
 // startTCPEcho starts a backend writing back every byte it reads, and
-// half-closing when its client does.
+// closing when its client does.
 func startTCPEcho(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := backend.StartByteEcho("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	t.Cleanup(func() { s.Close() })
+	return s.Addr()
 }
 
 // logBuffer collects log lines from every goroutine.

@@ -18,6 +18,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/waygate/waygate/conformance/backend"
 	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/tcpproxy"
 	"google.golang.org/protobuf/proto"
@@ -148,24 +149,12 @@ func (f *scriptFilter) OnDone() { recordEvent(f.tag + " done") }
 // and installs it as cluster "raw-echo".
 func startRawEcho(t *testing.T, g *gateway) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := backend.StartByteEcho("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	g.addClusters(staticCluster("raw-echo", ln.Addr().String()))
+	t.Cleanup(func() { s.Close() })
+	g.addClusters(staticCluster("raw-echo", s.Addr()))
 }
 
 func scriptFilterOf(t testing.TB, value string) *listenerv3.Filter {

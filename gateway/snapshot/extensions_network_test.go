@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/waygate/waygate/conformance/backend"
 	"github.com/waygate/waygate/filters"
 )
 
@@ -54,21 +54,11 @@ func (tagFilter) OnDone()                    {}
 // is refused.
 func TestNetworkFilterThroughECDS(t *testing.T) {
 	b, port := newECDSBuilder(t)
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	echo, err := backend.StartByteEcho("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { echo.Close() })
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	ea := echo.Addr().(*net.TCPAddr)
 	cluster := &clusterv3.Cluster{
 		Name:                 "raw",
 		ConnectTimeout:       durationpb.New(time.Second),
@@ -76,7 +66,7 @@ func TestNetworkFilterThroughECDS(t *testing.T) {
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "raw", Endpoints: []*endpointv3.LocalityLbEndpoints{{
 			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-					Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ea.Port)}}}},
+					Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(echo.Port())}}}},
 			}}}},
 		}}},
 	}

@@ -71,7 +71,7 @@ func TestHostilePointers(t *testing.T) {
 // (no host panic, no crash) and its streams are served.
 func TestHostcallFuzz(t *testing.T) {
 	f := newFactory(t, pluginConf(t, "audit", "audit"), Options{PoolSize: 1})
-	inst := f.pool.slots[0].vm.Load()
+	inst := f.pool.inst.at(0)
 	for seed := 1; seed <= 20; seed++ {
 		x := exchange("X-Fuzz", strconv.Itoa(seed))
 		fl := f.NewFilter(x).(*filter)
@@ -85,7 +85,7 @@ func TestHostcallFuzz(t *testing.T) {
 			t.Logf("statuses (status:count) for seed 1: %s", r.Body)
 		}
 	}
-	if v := f.pool.slots[0].vm.Load(); v != inst || v.dead.Load() {
+	if v := f.pool.inst.at(0); v != inst || v.dead.Load() {
 		t.Error("the instance died under the hostcalls")
 	}
 }

@@ -80,7 +80,7 @@ func TestConfigureAbort(t *testing.T) {
 				env := envForTest(t)
 				o := Options{PoolSize: 1, CloseDelay: -1}
 				serving := newFactoryEnv(t, pluginConf(t, "audit", "audit", rootID("serving"), vmID("serving_"+t.Name())), env, o)
-				inst := serving.pool.slots[0].vm.Load()
+				inst := serving.pool.inst.at(0)
 				l := startStreamLoop(serving, 3)
 				// A stream of the serving plugin midway, between its
 				// request and response.
@@ -106,7 +106,7 @@ func TestConfigureAbort(t *testing.T) {
 				if x.LocalReply() != nil {
 					t.Errorf("the stream midway got %v", x.LocalReply())
 				}
-				if v := serving.pool.slots[0].vm.Load(); v != inst || v.dead.Load() {
+				if v := serving.pool.inst.at(0); v != inst || v.dead.Load() {
 					t.Error("the serving plugin's instance was killed or replaced")
 				}
 			})

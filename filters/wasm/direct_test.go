@@ -144,8 +144,8 @@ func TestCloseStopsInstances(t *testing.T) {
 	lf.OnDone(late)
 	fl.OnDone(x)
 	eventually(t, "the instances to stop", func() bool {
-		for i := range f.pool.slots {
-			if f.pool.slots[i].vm.Load() != nil {
+		for i := range f.pool.inst.len() {
+			if f.pool.inst.at(i) != nil {
 				return false
 			}
 		}
@@ -195,5 +195,5 @@ func TestPoolShared(t *testing.T) {
 	fl.OnDone(x)
 	b.Close()
 	other.Close()
-	eventually(t, "the last factory's close to stop the pool", func() bool { return b.pool.slots[0].vm.Load() == nil })
+	eventually(t, "the last factory's close to stop the pool", func() bool { return b.pool.inst.at(0) == nil })
 }

@@ -60,15 +60,22 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 			return nil, fmt.Errorf("config.vm_config.code: %w", err)
 		}
 		log.Debug("wasm plugin compiled", "sha256", e.sha256, "abi", e.abi, "took", time.Since(start))
-		return &pool{
+		p := &pool{
 			cfg:    cfg,
 			engine: e,
 			opts:   o,
 			env:    env,
 			log:    log,
 			shared: sharedFor(cfg.vmID),
-			slots:  make([]slot, o.PoolSize),
-		}, nil
+		}
+		p.inst = newInstances[vm](o.PoolSize, "wasm", log,
+			func(i int) (*vm, error) { return newVM(p, i) },
+			func() {
+				for _, pl := range p.pluginList() {
+					pl.vmCreated.Inc()
+				}
+			})
+		return p, nil
 	})
 	if err != nil {
 		return nil, err
@@ -82,7 +89,7 @@ func newFromCode(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 		err = p.probe(pl)
 	} else {
 		var v *vm
-		if v, err = p.start(0); err == nil {
+		if v, err = p.inst.fill(0); err == nil {
 			err = v.checkRoot(pl)
 		}
 	}

@@ -52,11 +52,12 @@ func newHTTPWasm(ctx context.Context, pb *wasmfilterv3.Wasm, code []byte, env fi
 			engine: e,
 			opts:   o,
 			log:    log,
-			slots:  make([]hwSlot, o.PoolSize),
 		}
 		p.vmFailures = counter(env.Stats, "wasm."+statName(cfg)+".vm_failures")
 		p.vmCreated = counter(env.Stats, "wasm."+statName(cfg)+".vm_created")
-		if _, err := p.start(0); err != nil {
+		p.inst = newInstances[hwVM](o.PoolSize, "http-wasm", log,
+			func(i int) (*hwVM, error) { return newHWVM(p, i) }, p.vmCreated.Inc)
+		if _, err := p.inst.fill(0); err != nil {
 			p.close()
 			e.close(ctx)
 			return nil, fmt.Errorf("config: plugin %q: %w", cfg.name, err)

@@ -191,7 +191,7 @@ func TestHTTPWasmDirect(t *testing.T) {
 	if x.Response.Header.Get("X-Reqctx") != "42" || x.Response.Header.Get("X-Is-Error") != "1" {
 		t.Errorf("handle_response at done: %v, want reqCtx 42 and is_error 1", x.Response.Header)
 	}
-	if v := f.pool.slots[0].vm.Load(); v == nil || v.dead.Load() {
+	if v := f.pool.inst.at(0); v == nil || v.dead.Load() {
 		t.Error("the instance died")
 	}
 	if f.active.Load() != 0 {
@@ -226,9 +226,9 @@ func TestHTTPWasmPoolShared(t *testing.T) {
 	eventually(t, "the first factory let go", func() bool {
 		hwPools.Lock()
 		defer hwPools.Unlock()
-		return p.refs == 1 || p.closed.Load()
+		return p.refs == 1 || p.inst.closed.Load()
 	})
-	if p.closed.Load() {
+	if p.inst.closed.Load() {
 		t.Fatal("the pool stopped while a factory uses it")
 	}
 	x := exchange()
@@ -238,5 +238,5 @@ func TestHTTPWasmPoolShared(t *testing.T) {
 	}
 	fl.OnDone(x)
 	f2.Close()
-	eventually(t, "the pool stopped", p.closed.Load)
+	eventually(t, "the pool stopped", p.inst.closed.Load)
 }

@@ -291,8 +291,8 @@ func (s *hwStream) lock() *hwVM {
 		}
 		v.mu.Unlock()
 	}
-	for i := range s.f.pool.slots {
-		v := s.f.pool.slots[i].vm.Load()
+	for i := range s.f.pool.inst.len() {
+		v := s.f.pool.inst.at(i)
 		if v != nil && v != s.vm && !v.dead.Load() && v.mu.TryLock() {
 			if !v.dead.Load() {
 				s.vm = v

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -29,9 +28,7 @@ type hwPool struct {
 	opts   Options
 	log    *slog.Logger
 
-	slots  []hwSlot
-	next   atomic.Uint32
-	closed atomic.Bool
+	inst instances[hwVM, *hwVM]
 
 	vmFailures filters.Counter
 	vmCreated  filters.Counter
@@ -42,82 +39,16 @@ type hwPool struct {
 	refs       int
 }
 
-type hwSlot struct {
-	vm      atomic.Pointer[hwVM]
-	mu      sync.Mutex
-	lastErr error
-	lastTry time.Time
-}
-
-// pick returns an instance for a new stream, starting one in an empty
-// or dead slot.
-func (p *hwPool) pick() (*hwVM, error) {
-	i := int(p.next.Add(1)) % len(p.slots)
-	if v := p.slots[i].vm.Load(); v != nil && !v.dead.Load() {
-		return v, nil
-	}
-	return p.start(i)
-}
-
-// start fills slot i with a fresh instance unless a live one is there;
-// starts that keep failing are paced by restartBackoff.
-func (p *hwPool) start(i int) (*hwVM, error) {
-	s := &p.slots[i]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p.closed.Load() {
-		return nil, errClosed
-	}
-	if v := s.vm.Load(); v != nil && !v.dead.Load() {
-		return v, nil
-	}
-	if s.lastErr != nil && time.Since(s.lastTry) < restartBackoff {
-		return nil, s.lastErr
-	}
-	s.lastTry = time.Now()
-	v, err := newHWVM(p, i)
-	if err != nil {
-		s.lastErr = err
-		p.log.Error("starting http-wasm plugin instance", "error", err)
-		return nil, err
-	}
-	s.lastErr = nil
-	p.vmCreated.Inc()
-	s.vm.Store(v)
-	if p.closed.Load() {
-		s.vm.Store(nil)
-		v.close()
-		return nil, errClosed
-	}
-	return v, nil
-}
+// pick returns an instance for a new stream.
+func (p *hwPool) pick() (*hwVM, error) { return p.inst.pick() }
 
 // failed replaces a dead instance with a fresh one.
 func (p *hwPool) failed(v *hwVM) {
 	p.vmFailures.Inc()
-	if p.closed.Load() {
-		return
-	}
-	go func() {
-		if _, err := p.start(v.slot); err != nil && !errors.Is(err, errClosed) {
-			p.log.Warn("replacing failed http-wasm plugin instance", "error", err)
-		}
-	}()
+	p.inst.replace(v.slot)
 }
 
-func (p *hwPool) close() {
-	if p.closed.Swap(true) {
-		return
-	}
-	for i := range p.slots {
-		s := &p.slots[i]
-		s.mu.Lock()
-		if v := s.vm.Swap(nil); v != nil {
-			v.close()
-		}
-		s.mu.Unlock()
-	}
-}
+func (p *hwPool) close() { p.inst.close() }
 
 // hwVM is one instance of an http-wasm guest. Calls into it are
 // serialized by mu; host functions run inside them with mu held and
@@ -240,6 +171,9 @@ func (v *hwVM) fail(err error) {
 	go v.mod.Close(context.Background())
 	v.pool.failed(v)
 }
+
+// isDead reports whether the instance failed or was closed.
+func (v *hwVM) isDead() bool { return v.dead.Load() }
 
 // close stops the instance for good (its factory is closed).
 func (v *hwVM) close() {

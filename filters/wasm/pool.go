@@ -1,11 +1,9 @@
 package wasm
 
 import (
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/waygate/waygate/filters"
 )
@@ -30,9 +28,7 @@ type pool struct {
 	shared *shared
 	grpc   grpcConns
 
-	slots  []slot
-	next   atomic.Uint32
-	closed atomic.Bool
+	inst instances[vm, *vm]
 
 	// plugins are the plugins loaded, copied on write under pluginsMu:
 	// an instance starts a root context for each.
@@ -87,71 +83,15 @@ func (p *pool) detach(pl *plugin) {
 	}
 	p.plugins.Store(&l)
 	p.pluginsMu.Unlock()
-	for i := range p.slots {
-		if v := p.slots[i].vm.Load(); v != nil {
+	for i := range p.inst.len() {
+		if v := p.inst.at(i); v != nil {
 			v.dropRoot(pl)
 		}
 	}
 }
 
-type slot struct {
-	vm atomic.Pointer[vm]
-	mu sync.Mutex
-	// lastErr and lastTry pace restarts of an instance that fails to
-	// start, so a plugin crashing on start is not restarted in a loop.
-	lastErr error
-	lastTry time.Time
-}
-
-// restartBackoff is the least time between two failed starts in a slot.
-const restartBackoff = time.Second
-
-var errClosed = errors.New("wasm: plugin closed")
-
-// pick returns an instance for a new stream, starting one in an empty
-// or dead slot.
-func (p *pool) pick() (*vm, error) {
-	i := int(p.next.Add(1)) % len(p.slots)
-	if v := p.slots[i].vm.Load(); v != nil && !v.dead.Load() {
-		return v, nil
-	}
-	return p.start(i)
-}
-
-// start fills slot i with a fresh instance unless one is running.
-func (p *pool) start(i int) (*vm, error) {
-	s := &p.slots[i]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p.closed.Load() {
-		return nil, errClosed
-	}
-	if v := s.vm.Load(); v != nil && !v.dead.Load() {
-		return v, nil
-	}
-	if s.lastErr != nil && time.Since(s.lastTry) < restartBackoff {
-		return nil, s.lastErr
-	}
-	s.lastTry = time.Now()
-	v, err := newVM(p, i)
-	if err != nil {
-		s.lastErr = err
-		p.log.Error("starting wasm plugin instance", "error", err)
-		return nil, err
-	}
-	s.lastErr = nil
-	for _, pl := range p.pluginList() {
-		pl.vmCreated.Inc()
-	}
-	s.vm.Store(v)
-	if p.closed.Load() {
-		// Closed while starting: do not leak the instance.
-		s.vm.Store(nil)
-		v.close()
-		return nil, errClosed
-	}
-	return v, nil
-}
+// pick returns an instance for a new stream.
+func (p *pool) pick() (*vm, error) { return p.inst.pick() }
 
 // probe checks that pl starts and takes its configuration in an
 // instance of its own, started with every plugin of the VM and closed
@@ -170,27 +110,11 @@ func (p *pool) failed(v *vm) {
 	for _, pl := range p.pluginList() {
 		pl.vmFailures.Inc()
 	}
-	if p.closed.Load() {
-		return
-	}
-	go func() {
-		if _, err := p.start(v.slot); err != nil && !errors.Is(err, errClosed) {
-			p.log.Warn("replacing failed wasm plugin instance", "error", err)
-		}
-	}()
+	p.inst.replace(v.slot)
 }
 
 func (p *pool) close() {
-	if p.closed.Swap(true) {
-		return
-	}
-	defer p.grpc.close()
-	for i := range p.slots {
-		s := &p.slots[i]
-		s.mu.Lock()
-		if v := s.vm.Swap(nil); v != nil {
-			v.close()
-		}
-		s.mu.Unlock()
+	if p.inst.close() {
+		p.grpc.close()
 	}
 }

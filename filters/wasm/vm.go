@@ -381,6 +381,9 @@ func (v *vm) fail(err error) {
 	v.pool.failed(v)
 }
 
+// isDead reports whether the instance failed or was closed.
+func (v *vm) isDead() bool { return v.dead.Load() }
+
 // close stops the instance for good (its factory is closed).
 func (v *vm) close() {
 	v.mu.Lock()

@@ -91,7 +91,7 @@ func TestPluginJoinsVM(t *testing.T) {
 
 	// Unloading the first plugin ends its root context; the second
 	// serves on in the same instance, whose state carries over.
-	v := a.pool.slots[0].vm.Load()
+	v := a.pool.inst.at(0)
 	a.Close()
 	eventually(t, "the unloaded plugin's root context to end", func() bool {
 		v.mu.Lock()
@@ -101,7 +101,7 @@ func TestPluginJoinsVM(t *testing.T) {
 	if h := headers(b); h["count"] != "4" || h["beta"] != "B" {
 		t.Errorf("second plugin after the first was unloaded: %v", h)
 	}
-	if b.pool.slots[0].vm.Load() != v {
+	if b.pool.inst.at(0) != v {
 		t.Error("unloading a plugin replaced its VM's instance")
 	}
 }
@@ -140,7 +140,7 @@ func TestPluginCallbacksReachTheirRoot(t *testing.T) {
 		_, h := requestHeaders(t, ticker)
 		return h.Get("X-Ticker-Ticks") != "0"
 	})
-	v := caller.pool.slots[0].vm.Load()
+	v := caller.pool.inst.at(0)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if r := v.roots[caller.plugin]; r == nil || r.tickStop != nil {

@@ -180,9 +180,13 @@ func testECDS(t *testing.T, module string, delta bool) {
 		{wasmExtension(module+".missing", "three"), []string{`extension config "` + ecdsPlugin + `"`, "config.vm_config.code.local.filename"}},
 		{&corev3.TypedExtensionConfig{Name: ecdsPlugin, TypedConfig: unknown}, []string{`extension config "` + ecdsPlugin + `": typed_config:`, "google.protobuf.Struct"}},
 	} {
+		// A rejected version can be NACKed more than once (each time the
+		// listener's update subscribes to it again), so the wait is for the
+		// NACK of this config, not for any NACK after the push.
 		before := xds.nackCount()
 		xds.push(t, node, fmt.Sprint(4+i), snap(tc.ext))
-		waitFor(t, func() bool { return xds.nackCount() > before })
+		last := tc.want[len(tc.want)-1]
+		waitFor(t, func() bool { return xds.nackCount() > before && strings.Contains(xds.lastNACK(), last) })
 		nack := xds.lastNACK()
 		t.Logf("NACK: %s", nack)
 		for _, w := range tc.want {

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 // Exchange is one HTTP request/response pair as the filter chain sees it.
@@ -91,6 +93,10 @@ type Connection struct {
 	Listener string
 	// FilterChain is the name of the matched filter chain.
 	FilterChain string
+	// ListenerMetadata is the listener's metadata, nil when it has none.
+	ListenerMetadata *corev3.Metadata
+	// ListenerDirection is the listener's traffic_direction.
+	ListenerDirection corev3.TrafficDirection
 	// ID numbers the connection among the gateway's connections
 	// (Envoy's connection.id), from NewConnectionID; 0 when unknown.
 	ID uint64
@@ -124,8 +130,11 @@ type StreamInfo struct {
 	ResponseCodeDetails string
 	UpstreamCluster     string
 	UpstreamHost        string
-	BytesReceived       int64
-	BytesSent           int64
+	// UpstreamHostMetadata is the picked endpoint's metadata
+	// (lb_endpoints[].metadata), nil before a pick or when it has none.
+	UpstreamHostMetadata *corev3.Metadata
+	BytesReceived        int64
+	BytesSent            int64
 	// UpstreamServiceTime is the time the upstream took, for
 	// x-envoy-upstream-service-time.
 	UpstreamServiceTime time.Duration

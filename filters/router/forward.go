@@ -170,7 +170,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			return
 		}
 		tried = append(tried, ep.Address)
-		x.Info.UpstreamHost = ep.Address
+		x.Info.UpstreamHost, x.Info.UpstreamHostMetadata = ep.Address, ep.Metadata
 		if vh.IncludeRequestAttemptCount {
 			h.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
 		}

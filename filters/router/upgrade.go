@@ -21,7 +21,7 @@ func (f *filter) upgrade(ctx context.Context, x *filters.Exchange, rt *routes.Ro
 		f.local(x, rt, filters.LocalReply{Status: http.StatusServiceUnavailable, Body: bodyNoHealthy, Details: "no_healthy_upstream", Flag: "UH"})
 		return
 	}
-	x.Info.UpstreamHost = ep.Address
+	x.Info.UpstreamHost, x.Info.UpstreamHostMetadata = ep.Address, ep.Metadata
 	// The upgraded connection outlives the route timeout.
 	req := newUpstreamRequest(context.WithoutCancel(ctx), x, ep.Address, true)
 	resp, err := cl.Transport().RoundTrip(req)

@@ -357,7 +357,11 @@ func (s *socket) handle(raw net.Conn) {
 			}
 		}
 	}
-	info := filters.Connection{RemoteAddr: f.src, LocalAddr: f.dst, Listener: l.Name, FilterChain: ch.name, ID: filters.NewConnectionID()}
+	info := filters.Connection{
+		RemoteAddr: f.src, LocalAddr: f.dst, ID: filters.NewConnectionID(),
+		Listener: l.Name, FilterChain: ch.name,
+		ListenerMetadata: l.Proto.GetMetadata(), ListenerDirection: l.Proto.GetTrafficDirection(),
+	}
 
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {
 		st := tc.ConnectionState()

@@ -180,19 +180,21 @@ func TestSDKExamples(t *testing.T) {
 			func(t *testing.T, g *gateway, u *upstreams) {
 				h := do(t, "GET", g.url+"/p/q?x=1", "", "x-probe", "here").echo(t).Headers
 				for k, want := range map[string]string{
-					"x-prop-request.path":            "/p/q?x=1",
-					"x-prop-request.url_path":        "/p/q",
-					"x-prop-request.method":          "GET",
-					"x-prop-request.scheme":          "http",
-					"x-prop-request.protocol":        "HTTP/1.1",
-					"x-prop-plugin_name":             "examples",
-					"x-prop-plugin_root_id":          "examples_root",
-					"x-prop-plugin_vm_id":            "examples_" + t.Name(),
-					"x-prop-node.id":                 "waygate-test",
-					"x-prop-cluster_name":            "backend",
-					"x-prop-request.headers.x-probe": "here",
-					"x-prop-missing":                 "not found",
-					"x-prop-set":                     "kept",
+					"x-prop-request.path":                                    "/p/q?x=1",
+					"x-prop-request.url_path":                                "/p/q",
+					"x-prop-request.method":                                  "GET",
+					"x-prop-request.scheme":                                  "http",
+					"x-prop-request.protocol":                                "HTTP/1.1",
+					"x-prop-plugin_name":                                     "examples",
+					"x-prop-plugin_root_id":                                  "examples_root",
+					"x-prop-plugin_vm_id":                                    "examples_" + t.Name(),
+					"x-prop-node.id":                                         "waygate-test",
+					"x-prop-cluster_name":                                    "backend",
+					"x-prop-request.headers.x-probe":                         "here",
+					"x-prop-xds.route_metadata.filter_metadata.istio.config": "/apis/networking.istio.io/v1/namespaces/default/virtual-service/all",
+					"x-prop-xds.listener_direction":                          "2",
+					"x-prop-missing":                                         "not found",
+					"x-prop-set":                                             "kept",
 				} {
 					if h[k] != want {
 						t.Errorf("%s = %q, want %q", k, h[k], want)

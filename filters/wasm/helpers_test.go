@@ -140,7 +140,7 @@ func startGateway(t testing.TB, fs []*hcmv3.HttpFilter, clusters ...*clusterv3.C
 	rc := &routev3.RouteConfiguration{Name: "test", VirtualHosts: []*routev3.VirtualHost{
 		{Name: "body", Domains: []string{"body"}, Routes: []*routev3.Route{hcmtest.Prefix("/", "body")}},
 		{Name: "canary", Domains: []string{"*-canary"}, Routes: []*routev3.Route{hcmtest.Prefix("/", "canary")}},
-		{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{hcmtest.Prefix("/", "backend")}},
+		{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{allRoute()}, Metadata: testVHostMetadata},
 	}}
 	view := &hcmtest.View{Tables: map[string]*router.Table{}}
 	cs := map[string]*clusterv3.Cluster{}
@@ -171,7 +171,8 @@ func startGateway(t testing.TB, fs []*hcmv3.HttpFilter, clusters ...*clusterv3.C
 	srv := &http.Server{
 		Handler: h,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			info := filters.Connection{Listener: "test", ID: filters.NewConnectionID()}
+			info := filters.Connection{Listener: "test", ID: filters.NewConnectionID(),
+				ListenerMetadata: testListenerMetadata, ListenerDirection: corev3.TrafficDirection_OUTBOUND}
 			info.RemoteAddr, _ = netip.ParseAddrPort(c.RemoteAddr().String())
 			info.LocalAddr, _ = netip.ParseAddrPort(c.LocalAddr().String())
 			return hcm.WithConn(ctx, &hcm.Conn{Config: cfg, Info: info})
@@ -180,6 +181,30 @@ func startGateway(t testing.TB, fs []*hcmv3.HttpFilter, clusters ...*clusterv3.C
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return &gateway{url: "http://" + ln.Addr().String(), store: store, cfg: cfg}
+}
+
+// The static metadata of the test gateway's listener, "all" virtual
+// host and its route, as a control plane would set it.
+var (
+	testListenerMetadata = metadataOf("team", map[string]any{"owner": "edge"})
+	testVHostMetadata    = metadataOf("team", map[string]any{"owner": "books"})
+	testRouteMetadata    = metadataOf("istio", map[string]any{"config": "/apis/networking.istio.io/v1/namespaces/default/virtual-service/all"})
+)
+
+// allRoute is the "all" virtual host's route, to cluster backend.
+func allRoute() *routev3.Route {
+	r := hcmtest.Prefix("/", "backend")
+	r.Metadata = testRouteMetadata
+	return r
+}
+
+// metadataOf is filter_metadata {ns: fields}.
+func metadataOf(ns string, fields map[string]any) *corev3.Metadata {
+	st, err := structpb.NewStruct(fields)
+	if err != nil {
+		panic(err)
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{ns: st}}
 }
 
 func wasmFilter(t testing.TB, cfg *wasmfilterv3.Wasm) *hcmv3.HttpFilter {

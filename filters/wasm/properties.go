@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/xdsmeta"
 )
 
 // Properties are Envoy's attributes, read by path: the path's segments
@@ -60,6 +61,11 @@ func (v *vm) property(path string) ([]byte, bool) {
 	case "route_name":
 		return routeString(x, func(r filters.Route) string { return r.Name() })
 	case "xds":
+		if len(seg) >= 2 {
+			if lookup, ok := xdsMetadata[seg[1]]; ok {
+				return staticMetadataProperty(lookup, x, seg[2:])
+			}
+		}
 		if len(seg) == 2 {
 			switch seg[1] {
 			case "cluster_name":
@@ -72,6 +78,8 @@ func (v *vm) property(path string) ([]byte, bool) {
 				return []byte(x.Downstream.Listener), true
 			case "filter_chain_name":
 				return []byte(x.Downstream.FilterChain), true
+			case "listener_direction":
+				return int64Bytes(int64(x.Downstream.ListenerDirection)), true
 			case "node":
 				return nodeProperty(v.pool.env, nil)
 			}
@@ -245,6 +253,32 @@ func nodeProperty(env filters.Env, seg []string) ([]byte, bool) {
 		return nil, false
 	}
 	return messageProperty(env.Node.ProtoReflect(), seg)
+}
+
+// xdsMetadata are the xds.*_metadata attributes: the static metadata
+// of a resource the stream went through.
+var xdsMetadata = map[string]func(*filters.Exchange) (*corev3.Metadata, bool){
+	"listener_metadata":      xdsmeta.Listener,
+	"virtual_host_metadata":  xdsmeta.VirtualHost,
+	"route_metadata":         xdsmeta.Route,
+	"cluster_metadata":       xdsmeta.Cluster,
+	"upstream_host_metadata": xdsmeta.UpstreamHost,
+}
+
+// staticMetadataProperty reads a resource's metadata, an
+// envoy.config.core.v3.Metadata, and the fields below it
+// (xds.cluster_metadata.filter_metadata.istio.services). A resource
+// without metadata reads as an empty message, as Envoy's default
+// instance; with no such resource the attribute is NOT_FOUND.
+func staticMetadataProperty(lookup func(*filters.Exchange) (*corev3.Metadata, bool), x *filters.Exchange, seg []string) ([]byte, bool) {
+	m, ok := lookup(x)
+	if !ok {
+		return nil, false
+	}
+	if m == nil {
+		m = &corev3.Metadata{}
+	}
+	return messageProperty(m.ProtoReflect(), seg)
 }
 
 // metadataProperty reads the stream's dynamic metadata as Envoy's

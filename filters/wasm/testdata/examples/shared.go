@@ -119,6 +119,7 @@ func (*properties) OnHttpRequestHeaders(int, bool) types.Action {
 		{"source", "address"}, {"destination", "address"},
 		{"plugin_name"}, {"plugin_root_id"}, {"plugin_vm_id"}, {"node", "id"},
 		{"cluster_name"}, {"route_name"}, {"request", "headers", "x-probe"},
+		{"xds", "route_metadata", "filter_metadata", "istio", "config"},
 	} {
 		v, err := proxywasm.GetProperty(p)
 		if err != nil {
@@ -126,7 +127,7 @@ func (*properties) OnHttpRequestHeaders(int, bool) types.Action {
 		}
 		_ = proxywasm.AddHttpRequestHeader("x-prop-"+join(p), string(v))
 	}
-	for _, p := range [][]string{{"source", "port"}, {"request", "time"}} {
+	for _, p := range [][]string{{"source", "port"}, {"request", "time"}, {"xds", "listener_direction"}} {
 		v, err := proxywasm.GetProperty(p)
 		n := "error"
 		if err == nil && len(v) == 8 {

@@ -9,6 +9,13 @@
 // https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage);
 // formatting appends to a caller's buffer without re-parsing anything.
 //
+// Metadata prints from the exchange's dynamic metadata
+// (%DYNAMIC_METADATA%, %METADATA(DYNAMIC:...)%) and from the static
+// metadata of the resources it went through (%METADATA(ROUTE|
+// VIRTUAL_HOST|LISTENER|CLUSTER|UPSTREAM_HOST:...)%, %CLUSTER_METADATA%,
+// %UPSTREAM_METADATA%), where istiod records the VirtualService and the
+// service behind each route and cluster.
+//
 // Operators whose data the gateway does not track yet
 // (%UPSTREAM_LOCAL_ADDRESS%, %REQUEST_DURATION%, %RESPONSE_DURATION%,
 // %CONNECTION_TERMINATION_DETAILS%, %UPSTREAM_TRANSPORT_FAILURE_REASON%)

@@ -189,7 +189,7 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func FuzzCompile(f *testing.F) {
-	for _, s := range []string{DefaultFormat, IstioFormat, "%REQ(A?B):3%", "%START_TIME(%s.%3f%E3S%%)%", "%%", "%DYNAMIC_METADATA(a:b:c):2%", "%"} {
+	for _, s := range []string{DefaultFormat, IstioFormat, "%REQ(A?B):3%", "%START_TIME(%s.%3f%E3S%%)%", "%%", "%DYNAMIC_METADATA(a:b:c):2%", "%METADATA(ROUTE:istio:config)%", "%CLUSTER_METADATA(istio)%", "%UPSTREAM_METADATA(a:b)%", "%"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, format string) {

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/gateway/xdsmeta"
 )
 
 type opKind uint8
@@ -41,6 +44,7 @@ const (
 	opDownstreamTLSVersion
 	opDownstreamPeerURISAN
 	opDynamicMetadata
+	opStaticMetadata
 	opConstant // HOSTNAME, ENVIRONMENT: fixed when the format compiles
 	opUnset    // known to Envoy, not tracked by the gateway: always "-"
 )
@@ -62,9 +66,12 @@ type operator struct {
 	hdr, alt  string // header names of REQ/RESP/TRAILER
 	maxLen    int    // 0: no limit
 	startTime timeFormat
-	ns        string   // DYNAMIC_METADATA namespace
-	path      []string // DYNAMIC_METADATA keys
-	constant  string
+	ns        string   // metadata namespace
+	path      []string // metadata keys
+	// static finds the resource metadata a METADATA, CLUSTER_METADATA
+	// or UPSTREAM_METADATA operator reads.
+	static   func(*filters.Exchange) (*corev3.Metadata, bool)
+	constant string
 }
 
 // simple maps the operators that take no argument to their kind.
@@ -136,6 +143,28 @@ func newOperator(name, arg string, hasArg bool, maxLen int) (*operator, error) {
 			return nil, fmt.Errorf("%%DYNAMIC_METADATA%%: want (NAMESPACE[:KEY...])")
 		}
 		op.kind, op.ns, op.path = opDynamicMetadata, parts[0], parts[1:]
+		return op, nil
+	case "METADATA":
+		typ, rest, _ := strings.Cut(arg, ":")
+		if typ == "DYNAMIC" {
+			return newOperator("DYNAMIC_METADATA", rest, true, maxLen)
+		}
+		lookup, ok := staticMetadata[typ]
+		parts := strings.Split(rest, ":")
+		if !ok || parts[0] == "" {
+			return nil, fmt.Errorf("%%METADATA%%: want (TYPE:NAMESPACE[:KEY...]), TYPE one of DYNAMIC, CLUSTER, ROUTE, UPSTREAM_HOST, LISTENER, VIRTUAL_HOST")
+		}
+		op.kind, op.static, op.ns, op.path = opStaticMetadata, lookup, parts[0], parts[1:]
+		return op, nil
+	case "CLUSTER_METADATA", "UPSTREAM_METADATA":
+		parts := strings.Split(arg, ":")
+		if parts[0] == "" {
+			return nil, fmt.Errorf("%%%s%%: want (NAMESPACE[:KEY...])", name)
+		}
+		op.kind, op.ns, op.path, op.static = opStaticMetadata, parts[0], parts[1:], xdsmeta.Cluster
+		if name == "UPSTREAM_METADATA" {
+			op.static = xdsmeta.UpstreamHost
+		}
 		return op, nil
 	case "ENVIRONMENT":
 		if arg == "" {
@@ -279,7 +308,17 @@ func (o *operator) appendValue(dst []byte, x *filters.Exchange, end time.Time) (
 		}
 		return dst, str
 	case opDynamicMetadata:
-		return o.appendMetadata(dst, x)
+		ns, ok := x.Metadata[o.ns]
+		if !ok {
+			return dst, unset
+		}
+		return appendMetadataValue(dst, ns, o.path)
+	case opStaticMetadata:
+		m, ok := o.static(x)
+		if !ok || m.GetFilterMetadata()[o.ns] == nil {
+			return dst, unset
+		}
+		return appendMetadataValue(dst, m.GetFilterMetadata()[o.ns].AsMap(), o.path)
 	case opConstant:
 		return appendString(dst, o.constant)
 	}
@@ -354,15 +393,22 @@ func tlsVersion(v uint16) string {
 	return ""
 }
 
-// appendMetadata follows Envoy's metadata formatter: a string value
-// prints as is, anything else as JSON; a missing one is unset.
-func (o *operator) appendMetadata(dst []byte, x *filters.Exchange) ([]byte, valueKind) {
-	ns, ok := x.Metadata[o.ns]
-	if !ok {
-		return dst, unset
-	}
+// staticMetadata are the resources whose metadata %METADATA(TYPE:...)%
+// reads, by TYPE.
+var staticMetadata = map[string]func(*filters.Exchange) (*corev3.Metadata, bool){
+	"CLUSTER":       xdsmeta.Cluster,
+	"ROUTE":         xdsmeta.Route,
+	"UPSTREAM_HOST": xdsmeta.UpstreamHost,
+	"LISTENER":      xdsmeta.Listener,
+	"VIRTUAL_HOST":  xdsmeta.VirtualHost,
+}
+
+// appendMetadataValue follows Envoy's metadata formatter: the value at
+// path below a namespace's fields prints as is when a string, anything
+// else as JSON; a missing one is unset.
+func appendMetadataValue(dst []byte, ns map[string]any, path []string) ([]byte, valueKind) {
 	var v any = ns
-	for _, k := range o.path {
+	for _, k := range path {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return dst, unset

@@ -47,8 +47,10 @@ func compileMetadataMatch(m *matcherv3.MetadataMatcher) (*metadataMatch, error) 
 	return out, nil
 }
 
-func (m *metadataMatch) match(x *filters.Exchange) bool {
-	v, ok := lookupMetadata(x.Metadata, m.filter, m.path)
+func (m *metadataMatch) match(x *filters.Exchange) bool { return m.matchMetadata(x.Metadata) }
+
+func (m *metadataMatch) matchMetadata(md map[string]map[string]any) bool {
+	v, ok := lookupMetadata(md, m.filter, m.path)
 	return m.value.match(v, ok) != m.invert
 }
 
@@ -245,3 +247,9 @@ func CompileMetadataMatcher(m *matcherv3.MetadataMatcher) (*MetadataMatcher, err
 
 // Matches reports whether the exchange's dynamic metadata matches.
 func (m *MetadataMatcher) Matches(x *filters.Exchange) bool { return m.m.match(x) }
+
+// MatchesMetadata reports whether dynamic metadata, by filter namespace
+// as in Exchange.Metadata, matches.
+func (m *MetadataMatcher) MatchesMetadata(md map[string]map[string]any) bool {
+	return m.m.matchMetadata(md)
+}

@@ -102,7 +102,7 @@ func BenchmarkMatch10kLinear(b *testing.B) {
 	path, query := splitPath(req.Path)
 	b.ReportAllocs()
 	for b.Loop() {
-		matchLinear(vh.routes, path, query, req, testConn, 0)
+		matchLinear(vh.routes, path, query, req, testConn, nil, 0)
 	}
 }
 

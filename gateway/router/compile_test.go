@@ -109,6 +109,10 @@ virtual_hosts:
 virtual_hosts:
 - {name: a, domains: ["*"], routes: [{match: {connect_matcher: {}}, route: {cluster: c}}]}
 `, `routes[0].match.connect_matcher: CONNECT routing is not supported`},
+		{"dynamic metadata without a namespace", `
+virtual_hosts:
+- {name: a, domains: ["*"], routes: [{match: {prefix: /, dynamic_metadata: [{path: [{key: k}], value: {present_match: true}}]}, route: {cluster: c}}]}
+`, `routes[0].match.dynamic_metadata[0].filter: must name the metadata namespace`},
 		{"unknown operator", `
 virtual_hosts:
 - name: a

@@ -45,7 +45,7 @@ func FuzzMatch(f *testing.F) {
 		r := tbl.MatchRandom(req, testConn, random)
 		if vh := tbl.VirtualHostFor(req); vh != nil {
 			p, q := splitPath(req.Path)
-			if want := matchLinear(vh.routes, p, q, req, testConn, random); want != r {
+			if want := matchLinear(vh.routes, p, q, req, testConn, nil, random); want != r {
 				t.Fatalf("index chose %s, linear scan %s", routeName(r), routeName(want))
 			}
 		}

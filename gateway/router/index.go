@@ -73,7 +73,7 @@ func buildIndex(routes []*Route) *routeIndex {
 	return ix
 }
 
-func (ix *routeIndex) match(routes []*Route, path, query string, req *filters.Request, conn *filters.Connection, random uint64) *Route {
+func (ix *routeIndex) match(routes []*Route, path, query string, req *filters.Request, conn *filters.Connection, md map[string]map[string]any, random uint64) *Route {
 	var buf [8][]int32
 	lists := buf[:0]
 	if l := ix.exact[path]; len(l) > 0 {
@@ -112,7 +112,7 @@ func (ix *routeIndex) match(routes []*Route, path, query string, req *filters.Re
 		}
 		lists[best] = lists[best][1:]
 		r := routes[bestPos]
-		if r.m.matchPath(path) && r.m.matchRest(req, conn, query, random) {
+		if r.m.matchPath(path) && r.m.matchRest(req, conn, md, query, random) {
 			return r
 		}
 	}

@@ -67,8 +67,8 @@ func TestIndexAgreesWithLinearScan(t *testing.T) {
 			}
 			req := newReq("GET", "h", p.String(), "x-v", fmt.Sprint(rng.IntN(3)))
 			path, query := splitPath(req.Path)
-			want := matchLinear(vh.routes, path, query, req, testConn, 0)
-			got := vh.match(req, testConn, 0)
+			want := matchLinear(vh.routes, path, query, req, testConn, nil, 0)
+			got := vh.match(req, testConn, nil, 0)
 			if got != want {
 				t.Fatalf("round %d path %q: index chose %s, linear scan %s", round, req.Path, routeName(got), routeName(want))
 			}

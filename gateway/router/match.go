@@ -11,6 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/waygate/waygate/filters"
+	"github.com/waygate/waygate/filters/authz"
 	"github.com/waygate/waygate/filters/matcher"
 )
 
@@ -58,7 +59,10 @@ type routeMatch struct {
 	grpc      bool
 	presented triState
 	validated triState
-	fraction  *fraction
+	// metadata are dynamic_metadata conditions, on what filters before
+	// the router wrote (a route matched again after ClearRouteCache).
+	metadata []*authz.MetadataMatcher
+	fraction *fraction
 }
 
 func compileRouteMatch(m *routev3.RouteMatch) (routeMatch, error) {
@@ -114,8 +118,12 @@ func compileRouteMatch(m *routev3.RouteMatch) (routeMatch, error) {
 		rm.presented = newTriState(t.GetPresented() != nil, t.GetPresented().GetValue())
 		rm.validated = newTriState(t.GetValidated() != nil, t.GetValidated().GetValue())
 	}
-	if len(m.GetDynamicMetadata()) > 0 {
-		return rm, errors.New("match.dynamic_metadata: matching on dynamic metadata is not supported")
+	for i, dm := range m.GetDynamicMetadata() {
+		mm, err := authz.CompileMetadataMatcher(dm)
+		if err != nil {
+			return rm, fmt.Errorf("match.dynamic_metadata[%d].%w", i, err)
+		}
+		rm.metadata = append(rm.metadata, mm)
 	}
 	if f := m.GetRuntimeFraction(); f != nil {
 		if rm.fraction, err = compileFraction(f); err != nil {
@@ -154,7 +162,7 @@ func (m *routeMatch) matchPath(path string) bool {
 }
 
 // matchRest checks every condition except the path, in Envoy's order.
-func (m *routeMatch) matchRest(req *filters.Request, conn *filters.Connection, query string, random uint64) bool {
+func (m *routeMatch) matchRest(req *filters.Request, conn *filters.Connection, md map[string]map[string]any, query string, random uint64) bool {
 	if !matcher.MatchAll(m.headers, req) {
 		return false
 	}
@@ -178,6 +186,11 @@ func (m *routeMatch) matchRest(req *filters.Request, conn *filters.Connection, q
 			validated = len(conn.TLS.VerifiedChains) > 0
 		}
 		if !m.presented.ok(presented) || !m.validated.ok(validated) {
+			return false
+		}
+	}
+	for _, mm := range m.metadata {
+		if !mm.MatchesMetadata(md) {
 			return false
 		}
 	}

@@ -214,3 +214,62 @@ virtual_hosts:
 		t.Errorf("got %s, want all", got)
 	}
 }
+
+// A route's dynamic_metadata conditions read what filters before the
+// router wrote: here the claims jwt_authn verified, in the shape istiod
+// gives a VirtualService's @request.auth.claims header match (a claim
+// that is the string, or a list holding it).
+func TestDynamicMetadataMatch(t *testing.T) {
+	tbl := compileYAML(t, `
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - name: group1
+    match:
+      prefix: /
+      dynamic_metadata:
+      - filter: envoy.filters.http.jwt_authn
+        path: [{key: payload}, {key: groups}]
+        value:
+          or_match:
+            value_matchers:
+            - list_match: {one_of: {string_match: {exact: group1}}}
+            - string_match: {exact: group1}
+    route: {cluster: v2}
+  - name: not-alice
+    match:
+      prefix: /
+      dynamic_metadata:
+      - filter: envoy.filters.http.jwt_authn
+        path: [{key: payload}, {key: sub}]
+        value: {string_match: {exact: alice}}
+        invert: true
+    route: {cluster: v3}
+  - {name: rest, match: {prefix: /}, route: {cluster: v1}}
+`)
+	claims := func(c map[string]any) map[string]map[string]any {
+		return map[string]map[string]any{"envoy.filters.http.jwt_authn": {"payload": c}}
+	}
+	for _, c := range []struct {
+		name string
+		md   map[string]map[string]any
+		want string
+	}{
+		{"claim list holds the value", claims(map[string]any{"sub": "alice", "groups": []any{"group0", "group1"}}), "group1"},
+		{"claim is the value", claims(map[string]any{"sub": "alice", "groups": "group1"}), "group1"},
+		{"claim list without it", claims(map[string]any{"sub": "alice", "groups": []any{"group2"}}), "rest"},
+		{"inverted match", claims(map[string]any{"sub": "bob"}), "not-alice"},
+		{"no token: no metadata", nil, "not-alice"},
+	} {
+		x := &filters.Exchange{Request: *newReq("GET", "h", "/"), Downstream: *testConn, Metadata: c.md}
+		r, _ := tbl.MatchExchange(x).(*Route)
+		if got := routeName(r); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
+	// Match, without an exchange, sees no metadata.
+	if got := routeName(tbl.Match(newReq("GET", "h", "/"), testConn)); got != "not-alice" {
+		t.Errorf("Match: got %s, want not-alice", got)
+	}
+}

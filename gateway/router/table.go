@@ -156,19 +156,24 @@ func (t *Table) PerFilterConfig(name string) any { return t.perFilter[name] }
 // the first route that matches, or nil. It draws the random value that
 // runtime_fraction matches use only when some route has one.
 func (t *Table) Match(req *filters.Request, conn *filters.Connection) *Route {
-	var random uint64
-	if t.needsRandom {
-		random = rand.Uint64()
-	}
-	return t.MatchRandom(req, conn, random)
+	return t.match(req, conn, nil, t.random())
 }
 
-// MatchExchange matches the exchange's request and connection. It
-// returns an untyped nil when no route matches, so that x.Route == nil
-// holds, and has the shape Exchange.SetRouteMatcher takes for re-matching
-// after ClearRouteCache.
+func (t *Table) random() uint64 {
+	if t.needsRandom {
+		return rand.Uint64()
+	}
+	return 0
+}
+
+// MatchExchange matches the exchange's request, connection and dynamic
+// metadata (the routes' dynamic_metadata conditions, such as Istio's
+// JWT claim matches, read what jwt_authn wrote). It returns an untyped
+// nil when no route matches, so that x.Route == nil holds, and has the
+// shape Exchange.SetRouteMatcher takes for re-matching after
+// ClearRouteCache.
 func (t *Table) MatchExchange(x *filters.Exchange) filters.Route {
-	if r := t.Match(&x.Request, &x.Downstream); r != nil {
+	if r := t.match(&x.Request, &x.Downstream, x.Metadata, t.random()); r != nil {
 		return r
 	}
 	return nil
@@ -178,11 +183,15 @@ func (t *Table) MatchExchange(x *filters.Exchange) filters.Route {
 // runtime_fraction matches are deterministic in tests and one random value
 // serves a whole request, as in Envoy.
 func (t *Table) MatchRandom(req *filters.Request, conn *filters.Connection, random uint64) *Route {
+	return t.match(req, conn, nil, random)
+}
+
+func (t *Table) match(req *filters.Request, conn *filters.Connection, md map[string]map[string]any, random uint64) *Route {
 	vh := t.VirtualHostFor(req)
 	if vh == nil {
 		return nil
 	}
-	return vh.match(req, conn, random)
+	return vh.match(req, conn, md, random)
 }
 
 // VirtualHostFor selects the virtual host for the request: by its

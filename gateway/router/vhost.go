@@ -121,17 +121,17 @@ func compileVirtualHost(v *routev3.VirtualHost, t *Table, maxBody uint32, mirror
 }
 
 // match returns the first route of the virtual host that matches.
-func (vh *VirtualHost) match(req *filters.Request, conn *filters.Connection, random uint64) *Route {
+func (vh *VirtualHost) match(req *filters.Request, conn *filters.Connection, md map[string]map[string]any, random uint64) *Route {
 	path, query := splitPath(req.Path)
 	if vh.index != nil {
-		return vh.index.match(vh.routes, path, query, req, conn, random)
+		return vh.index.match(vh.routes, path, query, req, conn, md, random)
 	}
-	return matchLinear(vh.routes, path, query, req, conn, random)
+	return matchLinear(vh.routes, path, query, req, conn, md, random)
 }
 
-func matchLinear(routes []*Route, path, query string, req *filters.Request, conn *filters.Connection, random uint64) *Route {
+func matchLinear(routes []*Route, path, query string, req *filters.Request, conn *filters.Connection, md map[string]map[string]any, random uint64) *Route {
 	for _, r := range routes {
-		if r.m.matchPath(path) && r.m.matchRest(req, conn, query, random) {
+		if r.m.matchPath(path) && r.m.matchRest(req, conn, md, query, random) {
 			return r
 		}
 	}

@@ -160,3 +160,41 @@ func TestPadForwardPayloadHeader(t *testing.T) {
 		}
 	}
 }
+
+// clear_route_cache matches the route again once a token is verified,
+// when a claim went to a header or the payload to the metadata (routes
+// may match on either), as Envoy's filter does; not otherwise.
+func TestClearRouteCache(t *testing.T) {
+	s := newSigner(t, "ES256", "")
+	tok := s.sign(t, claims("groups", []any{"group1"}))
+	for _, c := range []struct {
+		name    string
+		set     func(p *jwtauthnv3.JwtProvider)
+		rematch bool
+	}{
+		{"payload in metadata", func(p *jwtauthnv3.JwtProvider) { p.ClearRouteCache, p.PayloadInMetadata = true, "payload" }, true},
+		{"claim to a header", func(p *jwtauthnv3.JwtProvider) {
+			p.ClearRouteCache = true
+			p.ClaimToHeaders = []*jwtauthnv3.JwtClaimToHeader{{HeaderName: "x-sub", ClaimName: "sub"}}
+		}, true},
+		{"a claim the token lacks, no metadata", func(p *jwtauthnv3.JwtProvider) {
+			p.ClearRouteCache, p.PayloadInMetadata = true, ""
+			p.ClaimToHeaders = []*jwtauthnv3.JwtClaimToHeader{{HeaderName: "x-absent", ClaimName: "absent"}}
+		}, false},
+		{"off", func(p *jwtauthnv3.JwtProvider) { p.PayloadInMetadata = "payload" }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := mustFactory(t, singleProvider(localProvider(jwks(s), c.set)), filters.Env{})
+			x := newExchange("/", bearer(tok)...)
+			rematched := false
+			x.SetRouteMatcher(func(*filters.Exchange) filters.Route { rematched = true; return nil })
+			if code, body := outcome(t, f, x); code != 0 {
+				t.Fatalf("rejected: %d %q", code, body)
+			}
+			x.MatchedRoute()
+			if rematched != c.rematch {
+				t.Errorf("route matched again: %v, want %v", rematched, c.rematch)
+			}
+		})
+	}
+}

@@ -121,7 +121,8 @@ func (v *verification) authenticate(ft found, p *provider, aud []string) status 
 // accept applies what a provider does with a verified token, as Envoy's
 // handleGoodJwt: forward the payload and claims in headers, drop the
 // token unless forward is set, keep header and payload for the dynamic
-// metadata.
+// metadata. With clear_route_cache, the route is matched again when a
+// claim header was added or the payload went to the metadata.
 func (v *verification) accept(p *provider, t *token, ft found) {
 	h := v.x.Request.Header
 	if p.payloadHeader != "" {
@@ -143,6 +144,11 @@ func (v *verification) accept(p *provider, t *token, ft found) {
 	}
 	if p.payloadMeta != "" {
 		v.payloads = append(v.payloads, payloadEntry{p.payloadMeta, normalizePayload(t.payload, p.spaceDelimited)})
+		// Routes may match on the payload (dynamic_metadata), as
+		// Istio's JWT claim routes do.
+		if p.clearRouteCache {
+			v.clearRoute = true
+		}
 	}
 }
 

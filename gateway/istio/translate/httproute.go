@@ -80,7 +80,7 @@ func (t *translator) translateRoute(vs *virtualService, field string, in *v1alph
 	if unsupported != "" {
 		// Dropping only the condition would widen the route; drop the
 		// match instead so nothing is routed that the author excluded.
-		t.warn(vs.key, field, "%s: JWT claim matching is not supported yet; the match is left out", unsupported)
+		t.warn(vs.key, field, "%s: a JWT claim match needs @request.auth.claims.<claim> or @request.auth.claims[<claim>] and a match; the match is left out", unsupported)
 		return nil
 	}
 	if vs.metadata == nil {

@@ -3,7 +3,6 @@ package translate
 import (
 	"cmp"
 	"slices"
-	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -17,23 +16,34 @@ import (
 // headers and withoutHeaders sorted by name, then :method, :authority and
 // :scheme; uri exact → path, prefix → prefix, regex → safe_regex;
 // ignoreUriCase turns case_sensitive off. A nil match is prefix "/".
-// unsupported names a condition that cannot be expressed yet (JWT
-// claim headers).
+// A JWT claim header (@request.auth.claims.<claim>) becomes a
+// dynamic_metadata condition on the verified payload (see claimMatcher).
+// unsupported names a condition that cannot be expressed (a claim
+// header of neither claim form, or without a match).
 func translateMatch(in *v1alpha3.HTTPMatchRequest) (out *routev3.RouteMatch, unsupported string) {
 	out = &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
 	if in == nil {
 		return out, ""
 	}
 	for _, name := range sortedKeys(in.Headers) {
-		if strings.HasPrefix(name, "@request.auth.claims") {
-			unsupported = "headers." + name
+		if isClaimHeader(name) {
+			if m := claimMatcher(name, in.Headers[name]); m != nil {
+				out.DynamicMetadata = append(out.DynamicMetadata, m)
+			} else {
+				unsupported = "headers." + name
+			}
 			continue
 		}
 		out.Headers = append(out.Headers, headerMatcher(name, in.Headers[name]))
 	}
 	for _, name := range sortedKeys(in.WithoutHeaders) {
-		if strings.HasPrefix(name, "@request.auth.claims") {
-			unsupported = "withoutHeaders." + name
+		if isClaimHeader(name) {
+			if m := claimMatcher(name, in.WithoutHeaders[name]); m != nil {
+				m.Invert = true
+				out.DynamicMetadata = append(out.DynamicMetadata, m)
+			} else {
+				unsupported = "withoutHeaders." + name
+			}
 			continue
 		}
 		m := headerMatcher(name, in.WithoutHeaders[name])

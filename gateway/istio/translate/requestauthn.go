@@ -224,7 +224,9 @@ func (t *translator) jwtProvider(r *securityv1beta1.JWTRule) (*jwtauthnv3.JwtPro
 	for _, c := range r.GetOutputClaimToHeaders() {
 		p.ClaimToHeaders = append(p.ClaimToHeaders, &jwtauthnv3.JwtClaimToHeader{HeaderName: c.GetHeader(), ClaimName: c.GetClaim()})
 	}
-	p.ClearRouteCache = len(p.ClaimToHeaders) > 0
+	// Claims copied to headers, or matched by routes, can change the
+	// route: it is chosen again once a token is verified.
+	p.ClearRouteCache = len(p.ClaimToHeaders) > 0 || t.routesOnClaims()
 
 	switch {
 	case r.GetJwks() != "":

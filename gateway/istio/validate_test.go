@@ -259,7 +259,7 @@ spec:
 kind: VirtualService
 metadata: {name: nohosts}
 spec:
-  http:
+  tcp:
   - route:
     - destination: {host: a}
 ---
@@ -277,7 +277,8 @@ spec:
 `,
 			want: []string{
 				"error: t.yaml:12: Gateway default/noservers: spec.servers: required: at least one server (port, protocol and hosts)",
-				"error: t.yaml:4: VirtualService default/nohosts: spec.hosts: required: name at least one host the routes apply to",
+				"error: t.yaml:5: VirtualService default/nohosts: spec.tcp: a delegate VirtualService (one without hosts) has http rules only; name hosts for tcp and tls routes",
+				"error: t.yaml:4: VirtualService default/nohosts: spec.hosts: required: name at least one host the routes apply to, or give a delegate http rules",
 				"error: t.yaml:18: DestinationRule default/nohost: spec.host: required: the service the rule applies to",
 			},
 		},
@@ -420,6 +421,34 @@ spec:
 			want: []string{
 				"error: t.yaml:6: RequestAuthentication default/jwt: spec.jwtRules[0].issuer: required: the iss claim tokens must carry",
 				`error: t.yaml:6: RequestAuthentication default/jwt: spec.jwtRules[0].jwksUri: "ftp://keys" is not an http or https URL`,
+			},
+		},
+		{
+			name: "delegation",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root}
+spec:
+  hosts: ["*"]
+  http:
+  - delegate: {name: child}
+    route:
+    - destination: {host: a}
+  - delegate: {namespace: other}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: child}
+spec:
+  gateways: [mesh]
+  http:
+  - delegate: {name: grandchild}
+`,
+			want: []string{
+				"error: t.yaml:7: VirtualService default/root: spec.http[0].delegate: a rule that delegates has no route, redirect or directResponse of its own",
+				"error: t.yaml:10: VirtualService default/root: spec.http[1].delegate.name: required: the delegate VirtualService's name",
+				"error: t.yaml:16: VirtualService default/child: spec.gateways: a delegate VirtualService (one without hosts) takes the gateways of the rules delegating to it; name hosts, or remove gateways",
+				"error: t.yaml:18: VirtualService default/child: spec.http[0].delegate: a delegate VirtualService cannot delegate further",
 			},
 		},
 		{

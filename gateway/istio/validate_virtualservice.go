@@ -10,8 +10,19 @@ import (
 // virtualService checks a VirtualService; see
 // https://istio.io/latest/docs/reference/config/networking/virtual-service/
 func (v *validator) virtualService(key Key, vs *v1alpha3.VirtualService) {
-	if len(vs.GetHosts()) == 0 {
-		v.errorf(key, "spec.hosts", "required: name at least one host the routes apply to")
+	// A VirtualService without hosts is a delegate: its http rules serve
+	// the root VirtualService rules that delegate to it, and only those.
+	delegate := len(vs.GetHosts()) == 0
+	if delegate {
+		if len(vs.GetGateways()) > 0 {
+			v.errorf(key, "spec.gateways", "a delegate VirtualService (one without hosts) takes the gateways of the rules delegating to it; name hosts, or remove gateways")
+		}
+		if len(vs.GetTcp()) > 0 || len(vs.GetTls()) > 0 {
+			v.errorf(key, "spec.tcp", "a delegate VirtualService (one without hosts) has http rules only; name hosts for tcp and tls routes")
+		}
+		if len(vs.GetHttp()) == 0 {
+			v.errorf(key, "spec.hosts", "required: name at least one host the routes apply to, or give a delegate http rules")
+		}
 	}
 	for i, h := range vs.GetHosts() {
 		if h == "" {
@@ -20,7 +31,18 @@ func (v *validator) virtualService(key Key, vs *v1alpha3.VirtualService) {
 	}
 	v.gatewayRefs(key, "spec.gateways", vs.GetGateways())
 	for i, r := range vs.GetHttp() {
-		v.httpRoute(key, indexPath("spec.http", i), r)
+		p := indexPath("spec.http", i)
+		v.httpRoute(key, p, r)
+		if d := r.GetDelegate(); d != nil {
+			switch {
+			case delegate:
+				v.errorf(key, p+".delegate", "a delegate VirtualService cannot delegate further")
+			case d.GetName() == "":
+				v.errorf(key, p+".delegate.name", "required: the delegate VirtualService's name")
+			case len(r.GetRoute()) > 0 || r.GetRedirect() != nil || r.GetDirectResponse() != nil:
+				v.errorf(key, p+".delegate", "a rule that delegates has no route, redirect or directResponse of its own")
+			}
+		}
 	}
 	for i, r := range vs.GetTcp() {
 		p := indexPath("spec.tcp", i)

@@ -31,8 +31,11 @@ func (t *translator) buildHTTPRoutes(vs *virtualService, port uint32, gateway st
 	var out []*routev3.Route
 	for i, rule := range vs.spec.Http {
 		field := "spec.http[" + strconv.Itoa(i) + "]"
+		if vs.fields != nil {
+			field = vs.fields[i]
+		}
 		if rule.Delegate != nil {
-			t.warn(vs.key, field+".delegate", "delegate is not supported; the rule is left out")
+			// resolveDelegates replaced every delegating rule.
 			continue
 		}
 		if len(rule.Match) == 0 {

@@ -21,6 +21,10 @@ type virtualService struct {
 	// gateways are "namespace/name", or "mesh".
 	gateways []string
 	time     int64
+	// fields are the config paths of spec.Http's rules when delegation
+	// replaced some (spec.http[i].delegate(ns/name).http[j]); nil
+	// otherwise, when rule i is spec.http[i].
+	fields []string
 	// metadata is the filter_metadata of every route made from this
 	// VirtualService, made once and shared: it is the same for all of
 	// them, and never changed once made (a VirtualService of 10,000
@@ -69,7 +73,7 @@ func (t *translator) allVirtualServices() []*virtualService {
 	slices.SortStableFunc(out, func(a, b *virtualService) int {
 		return cmp.Or(cmp.Compare(a.time, b.time), cmp.Compare(a.key.Name, b.key.Name), cmp.Compare(a.key.Namespace, b.key.Namespace))
 	})
-	return out
+	return t.resolveDelegates(out)
 }
 
 // resolveGatewayName turns a gateway reference of a VirtualService into

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync/atomic"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -25,6 +26,8 @@ type thresholds struct {
 	maxPending     int64
 	maxRequests    int64
 	maxRetries     int64
+	// budget, when set, limits retries in place of maxRetries.
+	budget *retryBudget
 }
 
 // Envoy's defaults.
@@ -38,8 +41,12 @@ func compileThresholds(cb *clusterv3.CircuitBreakers) (thresholds, error) {
 			continue
 		}
 		p := fmt.Sprintf("circuit_breakers.thresholds[%d]", i)
-		if th.GetRetryBudget() != nil {
-			return t, fmt.Errorf("%s.retry_budget: retry budgets are not supported; use max_retries", p)
+		if rb := th.GetRetryBudget(); rb != nil {
+			b, err := compileRetryBudget(p+".retry_budget", rb)
+			if err != nil {
+				return t, err
+			}
+			t.budget = b
 		}
 		set := func(dst *int64, v interface{ GetValue() uint32 }, has bool) {
 			if has {
@@ -63,6 +70,44 @@ type breakers struct {
 	pending     atomic.Int64
 	requests    atomic.Int64
 	retries     atomic.Int64
+	// starts counts the requests started within a retry budget's
+	// budget_interval; nil until a budget with an interval is set.
+	starts atomic.Pointer[recentStarts]
+}
+
+// setLimits installs a snapshot's thresholds.
+func (b *breakers) setLimits(t *thresholds) {
+	b.limits.Store(t)
+	if t.budget != nil && t.budget.interval > 0 {
+		if s := b.starts.Load(); s == nil || s.slot != max(t.budget.interval/16, time.Microsecond) {
+			b.starts.Store(newRecentStarts(t.budget.interval, time.Now))
+		}
+	}
+}
+
+// maxRetries is the number of retries allowed in flight now: max_retries,
+// or what the retry budget allows for the requests active and pending (or
+// started within its interval).
+func (b *breakers) maxRetries() int64 {
+	t := b.limits.Load()
+	if t.budget == nil {
+		return t.maxRetries
+	}
+	if t.budget.interval > 0 {
+		if s := b.starts.Load(); s != nil {
+			return t.budget.limit(s.total())
+		}
+	}
+	return t.budget.limit(b.requests.Load() + b.pending.Load())
+}
+
+// started records a request the cluster accepted, for a budget interval.
+func (b *breakers) started() {
+	if t := b.limits.Load(); t.budget != nil && t.budget.interval > 0 {
+		if s := b.starts.Load(); s != nil {
+			s.add()
+		}
+	}
 }
 
 func newBreakers() *breakers {

@@ -16,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -275,4 +276,47 @@ func countingServer(t testing.TB) (string, *atomic.Int64) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String(), &n
+}
+
+// TestRetryBudget: a retry budget replaces max_retries. With a floor of
+// one retry in flight a request is retried though max_retries is 0; with
+// no budget at all the retry overflows.
+func TestRetryBudget(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		budget    *clusterv3.CircuitBreakers_Thresholds_RetryBudget
+		requests  int64
+		overflows uint64
+	}{
+		{"a floor of one", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{
+			BudgetPercent: &typev3.Percent{Value: 0}, MinRetryConcurrency: wrapperspb.UInt32(1)}, 3, 0},
+		{"no budget", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{
+			BudgetPercent: &typev3.Percent{Value: 0}, MinRetryConcurrency: wrapperspb.UInt32(0)}, 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := startBackend(t, backend.Options{FailPercent: 100})
+			m := upstream.NewManager()
+			m.Stats = stats.NewStore()
+			t.Cleanup(m.Close)
+			cl := cluster([]ep{{addr: bad.Addr()}}, func(cl *clusterv3.Cluster) {
+				cl.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+					MaxRetries: wrapperspb.UInt32(0), RetryBudget: c.budget,
+				}}}
+			})
+			gw := serve(t, m, cl, func(r *routev3.Route) {
+				r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2)}
+			})
+			resp, err := hcmtest.Client().Get(gw + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := bad.Requests(); got != c.requests {
+				t.Errorf("backend saw %d requests, want %d", got, c.requests)
+			}
+			if got := counter(m.Stats, "cluster.c.upstream_rq_retry_overflow"); got != c.overflows {
+				t.Errorf("upstream_rq_retry_overflow = %d, want %d", got, c.overflows)
+			}
+		})
+	}
 }

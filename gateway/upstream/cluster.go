@@ -100,6 +100,7 @@ func (c *Cluster) Send(ctx context.Context, ep *Endpoint, req *http.Request, dow
 		c.Stats.Count(RqPendingOverflow)
 		return nil, ErrOverflow
 	}
+	b.started()
 	st.used.Store(true)
 	h := ep.host
 	h.active.Add(1)
@@ -173,13 +174,13 @@ func (c *Cluster) Report(ep *Endpoint, status int, err error) {
 	d.report(ep.host, status)
 }
 
-// StartRetry takes one retry from the cluster's max_retries; when none
-// is left it counts upstream_rq_retry_overflow and returns false, and
-// the attempt's outcome stands. A true return must be paired with
+// StartRetry takes one retry from the cluster's max_retries (or its
+// retry budget); when none is left it counts upstream_rq_retry_overflow
+// and returns false, and the attempt's outcome stands. A true return must be paired with
 // EndRetry when the retried attempt ends.
 func (c *Cluster) StartRetry() bool {
 	b := c.state.breakers
-	if !acquire(&b.retries, b.limits.Load().maxRetries) {
+	if !acquire(&b.retries, b.maxRetries()) {
 		c.Stats.Count(RqRetryOverflow)
 		return false
 	}

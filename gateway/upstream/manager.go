@@ -180,7 +180,7 @@ func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *bre
 // install makes c the cluster's current compiled form.
 func (cs *clusterState) install(c *Cluster) {
 	c.state = cs
-	cs.breakers.limits.Store(&c.limits)
+	cs.breakers.setLimits(&c.limits)
 	cs.transport.Store(c.transport)
 
 	d := cs.detector.Load()

@@ -92,7 +92,7 @@ func newClusterStats(st *stats.Store, name string, b *breakers) *ClusterStats {
 	cx := func(t *thresholds) int64 { return t.maxConnections }
 	pend := func(t *thresholds) int64 { return t.maxPending }
 	rq := func(t *thresholds) int64 { return t.maxRequests }
-	retry := func(t *thresholds) int64 { return t.maxRetries }
+	retry := func(*thresholds) int64 { return b.maxRetries() }
 	sc.GaugeFunc("circuit_breakers.default.cx_open", open(&b.connections, cx))
 	sc.GaugeFunc("circuit_breakers.default.rq_pending_open", open(&b.pending, pend))
 	sc.GaugeFunc("circuit_breakers.default.rq_open", open(&b.requests, rq))

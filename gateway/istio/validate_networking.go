@@ -141,6 +141,12 @@ func (v *validator) trafficPolicy(key Key, p string, tp *v1alpha3.TrafficPolicy)
 	}
 	v.outlierDetection(key, p+".outlierDetection", tp.GetOutlierDetection())
 	v.connectionPool(key, p+".connectionPool", tp.GetConnectionPool())
+	if rb := tp.GetRetryBudget(); rb != nil {
+		if pc := rb.GetPercent(); pc != nil && (pc.GetValue() < 0 || pc.GetValue() > 100) {
+			v.errorf(key, p+".retryBudget.percent", "percentage %v is out of range 0..100", pc.GetValue())
+		}
+		v.nonNegative(key, p+".retryBudget.budgetInterval", rb.GetBudgetInterval())
+	}
 	for i, pl := range tp.GetPortLevelSettings() {
 		pp := indexPath(p+".portLevelSettings", i)
 		if pl.GetPort() == nil {

@@ -424,6 +424,23 @@ spec:
 			},
 		},
 		{
+			name: "retry budget",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r}
+spec:
+  host: reviews
+  trafficPolicy:
+    retryBudget:
+      percent: 120
+      budgetInterval: -1s
+`,
+			want: []string{
+				"error: t.yaml:8: DestinationRule default/r: spec.trafficPolicy.retryBudget.percent: percentage 120 is out of range 0..100",
+				"error: t.yaml:9: DestinationRule default/r: spec.trafficPolicy.retryBudget.budgetInterval: must not be negative, got -1s",
+			},
+		},
+		{
 			name: "delegation",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: VirtualService

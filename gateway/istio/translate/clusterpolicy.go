@@ -33,6 +33,7 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 		}}
 	}
 	opts = applyConnectionPool(c, policy.GetConnectionPool(), opts)
+	applyRetryBudget(c, policy.GetRetryBudget())
 	if opts != nil {
 		if opts.UpstreamProtocolOptions == nil {
 			// Envoy requires the upstream protocol to be chosen.
@@ -115,6 +116,26 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *v1alpha3.ConnectionPoolSettin
 	}
 	opts.CommonHttpProtocolOptions = common
 	return opts
+}
+
+// applyRetryBudget sets the circuit breaker's retry_budget from
+// trafficPolicy.retryBudget
+// (https://istio.io/latest/docs/reference/config/networking/destination-rule/#TrafficPolicy-RetryBudget):
+// Envoy then limits retries in flight to a share of the active and
+// pending requests in place of max_retries. Fields left unset keep
+// Envoy's defaults, which are the API's (20%, at least 3).
+func applyRetryBudget(c *clusterv3.Cluster, rb *v1alpha3.TrafficPolicy_RetryBudget) {
+	if rb == nil || len(c.GetCircuitBreakers().GetThresholds()) == 0 {
+		return
+	}
+	out := &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetInterval: rb.GetBudgetInterval()}
+	if p := rb.GetPercent(); p != nil {
+		out.BudgetPercent = &typev3.Percent{Value: p.GetValue()}
+	}
+	if n := rb.GetMinRetryConcurrency(); n > 0 {
+		out.MinRetryConcurrency = wrapperspb.UInt32(n)
+	}
+	c.CircuitBreakers.Thresholds[0].RetryBudget = out
 }
 
 // applyOutlierDetection follows istiod's applyOutlierDetection

@@ -89,7 +89,8 @@ func (r *destinationRule) subset(name string) *v1alpha3.Subset {
 // (https://istio.io/latest/docs/reference/config/networking/destination-rule/#TrafficPolicy):
 // the rule's port-level settings replace its top-level settings for that
 // port; a subset's settings replace the rule's, component by component,
-// and the subset's own port-level settings replace those.
+// and the subset's own port-level settings replace those. A retry budget
+// has no port-level setting: the subset's, else the rule's, applies.
 func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.TrafficPolicy {
 	merged := applyPortLevel(rule, port)
 	if subset == nil {
@@ -101,6 +102,7 @@ func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy,
 		out.OutlierDetection = merged.OutlierDetection
 		out.LoadBalancer = merged.LoadBalancer
 		out.Tls = merged.Tls
+		out.RetryBudget = merged.RetryBudget
 	}
 	if subset.ConnectionPool != nil {
 		out.ConnectionPool = subset.ConnectionPool
@@ -113,6 +115,9 @@ func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy,
 	}
 	if subset.Tls != nil {
 		out.Tls = subset.Tls
+	}
+	if subset.RetryBudget != nil {
+		out.RetryBudget = subset.RetryBudget
 	}
 	for _, p := range subset.PortLevelSettings {
 		if p.GetPort().GetNumber() == port {
@@ -139,6 +144,8 @@ func applyPortLevel(policy *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.Traff
 				OutlierDetection: p.OutlierDetection,
 				LoadBalancer:     p.LoadBalancer,
 				Tls:              p.Tls,
+				// A retry budget has no port-level setting.
+				RetryBudget: policy.RetryBudget,
 			}
 		}
 	}
@@ -147,5 +154,6 @@ func applyPortLevel(policy *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.Traff
 		OutlierDetection: policy.OutlierDetection,
 		LoadBalancer:     policy.LoadBalancer,
 		Tls:              policy.Tls,
+		RetryBudget:      policy.RetryBudget,
 	}
 }

@@ -262,14 +262,25 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 			}
 		}
 	case clusterv3.Cluster_ORIGINAL_DST:
-		return nil, errors.New("type: ORIGINAL_DST clusters are not supported by a gateway")
+		// istiod makes one for every ServiceEntry with resolution NONE,
+		// so a gateway must take them for the rest of the update to
+		// apply. It has no endpoints here: a gateway's downstream
+		// connections are addressed to the gateway itself, so their
+		// original destination is the gateway (Envoy would connect to
+		// itself), and the x-envoy-original-dst-host header is not
+		// read. A request routed to one gets 503, no healthy upstream.
+		if p := c.GetLbPolicy(); p != clusterv3.Cluster_CLUSTER_PROVIDED && p != clusterv3.Cluster_ROUND_ROBIN {
+			return nil, fmt.Errorf("lb_policy: an ORIGINAL_DST cluster takes CLUSTER_PROVIDED, not %v", p)
+		}
 	default:
 		if c.GetClusterType() != nil {
 			return nil, fmt.Errorf("cluster_type: custom cluster type %q is not supported", c.GetClusterType().GetName())
 		}
 		return nil, fmt.Errorf("type: %v is not supported", t)
 	}
-	if out.lb, err = compileLB(c); err != nil {
+	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
+		out.lb = lbConfig{policy: clusterv3.Cluster_ROUND_ROBIN}
+	} else if out.lb, err = compileLB(c); err != nil {
 		return nil, err
 	}
 	if out.limits, err = compileThresholds(c.GetCircuitBreakers()); err != nil {

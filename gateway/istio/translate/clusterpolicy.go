@@ -25,7 +25,20 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 	policy *v1alpha3.TrafficPolicy, dr *destinationRule,
 ) {
 	var opts *httpv3.HttpProtocolOptions
-	if isHTTP2(port.protocol) {
+	h := policy.GetConnectionPool().GetHttp()
+	switch {
+	case h.GetUseClientProtocol() && isHTTPFamily(port.protocol):
+		// The upstream request keeps the downstream's protocol.
+		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+				HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
+				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
+		}}
+	case isHTTP2(port.protocol),
+		// h2UpgradePolicy UPGRADE speaks HTTP/2 to an HTTP port, as
+		// istiod's shouldH2Upgrade.
+		port.protocol == "HTTP" && h.GetH2UpgradePolicy() == v1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE:
 		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
@@ -48,6 +61,12 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 	applyOutlierDetection(c, policy.GetOutlierDetection())
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	t.applyUpstreamTLS(c, svc, port, subset, policy.GetTls(), dr)
+}
+
+// isHTTPFamily reports whether a port speaks some HTTP, so that its
+// clusters take HTTP protocol options.
+func isHTTPFamily(protocol string) bool {
+	return protocol == "HTTP" || isHTTP2(protocol)
 }
 
 func isHTTP2(protocol string) bool {

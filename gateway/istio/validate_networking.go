@@ -112,6 +112,7 @@ func selectorString(sel map[string]string) string {
 // namespace are ambiguous (Istio merges them in creation order, which a
 // directory of files does not have), so the second is an error.
 func (v *validator) destinationRule(key Key, dr *v1alpha3.DestinationRule) {
+	v.exportTo(key, dr.GetExportTo())
 	if dr.GetHost() == "" {
 		v.errorf(key, "spec.host", "required: the service the rule applies to")
 	} else if dr.GetWorkloadSelector() == nil {
@@ -208,6 +209,7 @@ func (v *validator) connectionPool(key Key, p string, cp *v1alpha3.ConnectionPoo
 // serviceEntry checks a ServiceEntry; STATIC resolution takes its
 // addresses from endpoints or selected workloads, so it needs one of them.
 func (v *validator) serviceEntry(key Key, se *v1alpha3.ServiceEntry) {
+	v.exportTo(key, se.GetExportTo())
 	if len(se.GetHosts()) == 0 {
 		v.errorf(key, "spec.hosts", "required: at least one host")
 	}

@@ -424,6 +424,28 @@ spec:
 			},
 		},
 		{
+			name: "exportTo",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: se}
+spec:
+  hosts: [a.example.com]
+  exportTo: ["~", "."]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: dr}
+spec:
+  host: a.example.com
+  exportTo: [Team_A]
+`,
+			want: []string{
+				`error: t.yaml:14: DestinationRule default/dr: spec.exportTo[0]: "Team_A" is not ".", "*", "~" or a namespace name`,
+				`error: t.yaml:6: ServiceEntry default/se: spec.exportTo[0]: "~" exports to no namespace and cannot be listed with others`,
+			},
+		},
+		{
 			name: "retry budget",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: DestinationRule

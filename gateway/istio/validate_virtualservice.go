@@ -30,6 +30,7 @@ func (v *validator) virtualService(key Key, vs *v1alpha3.VirtualService) {
 		}
 	}
 	v.gatewayRefs(key, "spec.gateways", vs.GetGateways())
+	v.exportTo(key, vs.GetExportTo())
 	for i, r := range vs.GetHttp() {
 		p := indexPath("spec.http", i)
 		v.httpRoute(key, p, r)
@@ -240,6 +241,35 @@ func (v *validator) rulesFor(host string) []ruleSubsets {
 // gatewayRefs checks that each referenced Gateway exists. "mesh" is the
 // reserved name for the sidecars; a short name is in the VirtualService's
 // namespace.
+// exportTo checks spec.exportTo: ".", "*", "~" (alone), or namespace
+// names.
+func (v *validator) exportTo(key Key, list []string) {
+	for i, e := range list {
+		switch {
+		case e == "~" && len(list) > 1:
+			v.errorf(key, indexPath("spec.exportTo", i), `"~" exports to no namespace and cannot be listed with others`)
+		case e == "." || e == "*" || e == "~":
+		case !isDNSLabel(e):
+			v.errorf(key, indexPath("spec.exportTo", i), `%q is not ".", "*", "~" or a namespace name`, e)
+		}
+	}
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label, as Kubernetes
+// namespace names are.
+func isDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func (v *validator) gatewayRefs(key Key, p string, refs []string) {
 	for i, ref := range refs {
 		if ref == "mesh" {

@@ -57,6 +57,10 @@ func (t *translator) resolveDelegates(all []*virtualService) []*virtualService {
 				ns = root.key.Namespace
 			}
 			child, ok := delegates[istio.Key{Kind: "VirtualService", Namespace: ns, Name: d.GetName()}]
+			if ok && !exportedTo(child.spec.GetExportTo(), ns, root.key.Namespace) {
+				t.warn(root.key, field+".delegate", "the delegate VirtualService %s/%s is not exported to namespace %s (exportTo); the rule is left out", ns, d.GetName(), root.key.Namespace)
+				continue
+			}
 			if !ok {
 				t.warn(root.key, field+".delegate", "no delegate VirtualService %s/%s (one without hosts) exists; the rule is left out", ns, d.GetName())
 				continue

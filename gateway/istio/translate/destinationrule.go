@@ -23,7 +23,7 @@ type destinationRules struct {
 func (t *translator) buildDestinationRules() *destinationRules {
 	d := &destinationRules{}
 	for _, dr := range t.cfg.DestinationRules {
-		if dr == nil {
+		if dr == nil || !exportedTo(dr.Spec.ExportTo, dr.Namespace, t.proxy.Namespace) {
 			continue
 		}
 		d.rules = append(d.rules, &destinationRule{

@@ -126,7 +126,7 @@ func (t *translator) buildRegistry() *registry {
 		r.add(s)
 	}
 	for _, se := range t.cfg.ServiceEntries {
-		if se == nil {
+		if se == nil || !exportedTo(se.Spec.ExportTo, se.Namespace, t.proxy.Namespace) {
 			continue
 		}
 		for _, s := range t.serviceEntryServices(se.Namespace, se.Name, &se.Spec) {

@@ -50,7 +50,8 @@ func (t *translator) virtualServices(gateway string) []*virtualService {
 func (t *translator) allVirtualServices() []*virtualService {
 	var out []*virtualService
 	for _, v := range t.cfg.VirtualServices {
-		if v == nil {
+		// A delegate is seen from its root's namespace (resolveDelegates).
+		if v == nil || (len(v.Spec.Hosts) > 0 && !exportedTo(v.Spec.ExportTo, v.Namespace, t.proxy.Namespace)) {
 			continue
 		}
 		vs := &virtualService{

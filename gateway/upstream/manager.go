@@ -184,7 +184,8 @@ func (cs *clusterState) install(c *Cluster) {
 	cs.transport.Store(c.transport)
 
 	d := cs.detector.Load()
-	if !d.sameConfig(c.outlier) {
+	newOutlier := !d.sameConfig(c.outlier)
+	if newOutlier {
 		if d != nil {
 			d.stop()
 		}
@@ -197,6 +198,17 @@ func (cs *clusterState) install(c *Cluster) {
 
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if newOutlier {
+		// The detector that ejected a host is gone, and with it the
+		// timer that would bring it back: the hosts start over, as
+		// Envoy's do when a cluster update rebuilds the cluster.
+		for _, h := range cs.hosts {
+			h.mu.Lock()
+			h.outlier = outlierHost{}
+			h.mu.Unlock()
+			h.ejected.Store(false)
+		}
+	}
 	cs.current = c
 	if cs.checker != nil && !cs.checker.cfg.same(c.health) {
 		cs.checker.stop(c.health == nil)

@@ -195,3 +195,41 @@ func TestOutlierSuccessRate(t *testing.T) {
 		t.Errorf("%d hosts available, want 4", n)
 	}
 }
+
+// TestOutlierConfigChangeReturnsHosts: a cluster update that removes or
+// changes outlier detection brings the hosts the old configuration
+// ejected back at once, as Envoy's rebuilt cluster does; their ejection
+// timer went with the old detector.
+func TestOutlierConfigChangeReturnsHosts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*clusterv3.Cluster)
+	}{
+		{"removed", nil},
+		{"changed", outlier(5, time.Second, time.Hour, 100)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			good := startBackend(t, backend.Options{Version: "good"})
+			bad := startBackend(t, backend.Options{Version: "bad", FailPercent: 100})
+			eps := []ep{{addr: good.Addr()}, {addr: bad.Addr()}}
+			m, cl, _ := build(t, cluster(eps, outlier(1, time.Hour, time.Hour, 100)))
+			for range 4 {
+				send(t.Context(), cl, nil)
+			}
+			before := bad.Requests()
+			for range 4 {
+				send(t.Context(), cl, nil)
+			}
+			if bad.Requests() != before {
+				t.Fatal("the failing host was not ejected")
+			}
+			cl = rebuild(t, m, cluster(eps, c.edit))
+			for range 4 {
+				send(t.Context(), cl, nil)
+			}
+			if bad.Requests() == before {
+				t.Error("the host ejected under the old configuration gets no requests after the update")
+			}
+		})
+	}
+}

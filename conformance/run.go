@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,9 +135,9 @@ func Run(ctx context.Context, bin string, s *Scenario) (res Result) {
 // most.
 func startFirst(bin, dir string, s *Scenario, st *Step, p *ports) (*gatewayProcess, error) {
 	for attempt := 0; ; attempt++ {
-		var extra []string
+		extra := slices.Clone(s.GatewayFlags)
 		if p.mesh != nil {
-			extra = []string{"--ca-dir", p.mesh.caDir}
+			extra = append(extra, "--ca-dir", p.mesh.caDir)
 		}
 		gw, err := startGateway(bin, dir, extra...)
 		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "address already in use") {

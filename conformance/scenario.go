@@ -41,6 +41,9 @@ type Scenario struct {
 	// "ns/sa"}} and {{mesh_key "ns/sa"}} are such a certificate's files,
 	// {{mesh_ca}} the root's.
 	MeshCA bool `yaml:"meshCA"`
+	// GatewayFlags are more flags for `waygate run`, such as the
+	// gateway's --locality.
+	GatewayFlags []string `yaml:"gatewayFlags"`
 	// Steps run in order; each replaces the previous one's YAML.
 	Steps []Step `yaml:"steps"`
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/waygate/waygate/gateway"
 	"github.com/waygate/waygate/gateway/xds/client"
 )
@@ -29,6 +31,7 @@ type identityFlags struct {
 	namespace string
 	labels    string
 	ip        string
+	locality  string
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
@@ -37,6 +40,20 @@ func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "istio-system", "namespace the gateway runs in")
 	fs.StringVar(&f.labels, "labels", "istio=ingressgateway,app=istio-ingressgateway", "workload labels, k=v,k=v: Gateways select the proxy by these")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "the gateway's IP, for its node id")
+	fs.StringVar(&f.locality, "locality", "", "the gateway's locality, region[/zone[/subzone]], for locality load balancing (a Kubernetes pod's comes from its node's topology labels)")
+}
+
+// node is the gateway's xDS node, with its locality.
+func (f *identityFlags) node(labels map[string]string) *corev3.Node {
+	n := client.NewNode(f.nodeID, f.cluster, f.namespace, labels, f.ip)
+	if f.locality != "" {
+		parts := strings.SplitN(f.locality, "/", 3)
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
+		n.Locality = &corev3.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+	}
+	return n
 }
 
 func (f *identityFlags) labelMap() (map[string]string, error) {
@@ -105,7 +122,7 @@ func runProxy(args []string) int {
 		fmt.Fprintln(os.Stderr, "waygate proxy:", err)
 		return 2
 	}
-	node := client.NewNode(id.nodeID, id.cluster, id.namespace, labels, id.ip)
+	node := id.node(labels)
 	g := gateway.New(gateway.Options{XDS: *xds, Delta: *delta, Node: node, Admin: *adminAddr, DrainTimeout: *drain, Log: log})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -20,7 +20,6 @@ import (
 	"github.com/waygate/waygate/gateway"
 	"github.com/waygate/waygate/gateway/listener"
 	"github.com/waygate/waygate/gateway/snapshot"
-	"github.com/waygate/waygate/gateway/xds/client"
 	"github.com/waygate/waygate/gateway/xds/server"
 )
 
@@ -107,7 +106,7 @@ func runRun(args []string) int {
 		return 1
 	}
 
-	node := client.NewNode(id.nodeID, id.cluster, id.namespace, labels, id.ip)
+	node := id.node(labels)
 	g := gateway.New(gateway.Options{XDS: ln.Addr().String(), Node: node, Admin: *adminAddr, DrainTimeout: *drain, Log: log.With("component", "gateway")})
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()

@@ -142,6 +142,23 @@ func (v *validator) trafficPolicy(key Key, p string, tp *v1alpha3.TrafficPolicy)
 	}
 	v.outlierDetection(key, p+".outlierDetection", tp.GetOutlierDetection())
 	v.connectionPool(key, p+".connectionPool", tp.GetConnectionPool())
+	if ll := tp.GetLoadBalancer().GetLocalityLbSetting(); ll != nil {
+		if len(ll.GetFailoverPriority()) > 0 {
+			v.warnf(key, p+".loadBalancer.localityLbSetting.failoverPriority", "failover by labels is not supported; failover by locality applies")
+		}
+		if len(ll.GetDistribute()) > 0 && len(ll.GetFailover()) > 0 {
+			v.errorf(key, p+".loadBalancer.localityLbSetting", "distribute and failover cannot both be set")
+		}
+		for i, d := range ll.GetDistribute() {
+			var sum uint32
+			for _, w := range d.GetTo() {
+				sum += w
+			}
+			if sum != 100 {
+				v.errorf(key, indexPath(p+".loadBalancer.localityLbSetting.distribute", i)+".to", "the weights add up to %d, not 100", sum)
+			}
+		}
+	}
 	if rb := tp.GetRetryBudget(); rb != nil {
 		if pc := rb.GetPercent(); pc != nil && (pc.GetValue() < 0 || pc.GetValue() > 100) {
 			v.errorf(key, p+".retryBudget.percent", "percentage %v is out of range 0..100", pc.GetValue())

@@ -121,6 +121,9 @@ func (t *translator) buildCluster(svc *service, port servicePort, subset *v1alph
 	}
 
 	t.applyTrafficPolicy(c, svc, port, subsetName, policy, dr)
+	// After the traffic policy: failover needs to know whether the
+	// cluster has outlier detection.
+	t.applyLocalityLB(c, endpoints, policy.GetLoadBalancer().GetLocalityLbSetting())
 	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
 		c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
 	}

@@ -33,6 +33,9 @@ type Proxy struct {
 	ID string
 	// Namespace is the proxy's namespace; "istio-system" when empty.
 	Namespace string
+	// Locality is the proxy's locality (its node's), for locality load
+	// balancing; nil turns it off, as in istiod.
+	Locality *corev3.Locality
 	// ServiceAccount is the proxy's Kubernetes service account (node
 	// metadata SERVICE_ACCOUNT): with Namespace, the identity its
 	// workload certificate carries.

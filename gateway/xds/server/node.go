@@ -22,6 +22,9 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 		p.Namespace = ns
 	}
 	p.ServiceAccount = md["SERVICE_ACCOUNT"].GetStringValue()
+	if l := n.GetLocality(); l.GetRegion() != "" || l.GetZone() != "" || l.GetSubZone() != "" {
+		p.Locality = l
+	}
 	if ls := md["LABELS"].GetStructValue(); ls != nil {
 		p.Labels = map[string]string{}
 		for k, v := range ls.GetFields() {
@@ -36,6 +39,9 @@ func identity(p translate.Proxy) string {
 	var b strings.Builder
 	b.WriteString(p.Namespace)
 	b.WriteString("|sa=" + p.ServiceAccount)
+	if l := p.Locality; l != nil {
+		b.WriteString("|locality=" + l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone())
+	}
 	if p.Labels == nil {
 		b.WriteString("|default")
 	}

@@ -446,6 +446,29 @@ spec:
 			},
 		},
 		{
+			name: "locality load balancing",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        distribute:
+        - from: us-east/*
+          to: {"us-east/*": 70, "us-west/*": 20}
+        failover:
+        - {from: us-east, to: us-west}
+        failoverPriority: [topology.kubernetes.io/region]
+`,
+			want: []string{
+				"warning: t.yaml:14: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.failoverPriority: failover by labels is not supported; failover by locality applies",
+				"error: t.yaml:8: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting: distribute and failover cannot both be set",
+				"error: t.yaml:11: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to: the weights add up to 90, not 100",
+			},
+		},
+		{
 			name: "retry budget",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: DestinationRule

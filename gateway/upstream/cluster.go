@@ -159,7 +159,8 @@ func (s *streamBody) done() {
 
 // Report tells outlier detection how an attempt on ep ended: its
 // response status, or err when there was none (status 0 is then taken
-// as 503, a 504 status as a timeout), as Envoy's router reports to the
+// as 503, a 504 status as a timeout; with split_external_local_origin_errors
+// both are local-origin failures), as Envoy's router reports to the
 // host's outlier detector.
 //
 // See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/outlier
@@ -168,10 +169,7 @@ func (c *Cluster) Report(ep *Endpoint, status int, err error) {
 	if d == nil || ep == nil || ep.host == nil {
 		return
 	}
-	if err != nil && status == 0 {
-		status = http.StatusServiceUnavailable
-	}
-	d.report(ep.host, status)
+	d.report(ep.host, status, err != nil)
 }
 
 // StartRetry takes one retry from the cluster's max_retries (or its

@@ -34,6 +34,9 @@ type host struct {
 type outlierHost struct {
 	consecutive5xx     uint32
 	consecutiveGateway uint32
+	// consecutiveLocal counts local-origin failures in a row, when the
+	// detector splits them from the upstream's 5xx.
+	consecutiveLocal uint32
 	// successes and failures within the current interval, for the
 	// success rate and failure percentage checks.
 	successes, failures uint64

@@ -23,6 +23,10 @@ type outlierConfig struct {
 	maxEjectionPercent                  uint32
 	consecutive5xx, consecutiveGateway  uint32
 	enforcing                           [ejectKinds]uint32
+	// split is split_external_local_origin_errors: failures to connect
+	// or to get a response count towards consecutiveLocal, not as 5xx.
+	split            bool
+	consecutiveLocal uint32
 	srMinHosts, srVolume, srStdevFactor uint32
 	fpThreshold, fpMinHosts, fpVolume   uint32
 }
@@ -35,11 +39,12 @@ const (
 	ejectConsecutiveGateway
 	ejectSuccessRate
 	ejectFailurePercentage
+	ejectConsecutiveLocalOrigin
 	ejectKinds
 )
 
 func (k ejectKind) String() string {
-	return [...]string{"consecutive_5xx", "consecutive_gateway_failure", "success_rate", "failure_percentage"}[k]
+	return [...]string{"consecutive_5xx", "consecutive_gateway_failure", "success_rate", "failure_percentage", "consecutive_local_origin_failure"}[k]
 }
 
 func compileOutlier(o *clusterv3.OutlierDetection) (*outlierConfig, error) {
@@ -82,14 +87,14 @@ func compileOutlier(o *clusterv3.OutlierDetection) (*outlierConfig, error) {
 	c.enforcing[ejectConsecutiveGateway] = u32(o.GetEnforcingConsecutiveGatewayFailure(), 0)
 	c.enforcing[ejectSuccessRate] = u32(o.GetEnforcingSuccessRate(), 100)
 	c.enforcing[ejectFailurePercentage] = u32(o.GetEnforcingFailurePercentage(), 0)
+	c.enforcing[ejectConsecutiveLocalOrigin] = u32(o.GetEnforcingConsecutiveLocalOriginFailure(), 100)
+	c.split = o.GetSplitExternalLocalOriginErrors()
+	c.consecutiveLocal = u32(o.GetConsecutiveLocalOriginFailure(), 5)
 	if err != nil {
 		return nil, err
 	}
 	if c.maxEjectionPercent > 100 {
 		return nil, fmt.Errorf("outlier_detection.max_ejection_percent: %d is not a percentage within 0-100", c.maxEjectionPercent)
-	}
-	if o.GetSplitExternalLocalOriginErrors() {
-		return nil, fmt.Errorf("outlier_detection.split_external_local_origin_errors: not supported; local origin errors count as 5xx")
 	}
 	return c, nil
 }
@@ -128,13 +133,33 @@ func (d *detector) stop() {
 	<-d.done
 }
 
-// report records one attempt's outcome on h.
-func (d *detector) report(h *host, status int) {
-	gateway := status == 502 || status == 503 || status == 504
+// report records one attempt's outcome on h: the upstream's status, or
+// a local-origin failure (no connection, a reset or a timeout before the
+// response: local), which counts as its status (0 as 503) unless the
+// detector splits them (split_external_local_origin_errors). Split
+// local-origin failures count towards consecutive_local_origin_failure
+// only; their success rate is not judged.
+func (d *detector) report(h *host, status int, local bool) {
 	var kinds [2]ejectKind
 	n := 0
 	h.mu.Lock()
 	o := &h.outlier
+	if d.cfg.split {
+		if local {
+			o.consecutiveLocal++
+			if o.consecutiveLocal == d.cfg.consecutiveLocal {
+				kinds[n] = ejectConsecutiveLocalOrigin
+				n++
+			}
+			h.mu.Unlock()
+			d.ejectFor(h, kinds[:n])
+			return
+		}
+		o.consecutiveLocal = 0
+	} else if status == 0 {
+		status = 503
+	}
+	gateway := status == 502 || status == 503 || status == 504
 	if status >= 500 {
 		o.failures++
 		o.consecutive5xx++
@@ -157,7 +182,12 @@ func (d *detector) report(h *host, status int) {
 		o.consecutiveGateway = 0
 	}
 	h.mu.Unlock()
-	for _, k := range kinds[:n] {
+	d.ejectFor(h, kinds[:n])
+}
+
+// ejectFor ejects h for the first of kinds enforcement allows.
+func (d *detector) ejectFor(h *host, kinds []ejectKind) {
+	for _, k := range kinds {
 		if d.eject(h, k, time.Now()) {
 			d.cs.rebuild()
 			break
@@ -195,7 +225,7 @@ func (d *detector) eject(h *host, k ejectKind, now time.Time) bool {
 	}
 	o.ejectedAt = now
 	o.timesEjected++
-	o.consecutive5xx, o.consecutiveGateway = 0, 0
+	o.consecutive5xx, o.consecutiveGateway, o.consecutiveLocal = 0, 0, 0
 	h.mu.Unlock()
 	h.ejected.Store(true)
 	st.ejection(k, true)

@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -232,4 +233,52 @@ func TestOutlierConfigChangeReturnsHosts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOutlierSplitLocalOrigin: with split_external_local_origin_errors,
+// failures to connect eject a host after consecutive_local_origin_failure
+// of them and do not count as 5xx; the upstream's own 503s count as 5xx
+// only.
+func TestOutlierSplitLocalOrigin(t *testing.T) {
+	split := func(c *clusterv3.Cluster) {
+		outlier(3, time.Hour, time.Hour, 100)(c)
+		c.OutlierDetection.SplitExternalLocalOriginErrors = true
+		c.OutlierDetection.ConsecutiveLocalOriginFailure = wrapperspb.UInt32(2)
+	}
+	good := startBackend(t, backend.Options{Version: "good"})
+	dead := closedPort(t)
+	_, cl, st := build(t, cluster([]ep{{addr: good.Addr()}, {addr: dead}}, split))
+	for range 6 {
+		send(t.Context(), cl, nil)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_consecutive_local_origin_failure"); got != 1 {
+		t.Errorf("local-origin ejections = %d, want 1 after two failed connections", got)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_consecutive_5xx"); got != 0 {
+		t.Errorf("5xx ejections = %d, want 0: failed connections are not 5xx", got)
+	}
+
+	bad := startBackend(t, backend.Options{Version: "bad", FailPercent: 100})
+	_, cl, st = build(t, cluster([]ep{{addr: good.Addr()}, {addr: bad.Addr()}}, split))
+	for range 10 {
+		send(t.Context(), cl, nil)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_consecutive_5xx"); got != 1 {
+		t.Errorf("5xx ejections = %d, want 1 after three 503s", got)
+	}
+	if got := counter(st, "cluster.c.outlier_detection.ejections_enforced_consecutive_local_origin_failure"); got != 0 {
+		t.Errorf("local-origin ejections = %d, want 0: 503s are the upstream's", got)
+	}
+}
+
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -25,8 +25,8 @@ type outlierConfig struct {
 	enforcing                           [ejectKinds]uint32
 	// split is split_external_local_origin_errors: failures to connect
 	// or to get a response count towards consecutiveLocal, not as 5xx.
-	split            bool
-	consecutiveLocal uint32
+	split                               bool
+	consecutiveLocal                    uint32
 	srMinHosts, srVolume, srStdevFactor uint32
 	fpThreshold, fpMinHosts, fpVolume   uint32
 }

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/waygate/waygate/conformance/backend"
 )
 
 // clusters is the part of the gateway filters see, over real loopback
@@ -191,12 +193,10 @@ func startGRPCAuthz(t testing.TB) (string, *seen) {
 // closedAddr is a loopback address nobody listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := backend.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

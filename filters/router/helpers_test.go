@@ -47,12 +47,10 @@ func startHandler(t testing.TB, h http.HandlerFunc) string {
 // deadAddr is a loopback address nothing listens on.
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := backend.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

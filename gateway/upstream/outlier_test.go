@@ -1,7 +1,6 @@
 package upstream_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -274,11 +273,9 @@ func TestOutlierSplitLocalOrigin(t *testing.T) {
 // closedPort is a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := backend.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -35,14 +36,14 @@ func TestLocalityFailover(t *testing.T) {
 	proxy := parseLocality("us-east/a/1")
 	eps := groups("us-east/a/1", "us-east/a/2", "us-east/b", "eu-west/c", "us-west/d")
 	applyLocalityFailover(proxy, eps, nil)
-	if got, want := priorities(eps), []uint32{0, 1, 2, 3, 3}; !equalU32(got, want) {
+	if got, want := priorities(eps), []uint32{0, 1, 2, 3, 3}; !slices.Equal(got, want) {
 		t.Errorf("default failover: priorities %v, want %v", got, want)
 	}
 	// us-east fails over to us-west before other regions; the levels
 	// are renumbered without gaps.
 	eps = groups("us-east/a/1", "eu-west/c", "us-west/d")
 	applyLocalityFailover(proxy, eps, []*v1alpha3.LocalityLoadBalancerSetting_Failover{{From: "us-east", To: "us-west"}})
-	if got, want := priorities(eps), []uint32{0, 2, 1}; !equalU32(got, want) {
+	if got, want := priorities(eps), []uint32{0, 2, 1}; !slices.Equal(got, want) {
 		t.Errorf("region failover: priorities %v, want %v", got, want)
 	}
 }
@@ -122,22 +123,10 @@ spec:
 		t.Fatal("no endpoints of the api cluster")
 		return nil
 	}
-	if got, want := prios(Proxy{Locality: parseLocality("us-east/a")}), []uint32{2, 0, 1}; !equalU32(got, want) {
+	if got, want := prios(Proxy{Locality: parseLocality("us-east/a")}), []uint32{2, 0, 1}; !slices.Equal(got, want) {
 		t.Errorf("priorities %v, want %v (eu-west, us-east/a, us-east/b)", got, want)
 	}
-	if got, want := prios(Proxy{}), []uint32{0, 0, 0}; !equalU32(got, want) {
+	if got, want := prios(Proxy{}), []uint32{0, 0, 0}; !slices.Equal(got, want) {
 		t.Errorf("without a locality: priorities %v, want %v", got, want)
 	}
-}
-
-func equalU32(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -188,7 +188,11 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) 
 			cl.Stats.Count(upstream.RqRetry)
 		}
 		tryStart := time.Now()
-		resp, err := cl.Send(x.Context, ep, req, x.Request.Protocol == "HTTP/2.0", tryDeadline)
+		sendCtx := x.Context
+		if cl.ProxyProtocol() {
+			sendCtx = upstream.WithDownstream(sendCtx, x.Downstream.RemoteAddr, x.Downstream.LocalAddr)
+		}
+		resp, err := cl.Send(sendCtx, ep, req, x.Request.Protocol == "HTTP/2.0", tryDeadline)
 		last := attempt >= maxAttempts
 		if retrying {
 			cl.EndRetry()

@@ -45,6 +45,7 @@ type Cluster struct {
 	health           *healthConfig
 	dns              *dnsConfig
 	transport        *transport // nil: plain text to every endpoint
+	proxyProtocol    bool       // some endpoint's socket sends PROXY headers
 
 	state *clusterState
 	tbl   atomic.Pointer[table]

@@ -70,6 +70,11 @@ func (m *Manager) BuildWithSecrets(clusters map[string]*clusterv3.Cluster, assig
 		if err == nil {
 			c.transport, err = compileTransport(pc, c.endpoints, secrets)
 		}
+		if err == nil && c.transport.proxyProtocol() {
+			// A connection carries one downstream's addresses.
+			c.settings.maxRequests = 1
+			c.proxyProtocol = true
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cluster %q: %w", name, err)
 		}

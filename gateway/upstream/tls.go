@@ -45,6 +45,9 @@ type transport struct {
 type socket struct {
 	cfg *tls.Config
 	err error
+	// proxyProtocol is the PROXY protocol version a connection starts
+	// with (1 or 2), 0 for none (proxyprotocol.go).
+	proxyProtocol uint8
 }
 
 // forAddr is the socket connections to addr use; nil for plain text.
@@ -115,6 +118,13 @@ func compileSocket(ts *corev3.TransportSocket, secrets tlsconfig.Secrets) (*sock
 	switch typed.GetTypeUrl() {
 	case rawBufferType:
 		return nil, nil
+	case upstreamProxyProtocol:
+		return compileProxyProtocol(ts, func(inner *corev3.TransportSocket) (*socket, error) {
+			if inner.GetTypedConfig().GetTypeUrl() == upstreamProxyProtocol {
+				return nil, errors.New("a PROXY protocol socket cannot wrap another")
+			}
+			return compileSocket(inner, secrets)
+		})
 	case upstreamTLS:
 		ctx := &tlsv3.UpstreamTlsContext{}
 		if err := typed.UnmarshalTo(ctx); err != nil {
@@ -184,6 +194,15 @@ func (cs *clusterState) dial(ctx context.Context, network, addr string) (net.Con
 	if s.err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cluster %q: %w", cs.name, s.err)
+	}
+	if s.proxyProtocol != 0 {
+		if err := writeProxyHeader(ctx, nc, s.proxyProtocol); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("cluster %q: PROXY protocol header to %s: %w", cs.name, addr, err)
+		}
+	}
+	if s.cfg == nil {
+		return nc, nil
 	}
 	tc := tls.Client(nc, s.cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {

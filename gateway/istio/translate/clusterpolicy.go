@@ -6,6 +6,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -61,6 +63,38 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 	applyOutlierDetection(c, policy.GetOutlierDetection())
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	t.applyUpstreamTLS(c, svc, port, subset, policy.GetTls(), dr)
+	applyProxyProtocol(c, policy.GetProxyProtocol())
+}
+
+// applyProxyProtocol wraps the cluster's transport sockets (plain text
+// when it has none) in the upstream PROXY protocol socket, as istiod's
+// applyUpstreamProxyProtocol for trafficPolicy.proxyProtocol
+// (https://istio.io/latest/docs/reference/config/networking/destination-rule/#TrafficPolicy-ProxyProtocol).
+func applyProxyProtocol(c *clusterv3.Cluster, pp *v1alpha3.TrafficPolicy_ProxyProtocol) {
+	if pp == nil {
+		return
+	}
+	version := corev3.ProxyProtocolConfig_V1
+	if pp.GetVersion() == v1alpha3.TrafficPolicy_ProxyProtocol_V2 {
+		version = corev3.ProxyProtocolConfig_V2
+	}
+	wrap := func(inner *corev3.TransportSocket) *corev3.TransportSocket {
+		if inner == nil {
+			inner = &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer",
+				ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}}
+		}
+		return &corev3.TransportSocket{Name: "envoy.transport_sockets.upstream_proxy_protocol",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&proxyprotocolv3.ProxyProtocolUpstreamTransport{
+				Config:          &corev3.ProxyProtocolConfig{Version: version},
+				TransportSocket: inner,
+			})}}
+	}
+	if c.TransportSocket != nil || len(c.TransportSocketMatches) == 0 {
+		c.TransportSocket = wrap(c.TransportSocket)
+	}
+	for _, m := range c.TransportSocketMatches {
+		m.TransportSocket = wrap(m.TransportSocket)
+	}
 }
 
 // isHTTPFamily reports whether a port speaks some HTTP, so that its

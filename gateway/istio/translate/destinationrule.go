@@ -90,7 +90,8 @@ func (r *destinationRule) subset(name string) *v1alpha3.Subset {
 // the rule's port-level settings replace its top-level settings for that
 // port; a subset's settings replace the rule's, component by component,
 // and the subset's own port-level settings replace those. A retry budget
-// has no port-level setting: the subset's, else the rule's, applies.
+// and the PROXY protocol have no port-level setting: the subset's, else
+// the rule's, applies.
 func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.TrafficPolicy {
 	merged := applyPortLevel(rule, port)
 	if subset == nil {
@@ -103,6 +104,7 @@ func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy,
 		out.LoadBalancer = merged.LoadBalancer
 		out.Tls = merged.Tls
 		out.RetryBudget = merged.RetryBudget
+		out.ProxyProtocol = merged.ProxyProtocol
 	}
 	if subset.ConnectionPool != nil {
 		out.ConnectionPool = subset.ConnectionPool
@@ -118,6 +120,9 @@ func policyForPort(rule *v1alpha3.TrafficPolicy, subset *v1alpha3.TrafficPolicy,
 	}
 	if subset.RetryBudget != nil {
 		out.RetryBudget = subset.RetryBudget
+	}
+	if subset.ProxyProtocol != nil {
+		out.ProxyProtocol = subset.ProxyProtocol
 	}
 	for _, p := range subset.PortLevelSettings {
 		if p.GetPort().GetNumber() == port {
@@ -144,8 +149,10 @@ func applyPortLevel(policy *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.Traff
 				OutlierDetection: p.OutlierDetection,
 				LoadBalancer:     p.LoadBalancer,
 				Tls:              p.Tls,
-				// A retry budget has no port-level setting.
-				RetryBudget: policy.RetryBudget,
+				// A retry budget and the PROXY protocol have no
+				// port-level setting.
+				RetryBudget:   policy.RetryBudget,
+				ProxyProtocol: policy.ProxyProtocol,
 			}
 		}
 	}
@@ -155,5 +162,6 @@ func applyPortLevel(policy *v1alpha3.TrafficPolicy, port uint32) *v1alpha3.Traff
 		LoadBalancer:     policy.LoadBalancer,
 		Tls:              policy.Tls,
 		RetryBudget:      policy.RetryBudget,
+		ProxyProtocol:    policy.ProxyProtocol,
 	}
 }

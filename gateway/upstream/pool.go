@@ -53,7 +53,7 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 func newConnPool(addr string, b *breakers, s poolSettings, st *ClusterStats, dial dialFunc) *connPool {
 	p := &connPool{addr: addr, b: b, s: s, st: st, dial: dial}
 	if dial == nil {
-		p.dial = (&net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		p.dial = (&net.Dialer{Timeout: s.connectTimeout, KeepAliveConfig: s.keepAlive}).DialContext
 	} else {
 		p.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, s.connectTimeout)

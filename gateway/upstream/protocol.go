@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -64,10 +65,38 @@ type poolSettings struct {
 	connectTimeout time.Duration
 	idleTimeout    time.Duration
 	maxRequests    uint32 // per connection, 0 = unlimited
+	// keepAlive is upstream_connection_options.tcp_keepalive: TCP
+	// keepalive probes on the cluster's connections.
+	keepAlive net.KeepAliveConfig
+}
+
+// defaultKeepAlive probes an idle upstream connection every 30 s, as
+// the gateway always did when a cluster says nothing.
+var defaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 30 * time.Second}
+
+// keepAliveOf reads upstream_connection_options.tcp_keepalive; a field
+// it leaves unset takes the Linux default Envoy gets from the system
+// (2 h idle, 75 s between probes, 9 probes).
+func keepAliveOf(c *clusterv3.Cluster) net.KeepAliveConfig {
+	ka := c.GetUpstreamConnectionOptions().GetTcpKeepalive()
+	if ka == nil {
+		return defaultKeepAlive
+	}
+	out := net.KeepAliveConfig{Enable: true, Idle: 2 * time.Hour, Interval: 75 * time.Second, Count: 9}
+	if v := ka.GetKeepaliveTime(); v != nil {
+		out.Idle = time.Duration(v.GetValue()) * time.Second
+	}
+	if v := ka.GetKeepaliveInterval(); v != nil {
+		out.Interval = time.Duration(v.GetValue()) * time.Second
+	}
+	if v := ka.GetKeepaliveProbes(); v != nil {
+		out.Count = int(v.GetValue())
+	}
+	return out
 }
 
 func settingsOf(c *clusterv3.Cluster, ct time.Duration) (poolSettings, error) {
-	s := poolSettings{connectTimeout: ct, idleTimeout: time.Hour}
+	s := poolSettings{connectTimeout: ct, idleTimeout: time.Hour, keepAlive: keepAliveOf(c)}
 	opts, err := httpOptions(c)
 	if err != nil {
 		return s, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -182,7 +181,7 @@ func (cs *clusterState) dial(ctx context.Context, network, addr string) (net.Con
 	if cs.m.Dial != nil {
 		nc, err = cs.m.Dial(ctx, network, addr)
 	} else {
-		nc, err = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+		nc, err = (&net.Dialer{KeepAliveConfig: cs.settings.keepAlive}).DialContext(ctx, network, addr)
 	}
 	if err != nil {
 		return nil, err

@@ -152,6 +152,20 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *v1alpha3.ConnectionPoolSettin
 		if tcp.MaxConnections > 0 {
 			th.MaxConnections = wrapperspb.UInt32(uint32(tcp.MaxConnections))
 		}
+		if ka := tcp.TcpKeepalive; ka != nil {
+			// TCP keepalive probes, their times in whole seconds.
+			out := &corev3.TcpKeepalive{}
+			if ka.Probes > 0 {
+				out.KeepaliveProbes = wrapperspb.UInt32(ka.Probes)
+			}
+			if ka.Time != nil {
+				out.KeepaliveTime = wrapperspb.UInt32(uint32(ka.Time.AsDuration().Seconds()))
+			}
+			if ka.Interval != nil {
+				out.KeepaliveInterval = wrapperspb.UInt32(uint32(ka.Interval.AsDuration().Seconds()))
+			}
+			c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: out}
+		}
 		maxDuration = tcp.MaxConnectionDuration
 		if idle == nil {
 			idle = tcp.IdleTimeout

@@ -13,6 +13,8 @@ import (
 // address; every Endpoint compiled for that address points to it.
 type host struct {
 	addr string
+	// added is when the host joined the cluster, for slow start.
+	added time.Time
 	// active counts requests sent and not yet finished, as Envoy's
 	// per-host rq_active.
 	active atomic.Int64
@@ -48,7 +50,7 @@ type outlierHost struct {
 }
 
 func newHost(addr string, b *breakers, s poolSettings, st *ClusterStats, dial dialFunc) *host {
-	h := &host{addr: addr}
+	h := &host{addr: addr, added: time.Now()}
 	h.pool = newConnPool(addr, b, s, st, dial)
 	h.pool.host = h
 	return h

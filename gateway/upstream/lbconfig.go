@@ -19,6 +19,9 @@ type lbConfig struct {
 	maglevSize       uint64
 	choiceCount      uint32
 	activeBias       float64
+	// slowStart ramps up the weight of new hosts (round robin, least
+	// request); nil when off.
+	slowStart *slowStart
 }
 
 func (c *lbConfig) hashing() bool {
@@ -61,8 +64,13 @@ func compileLB(c *clusterv3.Cluster) (lbConfig, error) {
 		out.panicThreshold = p.GetValue()
 	}
 	out.localityWeighted = common.GetLocalityWeightedLbConfig() != nil
+	var err error
 	switch out.policy {
-	case clusterv3.Cluster_ROUND_ROBIN, clusterv3.Cluster_RANDOM:
+	case clusterv3.Cluster_ROUND_ROBIN:
+		if out.slowStart, err = compileSlowStart("round_robin_lb_config.slow_start_config", c.GetRoundRobinLbConfig().GetSlowStartConfig()); err != nil {
+			return out, err
+		}
+	case clusterv3.Cluster_RANDOM:
 	case clusterv3.Cluster_CLUSTER_PROVIDED:
 		// No cluster type here provides its own balancer; Envoy's
 		// default applies.
@@ -80,6 +88,9 @@ func compileLB(c *clusterv3.Cluster) (lbConfig, error) {
 				return out, fmt.Errorf("least_request_lb_config.active_request_bias: %v must not be negative", b.GetDefaultValue())
 			}
 			out.activeBias = b.GetDefaultValue()
+		}
+		if out.slowStart, err = compileSlowStart("least_request_lb_config.slow_start_config", lr.GetSlowStartConfig()); err != nil {
+			return out, err
 		}
 	case clusterv3.Cluster_RING_HASH:
 		rh := c.GetRingHashLbConfig()

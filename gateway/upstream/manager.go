@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/waygate/waygate/gateway/stats"
 	"github.com/waygate/waygate/gateway/tlsconfig"
@@ -160,6 +161,8 @@ type clusterState struct {
 	checker  *checker
 	resolver *resolver
 	closed   bool
+	// ramp rebuilds the table while hosts are in slow start.
+	ramp *time.Timer
 }
 
 func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *breakers, st *ClusterStats) *clusterState {
@@ -287,6 +290,16 @@ func (cs *clusterState) rebuildLocked() {
 	t := buildTable(eps, &c.lb, c.overprovisioning)
 	c.tbl.Store(t)
 	cs.stats.membership(t)
+	if s := c.lb.slowStart; s != nil {
+		if d, ok := s.next(live, time.Now()); ok && cs.ramp == nil {
+			cs.ramp = time.AfterFunc(d, func() {
+				cs.mu.Lock()
+				cs.ramp = nil
+				cs.mu.Unlock()
+				cs.rebuild()
+			})
+		}
+	}
 }
 
 // hostList returns the current hosts.
@@ -307,6 +320,9 @@ func (cs *clusterState) close() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.closed = true
+	if cs.ramp != nil {
+		cs.ramp.Stop()
+	}
 	if cs.checker != nil {
 		cs.checker.stop(false)
 	}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
@@ -125,6 +126,14 @@ func priorityLoad(health []uint32) []uint32 {
 // weighting scale it by its locality's share, as Envoy normalizes them.
 func hostWeights(hosts []*Endpoint, cfg *lbConfig) []weighted {
 	ws := endpointWeights(hosts)
+	if s := cfg.slowStart; s != nil {
+		now := time.Now()
+		for i := range ws {
+			if h := ws[i].ep.host; h != nil {
+				ws[i].w *= s.factor(now.Sub(h.added))
+			}
+		}
+	}
 	if !cfg.localityWeighted || !cfg.hashing() {
 		return ws
 	}

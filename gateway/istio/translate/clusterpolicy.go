@@ -269,8 +269,22 @@ func applyLoadBalancer(c *clusterv3.Cluster, lb *v1alpha3.LoadBalancerSettings) 
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
 		c.LoadAssignment = nil
 	}
-	if lb.GetWarmupDurationSecs() != nil { //nolint:staticcheck // deprecated but accepted.
-		slow := &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: lb.GetWarmupDurationSecs()} //nolint:staticcheck
+	var slow *clusterv3.Cluster_SlowStartConfig
+	switch w := lb.GetWarmup(); {
+	case w != nil:
+		// warmup: the window, the weight it starts from and how fast it
+		// ramps up; unset parts keep Envoy's defaults (10%, linear).
+		slow = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: w.GetDuration()}
+		if p := w.GetMinimumPercent(); p != nil {
+			slow.MinWeightPercent = &typev3.Percent{Value: p.GetValue()}
+		}
+		if a := w.GetAggression(); a != nil {
+			slow.Aggression = &corev3.RuntimeDouble{DefaultValue: a.GetValue(), RuntimeKey: "upstream.slow_start.aggression"}
+		}
+	case lb.GetWarmupDurationSecs() != nil: //nolint:staticcheck // deprecated but accepted.
+		slow = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: lb.GetWarmupDurationSecs()} //nolint:staticcheck
+	}
+	if slow != nil {
 		switch c.LbPolicy {
 		case clusterv3.Cluster_ROUND_ROBIN:
 			c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slow}}

@@ -187,6 +187,9 @@ func (v *validator) outlierDetection(key Key, p string, od *v1alpha3.OutlierDete
 	if n := od.GetMinHealthPercent(); n < 0 || n > 100 {
 		v.errorf(key, p+".minHealthPercent", "percentage %d is out of range 0..100", n)
 	}
+	if t := od.GetFailurePercentageThreshold(); t != nil && t.GetValue() > 100 {
+		v.errorf(key, p+".failurePercentageThreshold", "percentage %d is out of range 0..100", t.GetValue())
+	}
 	if od.GetConsecutiveErrors() < 0 {
 		v.errorf(key, p+".consecutiveErrors", "must not be negative, got %d", od.GetConsecutiveErrors())
 	}

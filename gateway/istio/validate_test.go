@@ -479,8 +479,11 @@ spec:
     retryBudget:
       percent: 120
       budgetInterval: -1s
+    outlierDetection:
+      failurePercentageThreshold: 101
 `,
 			want: []string{
+				"error: t.yaml:11: DestinationRule default/r: spec.trafficPolicy.outlierDetection.failurePercentageThreshold: percentage 101 is out of range 0..100",
 				"error: t.yaml:8: DestinationRule default/r: spec.trafficPolicy.retryBudget.percent: percentage 120 is out of range 0..100",
 				"error: t.yaml:9: DestinationRule default/r: spec.trafficPolicy.retryBudget.budgetInterval: must not be negative, got -1s",
 			},

@@ -227,6 +227,12 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *v1alpha3.OutlierDetection) 
 		out.ConsecutiveGatewayFailure = wrapperspb.UInt32(e.GetValue())
 		out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(enforcing(e.GetValue()))
 	}
+	if v := od.GetFailurePercentageThreshold(); v != nil {
+		// Failure percentage ejection, judged every interval over hosts
+		// with enough requests (Envoy's minimum hosts and volume).
+		out.FailurePercentageThreshold = wrapperspb.UInt32(v.GetValue())
+		out.EnforcingFailurePercentage = wrapperspb.UInt32(100)
+	}
 	out.Interval = od.Interval
 	out.BaseEjectionTime = od.BaseEjectionTime
 	if od.MaxEjectionPercent > 0 {

@@ -182,6 +182,9 @@ func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *bre
 	cs.h2 = base()
 	cs.h2.Protocols = new(http.Protocols)
 	cs.h2.Protocols.SetUnencryptedHTTP2(true)
+	if s.pingInterval > 0 {
+		cs.h2.HTTP2 = &http.HTTP2Config{SendPingTimeout: s.pingInterval, PingTimeout: s.pingTimeout}
+	}
 	return cs
 }
 

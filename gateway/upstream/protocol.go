@@ -6,6 +6,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -68,6 +69,22 @@ type poolSettings struct {
 	// keepAlive is upstream_connection_options.tcp_keepalive: TCP
 	// keepalive probes on the cluster's connections.
 	keepAlive net.KeepAliveConfig
+	// pingInterval and pingTimeout are the HTTP/2 options'
+	// connection_keepalive: a PING after pingInterval without frames,
+	// and the connection closed when its answer takes pingTimeout.
+	pingInterval, pingTimeout time.Duration
+}
+
+// http2Options are the cluster's HTTP/2 protocol options, wherever the
+// cluster puts them.
+func http2Options(c *clusterv3.Cluster, opts *httpv3.HttpProtocolOptions) *corev3.Http2ProtocolOptions {
+	if h := opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions(); h != nil {
+		return h
+	}
+	if h := opts.GetUseDownstreamProtocolConfig().GetHttp2ProtocolOptions(); h != nil {
+		return h
+	}
+	return c.GetHttp2ProtocolOptions() //nolint:staticcheck // deprecated but still sent.
 }
 
 // defaultKeepAlive probes an idle upstream connection every 30 s, as
@@ -111,6 +128,13 @@ func settingsOf(c *clusterv3.Cluster, ct time.Duration) (poolSettings, error) {
 	}
 	if m := common.GetMaxRequestsPerConnection(); m != nil {
 		s.maxRequests = m.GetValue()
+	}
+	if ka := http2Options(c, opts).GetConnectionKeepalive(); ka != nil {
+		s.pingInterval = ka.GetInterval().AsDuration()
+		s.pingTimeout = ka.GetTimeout().AsDuration()
+		if s.pingInterval < 0 || s.pingTimeout < 0 {
+			return s, fmt.Errorf("http2_protocol_options.connection_keepalive: interval and timeout must not be negative")
+		}
 	}
 	return s, nil
 }

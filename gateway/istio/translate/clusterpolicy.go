@@ -28,13 +28,21 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 ) {
 	var opts *httpv3.HttpProtocolOptions
 	h := policy.GetConnectionPool().GetHttp()
+	// http2KeepAlive: PINGs on idle HTTP/2 connections.
+	h2 := func() *corev3.Http2ProtocolOptions {
+		o := &corev3.Http2ProtocolOptions{}
+		if ka := h.GetHttp2KeepAlive(); ka != nil {
+			o.ConnectionKeepalive = &corev3.KeepaliveSettings{Interval: ka.GetInterval(), Timeout: ka.GetTimeout()}
+		}
+		return o
+	}
 	switch {
 	case h.GetUseClientProtocol() && isHTTPFamily(port.protocol):
 		// The upstream request keeps the downstream's protocol.
 		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
 			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
 				HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
-				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				Http2ProtocolOptions: h2(),
 			},
 		}}
 	case isHTTP2(port.protocol),
@@ -43,7 +51,7 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 		port.protocol == "HTTP" && h.GetH2UpgradePolicy() == v1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE:
 		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2()},
 			},
 		}}
 	}

@@ -14,9 +14,11 @@
 // The files follow the steps: cluster.go (compile, Pick, RoundTrip,
 // Report), table.go (priorities, panic threshold, localities),
 // balancer.go, leastrequest.go, ringhash.go, maglev.go (the lb_policy
-// balancers), pool.go (the HTTP/1.1 connection pool), breakers.go,
-// outlier.go, health.go, dns.go, tls.go (transport sockets: upstream
-// TLS and Istio mTLS), manager.go.
+// balancers), slowstart.go (new hosts' weights ramping up), pool.go (the
+// HTTP/1.1 connection pool), breakers.go and retrybudget.go, outlier.go,
+// health.go, dns.go, tls.go (transport sockets: upstream TLS and Istio
+// mTLS) and proxyprotocol.go (the upstream PROXY protocol socket),
+// manager.go. ORIGINAL_DST clusters are taken with no endpoints.
 //
 // See https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/cluster_manager
 // and https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/load_balancing

@@ -135,7 +135,7 @@ func asConf(t testing.TB, rootID, conf string, opts ...func(*wasmv3.PluginConfig
 		RootId:        rootID,
 		Configuration: a,
 		Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{
-			VmId:    "as_" + rootID + "_" + t.Name(),
+			VmId:    "as_" + rootID + "_" + runName(t),
 			Runtime: "envoy.wasm.runtime.v8",
 			Code: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
 				Specifier: &corev3.DataSource_Filename{Filename: asPlugin(t)},
@@ -291,7 +291,7 @@ func TestAssemblyScriptPlugins(t *testing.T) {
 			}
 		}},
 		{"shared queue", func(t *testing.T) []*hcmv3.HttpFilter {
-			recv := "as_receiver_" + t.Name()
+			recv := "as_receiver_" + runName(t)
 			return []*hcmv3.HttpFilter{
 				wasmFilter(t, asConf(t, "queue_recv", "-", vmID(recv))),
 				wasmFilter(t, asConf(t, "queue_send", recv)),
@@ -336,7 +336,7 @@ func TestAssemblyScriptPlugins(t *testing.T) {
 				"request.headers.x-probe": "here",
 				"plugin_name":             "as_properties",
 				"plugin_root_id":          "properties",
-				"plugin_vm_id":            "as_properties_" + t.Name(),
+				"plugin_vm_id":            "as_properties_" + runName(t),
 				"node.id":                 "waygate-test",
 				"cluster_name":            "backend",
 				"as.custom":               "kept",

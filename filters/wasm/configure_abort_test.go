@@ -79,7 +79,7 @@ func TestConfigureAbort(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				env := envForTest(t)
 				o := Options{PoolSize: 1, CloseDelay: -1}
-				serving := newFactoryEnv(t, pluginConf(t, "audit", "audit", rootID("serving"), vmID("serving_"+t.Name())), env, o)
+				serving := newFactoryEnv(t, pluginConf(t, "audit", "audit", rootID("serving"), vmID("serving_"+runName(t))), env, o)
 				inst := serving.pool.inst.at(0)
 				l := startStreamLoop(serving, 3)
 				// A stream of the serving plugin midway, between its
@@ -89,9 +89,9 @@ func TestConfigureAbort(t *testing.T) {
 				held.OnRequestHeaders(x, true)
 				time.Sleep(20 * time.Millisecond)
 
-				vm := "aborting_" + t.Name()
+				vm := "aborting_" + runName(t)
 				if joining {
-					vm = "serving_" + t.Name()
+					vm = "serving_" + runName(t)
 				}
 				_, err := New(context.Background(), pluginConf(t, "audit", "abort="+abort, rootID("aborting"), vmID(vm)), env, o)
 				if err == nil || !strings.Contains(err.Error(), "proxy_on_configure") {
@@ -123,7 +123,7 @@ func TestJoiningPluginKeepsQueue(t *testing.T) {
 	store := stats.NewStore()
 	env.Stats = store.Filters()
 	o := Options{PoolSize: 1, CloseDelay: -1}
-	recv := "receiver_" + t.Name()
+	recv := "receiver_" + runName(t)
 	newFactoryEnv(t, pluginConf(t, "examples", mode("queue-receiver"), vmID(recv)), env, o)
 	newFactoryEnv(t, pluginConf(t, "examples", mode("noop"), rootID("joiner"), vmID(recv)), env, o)
 	sender := newFactoryEnv(t, pluginConf(t, "examples", mode("queue-sender", "queue_vm", recv)), env, o)

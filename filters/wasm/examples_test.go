@@ -145,7 +145,7 @@ func TestSDKExamples(t *testing.T) {
 				}
 			}},
 		{"shared_queue", func(t *testing.T) []*hcmv3.HttpFilter {
-			recv := "receiver_" + t.Name()
+			recv := "receiver_" + runName(t)
 			return []*hcmv3.HttpFilter{
 				wasmFilter(t, pluginConf(t, "examples", mode("queue-receiver"), vmID(recv))),
 				wasmFilter(t, pluginConf(t, "examples", mode("queue-sender", "queue_vm", recv))),
@@ -187,7 +187,7 @@ func TestSDKExamples(t *testing.T) {
 					"x-prop-request.protocol":                                "HTTP/1.1",
 					"x-prop-plugin_name":                                     "examples",
 					"x-prop-plugin_root_id":                                  "examples_root",
-					"x-prop-plugin_vm_id":                                    "examples_" + t.Name(),
+					"x-prop-plugin_vm_id":                                    "examples_" + runName(t),
 					"x-prop-node.id":                                         "waygate-test",
 					"x-prop-cluster_name":                                    "backend",
 					"x-prop-request.headers.x-probe":                         "here",

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +52,7 @@ func pluginConf(t testing.TB, name, conf string, opts ...func(*wasmv3.PluginConf
 		RootId:        name + "_root",
 		Configuration: a,
 		Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{
-			VmId:    name + "_" + t.Name(),
+			VmId:    name + "_" + runName(t),
 			Runtime: "envoy.wasm.runtime.v8",
 			Code: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
 				Specifier: &corev3.DataSource_Filename{Filename: path},
@@ -64,6 +66,29 @@ func pluginConf(t testing.TB, name, conf string, opts ...func(*wasmv3.PluginConf
 }
 
 func failOpen(pc *wasmv3.PluginConfig) { pc.FailurePolicy = wasmv3.FailurePolicy_FAIL_OPEN }
+
+// runName is t.Name(), told apart for each run of the same test in one
+// process (go test -count=N). The host keeps shared data, queues and
+// metrics by vm_id for the life of the process, as Envoy does, so the
+// vm_ids the tests build from it must not carry state from one run into
+// the next.
+func runName(t testing.TB) string {
+	if v, ok := runNames.Load(t); ok {
+		return v.(string)
+	}
+	c, _ := runCounts.LoadOrStore(t.Name(), new(atomic.Int32))
+	name := t.Name()
+	if n := c.(*atomic.Int32).Add(1); n > 1 {
+		name = fmt.Sprintf("%s#%d", name, n)
+	}
+	v, _ := runNames.LoadOrStore(t, name)
+	return v.(string)
+}
+
+var (
+	runNames  sync.Map // testing.TB -> its run's name
+	runCounts sync.Map // test name -> *atomic.Int32, its runs so far
+)
 
 func vmID(id string) func(*wasmv3.PluginConfig) {
 	return func(pc *wasmv3.PluginConfig) { pc.GetVmConfig().VmId = id }

@@ -148,7 +148,7 @@ func TestPropertyEncodings(t *testing.T) {
 		{"upstream/address", isStatus(1)},
 		{"plugin_name", isStr("audit")},
 		{"plugin_root_id", isStr("audit_root")},
-		{"plugin_vm_id", isStr("audit_" + t.Name())},
+		{"plugin_vm_id", isStr("audit_" + runName(t))},
 		{"cluster_name", isStr("backend")},
 		{"xds/cluster_name", isStr("backend")},
 		{"route_name", isStr("")},

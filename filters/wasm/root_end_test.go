@@ -18,7 +18,7 @@ import (
 func TestRootContextsEnd(t *testing.T) {
 	env := envForTest(t)
 	o := Options{PoolSize: 1, CloseDelay: -1}
-	vm := "ending_" + t.Name()
+	vm := "ending_" + runName(t)
 	first, err := New(t.Context(), pluginConf(t, "audit", "audit", rootID("first"), vmID(vm)), env, o)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestRootContextDrains(t *testing.T) {
 	env := envForTest(t)
 	env.Upstream = viewUpstream{view}
 	o := Options{PoolSize: 1, CloseDelay: -1}
-	vm := "draining_" + t.Name()
+	vm := "draining_" + runName(t)
 	draining, err := New(t.Context(), pluginConf(t, "audit", "drain", rootID("draining"), vmID(vm)), env, o)
 	if err != nil {
 		t.Fatal(err)

@@ -35,8 +35,8 @@ func TestPluginsShareVM(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			backend := startEcho(t, "backend")
-			alpha := pluginConf(t, "rawabi", "mode=count value=A", rootID("alpha"), vmID("shared_"+t.Name()))
-			beta := pluginConf(t, "rawabi", "mode=count value=B", rootID("beta"), vmID(c.betaVM+"_"+t.Name()))
+			alpha := pluginConf(t, "rawabi", "mode=count value=A", rootID("alpha"), vmID("shared_"+runName(t)))
+			beta := pluginConf(t, "rawabi", "mode=count value=B", rootID("beta"), vmID(c.betaVM+"_"+runName(t)))
 			g := startGateway(t, []*hcmv3.HttpFilter{wasmFilter(t, alpha), wasmFilter(t, beta)},
 				hcmtest.StaticCluster("backend", backend.Addr()))
 			for i, want := range c.requests {
@@ -60,7 +60,7 @@ func TestPluginsShareVM(t *testing.T) {
 func TestPluginJoinsVM(t *testing.T) {
 	env := envForTest(t)
 	o := Options{PoolSize: 1, CloseDelay: -1}
-	vm := vmID("joined_" + t.Name())
+	vm := vmID("joined_" + runName(t))
 	a := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=count value=A", rootID("alpha"), vm), env, o)
 	headers := func(f *Factory) map[string]string {
 		t.Helper()
@@ -126,7 +126,7 @@ func TestPluginCallbacksReachTheirRoot(t *testing.T) {
 	// upstream compares equal.
 	env := filters.Env{Log: testLog(t), Upstream: &struct{ clusterDialer }{clusterDialer{"echo": srv.addr}}}
 	o := Options{PoolSize: 1}
-	vm := vmID("callbacks_" + t.Name())
+	vm := vmID("callbacks_" + runName(t))
 	ticker := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=count value=T tick=5", rootID("ticker"), vm), env, o)
 	caller := newFactoryEnv(t, pluginConf(t, "rawabi", "mode=grpc-unary upstream=echo", rootID("caller"), vm), env, o)
 	if ticker.pool != caller.pool {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,9 @@ type gatewayServer struct {
 // portServers are the servers sharing one listener port.
 type portServers struct {
 	port uint32
+	// bind is the address the servers' bind asks for, "" for every
+	// address (0.0.0.0).
+	bind string
 	// http is true when the port serves plain HTTP: all its servers share
 	// the route configuration "http.<port>".
 	http    bool
@@ -71,7 +75,11 @@ func (t *translator) mergeGateways() *mergedGateway {
 		return cmp.Or(cmp.Compare(a.time, b.time), cmp.Compare(a.key.Name, b.key.Name), cmp.Compare(a.key.Namespace, b.key.Namespace))
 	})
 
-	byPort := map[uint32]*portServers{}
+	type listenKey struct {
+		bind string
+		port uint32
+	}
+	byPort := map[listenKey]*portServers{}
 	m := &mergedGateway{}
 	for _, g := range gws {
 		for i, s := range g.spec.Servers {
@@ -80,15 +88,22 @@ func (t *translator) mergeGateways() *mergedGateway {
 				t.warn(g.key, field+".port", "server has no port; it is left out")
 				continue
 			}
-			if s.Bind != "" {
-				t.warn(g.key, field+".bind", "bind is not supported; the server listens on 0.0.0.0")
+			bind := s.Bind
+			if bind != "" {
+				// An IP address; a Unix socket (unix://) has no port to
+				// listen on here.
+				if _, err := netip.ParseAddr(bind); err != nil {
+					t.warn(g.key, field+".bind", "%q is not an IP address; only IP binds are supported, the server is left out", bind)
+					continue
+				}
 			}
 			gs := &gatewayServer{gateway: g.key, name: g.key.Namespace + "/" + g.key.Name, server: s, field: field}
 			isHTTP := protocolIsHTTP(s.Port.Protocol)
-			ps := byPort[s.Port.Number]
+			key := listenKey{bind, s.Port.Number}
+			ps := byPort[key]
 			if ps == nil {
-				ps = &portServers{port: s.Port.Number, http: isHTTP}
-				byPort[s.Port.Number] = ps
+				ps = &portServers{port: s.Port.Number, bind: bind, http: isHTTP}
+				byPort[key] = ps
 				m.ports = append(m.ports, ps)
 			} else if ps.http != isHTTP {
 				t.warn(g.key, field+".port", "port %d already serves %s; a server of protocol %s cannot share it",
@@ -101,7 +116,7 @@ func (t *translator) mergeGateways() *mergedGateway {
 			ps.servers = append(ps.servers, gs)
 		}
 	}
-	slices.SortFunc(m.ports, func(a, b *portServers) int { return cmp.Compare(a.port, b.port) })
+	slices.SortFunc(m.ports, func(a, b *portServers) int { return cmp.Or(cmp.Compare(a.port, b.port), cmp.Compare(a.bind, b.bind)) })
 	return m
 }
 

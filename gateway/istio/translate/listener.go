@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -25,11 +26,17 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 	routeNames := map[string]bool{}
 
 	for _, ps := range gw.ports {
-		name := "0.0.0.0_" + strconv.Itoa(int(ps.port))
+		// As istiod: a server's bind is the listener's address and
+		// name, and suffixes its route configuration.
+		addr := cmp.Or(ps.bind, "0.0.0.0")
+		name := addr + "_" + strconv.Itoa(int(ps.port))
 		statPrefix := "outbound_" + name
 		var chains []*listenerv3.FilterChain
 		if ps.http {
 			routeName := "http." + strconv.Itoa(int(ps.port))
+			if ps.bind != "" {
+				routeName += "." + ps.bind
+			}
 			chains = append(chains, &listenerv3.FilterChain{
 				Filters: []*listenerv3.Filter{hcmNetworkFilter(t.connectionManager(statPrefix, routeName))},
 			})
@@ -116,7 +123,7 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 		l := &listenerv3.Listener{
 			Name: name,
 			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-				Address:       "0.0.0.0",
+				Address:       addr,
 				PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: ps.port},
 			}}},
 			FilterChains:     chains,

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
@@ -46,9 +48,19 @@ func fetcherFor(o Options) *fetch.Fetcher {
 		Dir:           filepath.Join(o.CacheDir, "remote"),
 		InsecureHosts: splitList(o.InsecureRegistries),
 		MaxSize:       maxCodeSize,
+		// istio-agent's settings of the module cache's expiry.
+		ModuleExpiry:  envDuration("WASM_MODULE_EXPIRY"),
+		PurgeInterval: envDuration("WASM_PURGE_INTERVAL"),
 	})
 	actual, _ := fetchers.LoadOrStore(key, f)
 	return actual.(*fetch.Fetcher)
+}
+
+// envDuration is the duration the environment variable name holds, 0
+// when unset or not a duration.
+func envDuration(name string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(name))
+	return d
 }
 
 // fetchedDirectly reports whether the gateway fetches a remote module

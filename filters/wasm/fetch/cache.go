@@ -63,6 +63,7 @@ func (c *cache) module(name, sum string) ([]byte, bool) {
 		// not match it was damaged, and is fetched again.
 		return nil, false
 	}
+	c.touch(name, sum)
 	return b, true
 }
 

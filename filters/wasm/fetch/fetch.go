@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,11 @@ type Options struct {
 	MaxSize int64
 	// Log receives a line per fetch. Default: discarded.
 	Log *slog.Logger
+	// ModuleExpiry is how long a cached module may go unused before it
+	// is removed, and PurgeInterval how often the cache is checked
+	// (purge.go). Defaults: 24 h and 1 h; a negative PurgeInterval
+	// never purges.
+	ModuleExpiry, PurgeInterval time.Duration
 }
 
 // Defaults of a Request's fields left zero, as istio-agent's.
@@ -122,6 +128,8 @@ type Fetcher struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	// lastPurge is when the cache was last purged, in Unix nanoseconds.
+	lastPurge atomic.Int64
 }
 
 // New returns a Fetcher with its options.
@@ -131,6 +139,12 @@ func New(o Options) *Fetcher {
 	}
 	if o.MaxSize <= 0 {
 		o.MaxSize = defaultMaxSize
+	}
+	if o.ModuleExpiry <= 0 {
+		o.ModuleExpiry = DefaultModuleExpiry
+	}
+	if o.PurgeInterval == 0 {
+		o.PurgeInterval = DefaultPurgeInterval
 	}
 	log := o.Log
 	if log == nil {
@@ -171,6 +185,7 @@ func (f *Fetcher) Get(ctx context.Context, r Request) ([]byte, error) {
 	if r.PullSecret != nil && len(strings.TrimSpace(string(r.PullSecret))) == 0 {
 		return nil, &PullSecretError{errors.New("is empty (the control plane could not read the secret)")}
 	}
+	f.maybePurge(time.Now())
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 

@@ -109,8 +109,9 @@ type Route interface {
 	Name() string
 	// VirtualHost is the name of the virtual host the route belongs to.
 	VirtualHost() string
-	// Cluster is the upstream cluster the route targets, "" for redirect
-	// and direct-response routes (and before a weighted pick).
+	// Cluster is the upstream cluster the route targets: for weighted
+	// clusters the one picked when the route was matched; "" for
+	// redirect, direct-response and cluster_header routes.
 	Cluster() string
 	// PerFilterConfig returns the compiled typed_per_filter_config for the
 	// filter named name, the most specific of route, virtual host and

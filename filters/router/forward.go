@@ -28,7 +28,7 @@ const (
 )
 
 func (f *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.Status {
-	rt, _ := x.MatchedRoute().(*routes.Route)
+	rt, wc := routes.Resolve(x.MatchedRoute())
 	if rt == nil {
 		f.local(x, nil, filters.LocalReply{Status: http.StatusNotFound, Details: "route_not_found", Flag: "NR"})
 		return filters.Stop
@@ -56,16 +56,26 @@ func (f *filter) OnRequestHeaders(x *filters.Exchange, endStream bool) filters.S
 		f.local(x, rt, filters.LocalReply{Status: http.StatusNotFound, Details: "route_not_found", Flag: "NR"})
 		return filters.Stop
 	}
-	f.forward(x, rt, endStream)
+	f.forward(x, rt, wc, endStream)
 	return filters.Continue
 }
 
 // forward sends the request upstream, retrying as the route's policy
 // allows, and streams the response back.
-func (f *filter) forward(x *filters.Exchange, rt *routes.Route, endStream bool) {
+//
+// picked is the weighted cluster chosen when the route was matched, nil
+// when the route has none (or it came from elsewhere): then the pick is
+// made here.
+func (f *filter) forward(x *filters.Exchange, rt *routes.Route, picked *routes.WeightedCluster, endStream bool) {
 	fwd := rt.Forward
 	vh := rt.VHost()
-	clusterName, wc := rt.Target(&x.Request, rand.Uint64())
+	var clusterName string
+	var wc *routes.WeightedCluster
+	if picked != nil {
+		clusterName, wc = picked.ClusterFor(&x.Request), picked
+	} else {
+		clusterName, wc = rt.Target(&x.Request, rand.Uint64())
+	}
 	set := upstream.SetFrom(x.Context)
 	var cl *upstream.Cluster
 	if set != nil && clusterName != "" {

@@ -39,7 +39,7 @@ func (s *stream) startIdle(d time.Duration) {
 // whole exchange, would end it first needs none; most requests are such,
 // and are spared a timer and a cancelable context.
 func idleTimeoutFor(x *filters.Exchange, idle time.Duration) time.Duration {
-	rt, _ := x.Route.(*router.Route)
+	rt, _ := router.Resolve(x.Route)
 	if rt == nil || rt.Forward == nil {
 		return 0 // answered locally, at once
 	}

@@ -273,3 +273,34 @@ virtual_hosts:
 		t.Errorf("Match: got %s, want not-alice", got)
 	}
 }
+
+// A route with weighted clusters is matched to the pick, so filters
+// before the router see the cluster the request goes to; the router's
+// header_name makes the pick deterministic here.
+func TestMatchExchangePicksWeightedCluster(t *testing.T) {
+	tbl := compileYAML(t, `
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - name: split
+    match: {prefix: /}
+    route:
+      weighted_clusters:
+        header_name: x-pick
+        clusters:
+        - {name: v1, weight: 80}
+        - {name: v2, weight: 20}
+`)
+	for pick, want := range map[string]string{"0": "v1", "79": "v1", "80": "v2", "99": "v2"} {
+		x := &filters.Exchange{Request: *newReq("GET", "h", "/", "x-pick", pick), Downstream: *testConn}
+		got := tbl.MatchExchange(x)
+		wc, ok := got.(*WeightedCluster)
+		if !ok || got.Cluster() != want || got.Name() != "split" || wc.Route().Name() != "split" {
+			t.Errorf("x-pick %s: matched %T cluster %q, want the weighted cluster %s of route split", pick, got, got.Cluster(), want)
+		}
+		if rt, w := Resolve(got); rt == nil || w != wc {
+			t.Errorf("Resolve(%T) = %v, %v", got, rt, w)
+		}
+	}
+}

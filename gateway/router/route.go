@@ -43,8 +43,8 @@ type Route struct {
 var _ filters.Route = (*Route)(nil)
 
 // Resolve returns the compiled route behind the route a filter sees
-// (Exchange.Route), and the weighted cluster when the router already
-// picked one; nil for routes of other origins.
+// (Exchange.Route), and the weighted cluster picked when it was matched
+// (Table.MatchExchange); nil for routes of other origins.
 func Resolve(fr filters.Route) (*Route, *WeightedCluster) {
 	switch v := fr.(type) {
 	case *Route:

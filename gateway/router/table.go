@@ -172,11 +172,19 @@ func (t *Table) random() uint64 {
 // nil when no route matches, so that x.Route == nil holds, and has the
 // shape Exchange.SetRouteMatcher takes for re-matching after
 // ClearRouteCache.
+//
+// A route with weighted clusters is resolved to the pick, as Envoy picks
+// when it selects the route: filters before the router then see the
+// cluster the request goes to (Route.Cluster, a plugin's cluster_name).
 func (t *Table) MatchExchange(x *filters.Exchange) filters.Route {
-	if r := t.match(&x.Request, &x.Downstream, x.Metadata, t.random()); r != nil {
-		return r
+	r := t.match(&x.Request, &x.Downstream, x.Metadata, t.random())
+	if r == nil {
+		return nil
 	}
-	return nil
+	if f := r.Forward; f != nil && len(f.Weighted) > 0 {
+		return f.Pick(&x.Request, rand.Uint64())
+	}
+	return r
 }
 
 // MatchRandom is Match with the request's random value given, so that

@@ -62,3 +62,29 @@ func TestHTTP2KeepAlive(t *testing.T) {
 		t.Errorf("the HTTP/2 transport's config %+v", h)
 	}
 }
+
+// One request per connection holds for HTTP/2: a PROXY protocol cluster
+// (or max_requests_per_connection 1) shares no HTTP/2 connection.
+func TestHTTP2OneRequestPerConnection(t *testing.T) {
+	for _, c := range []struct {
+		max  uint32
+		want bool
+	}{{1, true}, {0, false}, {100, false}} {
+		cs := newClusterState(NewManager(), "c", poolSettings{maxRequests: c.max}, HTTP2, newBreakers(), nil)
+		if cs.h2.DisableKeepAlives != c.want {
+			t.Errorf("max requests %d: HTTP/2 keep-alives disabled %v, want %v", c.max, cs.h2.DisableKeepAlives, c.want)
+		}
+	}
+}
+
+// A detector the cluster replaced ejects no host: a report in flight
+// when outlier detection was removed would leave it out for good.
+func TestStoppedDetectorDoesNotEject(t *testing.T) {
+	cs := newClusterState(NewManager(), "c", poolSettings{}, HTTP1, newBreakers(), nil)
+	d := newDetector(cs, &outlierConfig{interval: time.Hour, baseEjection: time.Minute, maxEjection: time.Hour, maxEjectionPercent: 100})
+	d.stop()
+	h := &host{addr: "10.0.0.1:80"}
+	if d.eject(h, ejectConsecutive5xx, time.Now()) || h.ejected.Load() {
+		t.Error("a stopped detector ejected a host")
+	}
+}

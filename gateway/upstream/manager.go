@@ -185,6 +185,10 @@ func newClusterState(m *Manager, name string, s poolSettings, p Protocol, b *bre
 	if s.pingInterval > 0 {
 		cs.h2.HTTP2 = &http.HTTP2Config{SendPingTimeout: s.pingInterval, PingTimeout: s.pingTimeout}
 	}
+	// One request per connection (max_requests_per_connection 1, or a
+	// PROXY protocol socket, whose header names one downstream) holds
+	// for HTTP/2 too: no connection is shared.
+	cs.h2.DisableKeepAlives = s.maxRequests == 1
 	return cs
 }
 
@@ -218,6 +222,9 @@ func (cs *clusterState) install(c *Cluster) {
 			h.outlier = outlierHost{}
 			h.mu.Unlock()
 			h.ejected.Store(false)
+		}
+		if cs.stats != nil {
+			cs.stats.EjectionsActive.Set(0)
 		}
 	}
 	cs.current = c

@@ -113,6 +113,10 @@ type detector struct {
 	mu   sync.Mutex // serializes ejections
 	quit chan struct{}
 	done chan struct{}
+	// stopped is set under mu once the cluster replaced the detector:
+	// a report still in flight must not eject a host nothing would
+	// bring back.
+	stopped bool
 }
 
 func newDetector(cs *clusterState, cfg *outlierConfig) *detector {
@@ -129,6 +133,9 @@ func (d *detector) sameConfig(c *outlierConfig) bool {
 }
 
 func (d *detector) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
 	close(d.quit)
 	<-d.done
 }
@@ -199,7 +206,7 @@ func (d *detector) ejectFor(h *host, kinds []ejectKind) {
 func (d *detector) eject(h *host, k ejectKind, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if h.ejected.Load() {
+	if d.stopped || h.ejected.Load() {
 		return false
 	}
 	st := d.cs.stats

@@ -17,9 +17,8 @@ import (
 // with a PROXY protocol header carrying the downstream connection's
 // addresses, then speaks through the inner socket (plain text or TLS).
 // A connection carries one downstream's addresses, so it serves one
-// request and is closed (Envoy keeps a pool per downstream connection);
-// over HTTP/2 the connection keeps the addresses of the request that
-// opened it.
+// request and is closed, over HTTP/1.1 and HTTP/2 alike (Envoy keeps a
+// pool per downstream connection instead).
 // https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 const upstreamProxyProtocol = "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport"
 

@@ -60,18 +60,19 @@ type recentStarts struct {
 	mu     sync.Mutex
 	slot   time.Duration
 	counts [16]int64
-	head   int64 // index of the slot now counting, in slots since the epoch
+	head   int64 // index of the slot now counting, in slots since start
 	now    func() time.Time
+	start  time.Time // with time.Now, a monotonic reading
 }
 
 func newRecentStarts(interval time.Duration, now func() time.Time) *recentStarts {
-	return &recentStarts{slot: max(interval/16, time.Microsecond), now: now}
+	return &recentStarts{slot: max(interval/16, time.Microsecond), now: now, start: now()}
 }
 
 // advance moves the window to the present, clearing the slots it leaves
 // behind. r.mu is held.
 func (r *recentStarts) advance() {
-	cur := r.now().UnixNano() / int64(r.slot)
+	cur := int64(r.now().Sub(r.start) / r.slot)
 	if cur <= r.head {
 		return
 	}

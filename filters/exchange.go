@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,6 +58,18 @@ type Exchange struct {
 	reply      *LocalReply
 	rematch    func(*Exchange) Route
 	routeDirty bool
+	random     uint64
+	hasRandom  bool
+}
+
+// Random is the exchange's random value, drawn on first use and kept,
+// as Envoy's stream id: runtime_fraction matches and weighted cluster
+// picks made again after ClearRouteCache decide as the first did.
+func (x *Exchange) Random() uint64 {
+	if !x.hasRandom {
+		x.random, x.hasRandom = rand.Uint64(), true
+	}
+	return x.random
 }
 
 // Request is the request head. Pseudo-headers are fields; Header holds the

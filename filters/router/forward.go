@@ -131,6 +131,9 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, picked *routes.W
 
 	if isUpgrade(h) {
 		ctx := x.Context
+		if cl.ProxyProtocol() {
+			ctx = upstream.WithDownstream(ctx, x.Downstream.RemoteAddr, x.Downstream.LocalAddr)
+		}
 		if timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, deadline)

@@ -304,3 +304,34 @@ virtual_hosts:
 		}
 	}
 }
+
+// The weighted pick of an exchange holds when its route is matched
+// again (after ClearRouteCache), as Envoy's stream id keeps it.
+func TestWeightedPickStableAcrossRematch(t *testing.T) {
+	tbl := compileYAML(t, `
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - match: {prefix: /}
+    route:
+      weighted_clusters:
+        clusters:
+        - {name: v1, weight: 50}
+        - {name: v2, weight: 50}
+`)
+	seen := map[string]bool{}
+	for range 64 {
+		x := &filters.Exchange{Request: *newReq("GET", "h", "/"), Downstream: *testConn}
+		first := tbl.MatchExchange(x).Cluster()
+		for range 4 {
+			if again := tbl.MatchExchange(x).Cluster(); again != first {
+				t.Fatalf("matched again: %s, first %s", again, first)
+			}
+		}
+		seen[first] = true
+	}
+	if !seen["v1"] || !seen["v2"] {
+		t.Errorf("64 exchanges all went to %v", seen)
+	}
+}

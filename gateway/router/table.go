@@ -177,12 +177,16 @@ func (t *Table) random() uint64 {
 // when it selects the route: filters before the router then see the
 // cluster the request goes to (Route.Cluster, a plugin's cluster_name).
 func (t *Table) MatchExchange(x *filters.Exchange) filters.Route {
-	r := t.match(&x.Request, &x.Downstream, x.Metadata, t.random())
+	var random uint64
+	if t.needsRandom {
+		random = x.Random()
+	}
+	r := t.match(&x.Request, &x.Downstream, x.Metadata, random)
 	if r == nil {
 		return nil
 	}
 	if f := r.Forward; f != nil && len(f.Weighted) > 0 {
-		return f.Pick(&x.Request, rand.Uint64())
+		return f.Pick(&x.Request, x.Random())
 	}
 	return r
 }

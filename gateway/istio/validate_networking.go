@@ -48,7 +48,11 @@ func (v *validator) gateway(ns, name string, servers []*v1alpha3.Server, selecto
 				host = h
 			}
 			// Servers bound to different addresses are different listeners.
-			what := fmt.Sprintf("gateway %s bind %s port %d host %s", sel, s.GetBind(), s.GetPort().GetNumber(), host)
+			bind := s.GetBind()
+			if bind == "0.0.0.0" {
+				bind = ""
+			}
+			what := fmt.Sprintf("gateway %s bind %s port %d host %s", sel, bind, s.GetPort().GetNumber(), host)
 			if prev, dup := v.claim(what, key, hp); dup {
 				v.errorf(key, hp, "host %q on port %d is already served by %s (%s)", host, s.GetPort().GetNumber(), prev.key, prev.path)
 			}

@@ -37,7 +37,7 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 		return o
 	}
 	switch {
-	case h.GetUseClientProtocol() && isHTTPFamily(port.protocol):
+	case h.GetUseClientProtocol():
 		// The upstream request keeps the downstream's protocol.
 		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
 			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
@@ -46,9 +46,10 @@ func (t *translator) applyTrafficPolicy(c *clusterv3.Cluster, svc *service, port
 			},
 		}}
 	case isHTTP2(port.protocol),
-		// h2UpgradePolicy UPGRADE speaks HTTP/2 to an HTTP port, as
-		// istiod's shouldH2Upgrade.
-		port.protocol == "HTTP" && h.GetH2UpgradePolicy() == v1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE:
+		// h2UpgradePolicy UPGRADE speaks HTTP/2 whatever the port's
+		// protocol, as istiod's shouldH2Upgrade: asking for it says
+		// the port speaks HTTP.
+		h.GetH2UpgradePolicy() == v1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE:
 		opts = &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2()},
@@ -103,12 +104,6 @@ func applyProxyProtocol(c *clusterv3.Cluster, pp *v1alpha3.TrafficPolicy_ProxyPr
 	for _, m := range c.TransportSocketMatches {
 		m.TransportSocket = wrap(m.TransportSocket)
 	}
-}
-
-// isHTTPFamily reports whether a port speaks some HTTP, so that its
-// clusters take HTTP protocol options.
-func isHTTPFamily(protocol string) bool {
-	return protocol == "HTTP" || isHTTP2(protocol)
 }
 
 func isHTTP2(protocol string) bool {

@@ -89,6 +89,9 @@ func (t *translator) mergeGateways() *mergedGateway {
 				continue
 			}
 			bind := s.Bind
+			if bind == "0.0.0.0" {
+				bind = "" // every address, as with no bind
+			}
 			if bind != "" {
 				// An IP address; a Unix socket (unix://) has no port to
 				// listen on here.

@@ -28,8 +28,9 @@ func (c *cache) touch(name, sum string) {
 	_ = os.Chtimes(c.modulePath(name, sum), now, now)
 }
 
-// purge removes the modules unused since before cutoff, and the
-// directories that leaves empty. It reports how many it removed.
+// purge removes the modules unused since before cutoff. It reports how
+// many it removed. Directories stay: removing one could race a module
+// being written into it.
 func (c *cache) purge(cutoff time.Time) int {
 	root := filepath.Join(c.dir, "modules")
 	removed := 0
@@ -39,7 +40,6 @@ func (c *cache) purge(cutoff time.Time) int {
 		}
 		if info, err := d.Info(); err == nil && info.ModTime().Before(cutoff) && os.Remove(path) == nil {
 			removed++
-			_ = os.Remove(filepath.Dir(path)) // only when empty
 		}
 		return nil
 	})

@@ -32,6 +32,7 @@ import (
 
 	// Built-in filters register themselves by config type URL.
 	_ "github.com/waygate/waygate/filters/authz"
+	_ "github.com/waygate/waygate/filters/compressor"
 	_ "github.com/waygate/waygate/filters/cors"
 	_ "github.com/waygate/waygate/filters/extauthz"
 	_ "github.com/waygate/waygate/filters/fault"

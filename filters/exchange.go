@@ -106,6 +106,10 @@ type Connection struct {
 	Listener string
 	// FilterChain is the name of the matched filter chain.
 	FilterChain string
+	// RequestedServerName is the SNI of a TLS connection, as the
+	// listener read it from the ClientHello (also when the gateway
+	// passes TLS through untouched); "" otherwise.
+	RequestedServerName string
 	// ListenerMetadata is the listener's metadata, nil when it has none.
 	ListenerMetadata *corev3.Metadata
 	// ListenerDirection is the listener's traffic_direction.

@@ -19,6 +19,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	sniclusterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_cluster/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/waygate/waygate/filters"
@@ -238,6 +239,7 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 
 	fs := fc.GetFilters()
+	sniCluster := false
 	for i, f := range fs {
 		path := fmt.Sprintf("filters[%d] %q", i, f.GetName())
 		if cd := f.GetConfigDiscovery(); cd != nil {
@@ -262,6 +264,11 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 		}
 		terminal := false
 		switch t := msg.(type) {
+		case *sniclusterv3.SniCluster:
+			// Not a filter of its own: the chain's tcp_proxy takes the
+			// cluster its SNI names (tcpproxy.Config.WithSNICluster).
+			sniCluster = true
+			continue
 		case *hcmv3.HttpConnectionManager:
 			if c.http, err = d.HCM.Compile(t); err != nil {
 				return nil, fmt.Errorf("%s.typed_config: %w", path, err)
@@ -285,6 +292,12 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 	}
 	if c.http == nil && c.tcp == nil {
 		return nil, fmt.Errorf("filters: the chain needs an http_connection_manager or tcp_proxy filter")
+	}
+	if sniCluster {
+		if c.tcp == nil {
+			return nil, fmt.Errorf("filters: envoy.filters.network.sni_cluster needs a tcp_proxy after it")
+		}
+		c.tcp = c.tcp.WithSNICluster()
 	}
 	return c, nil
 }

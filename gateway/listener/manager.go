@@ -359,7 +359,7 @@ func (s *socket) handle(raw net.Conn) {
 	}
 	info := filters.Connection{
 		RemoteAddr: f.src, LocalAddr: f.dst, ID: filters.NewConnectionID(),
-		Listener: l.Name, FilterChain: ch.name,
+		Listener: l.Name, FilterChain: ch.name, RequestedServerName: f.sni,
 		ListenerMetadata: l.Proto.GetMetadata(), ListenerDirection: l.Proto.GetTrafficDirection(),
 	}
 

@@ -29,7 +29,7 @@ const HeldLimit = 1 << 20
 // owns down. A panic in a filter closes this connection only.
 func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.Set, info filters.Connection, fs []filters.NetworkFactory) {
 	if len(fs) == 0 {
-		c.Serve(ctx, down, set)
+		c.serve(ctx, down, set, c.clusterFor(info))
 		return
 	}
 	s := newSession(c, down, info)
@@ -53,7 +53,7 @@ func (c *Config) ServeFiltered(ctx context.Context, down net.Conn, set upstream.
 	if !s.start(c.idleTimeout) {
 		return
 	}
-	up, cluster := c.connect(s.ctx, set)
+	up, cluster := c.connect(s.ctx, set, c.clusterFor(info))
 	if up == nil {
 		return
 	}

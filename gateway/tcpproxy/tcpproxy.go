@@ -18,6 +18,7 @@ import (
 	"time"
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/waygate/waygate/filters"
 	"github.com/waygate/waygate/gateway/upstream"
 )
 
@@ -29,6 +30,28 @@ type Config struct {
 	idleTimeout time.Duration
 	attempts    int
 	log         *slog.Logger
+	// sniCluster is set when the chain's sni_cluster filter names the
+	// upstream cluster after the connection's SNI (ClusterFor).
+	sniCluster bool
+}
+
+// WithSNICluster returns a copy of c whose connections go to the
+// cluster their TLS SNI names, as Envoy's envoy.filters.network.sni_cluster
+// before a tcp_proxy: an Istio east-west gateway's AUTO_PASSTHROUGH
+// chain, whose clients name outbound_.<port>_.<subset>_.<host>.
+func (c *Config) WithSNICluster() *Config {
+	cp := *c
+	cp.sniCluster = true
+	return &cp
+}
+
+// clusterFor is the cluster a connection goes to: its SNI under
+// sni_cluster, else a pick by weight.
+func (c *Config) clusterFor(info filters.Connection) string {
+	if c.sniCluster && info.RequestedServerName != "" {
+		return info.RequestedServerName
+	}
+	return c.pick()
 }
 
 type weighted struct {
@@ -110,8 +133,12 @@ func (c *Config) pick() string {
 
 // Serve proxies down until either side closes. It owns down.
 func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
+	c.serve(ctx, down, set, c.pick())
+}
+
+func (c *Config) serve(ctx context.Context, down net.Conn, set upstream.Set, name string) {
 	defer down.Close()
-	up, _ := c.connect(ctx, set)
+	up, _ := c.connect(ctx, set, name)
 	if up == nil {
 		return
 	}
@@ -126,10 +153,9 @@ func (c *Config) Serve(ctx context.Context, down net.Conn, set upstream.Set) {
 	pipe(down, up, c.idleTimeout)
 }
 
-// connect picks a cluster and dials one of its endpoints, trying up to
+// connect dials one of the endpoints of cluster name, trying up to
 // max_connect_attempts endpoints. It returns nil when none answered.
-func (c *Config) connect(ctx context.Context, set upstream.Set) (net.Conn, string) {
-	name := c.pick()
+func (c *Config) connect(ctx context.Context, set upstream.Set, name string) (net.Conn, string) {
 	if set == nil {
 		c.log.Warn("tcp proxy: no cluster set", "cluster", name)
 		return nil, name

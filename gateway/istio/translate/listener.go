@@ -10,7 +10,6 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"istio.io/api/networking/v1alpha3"
 )
 
 // buildListenersAndRoutes builds one listener "0.0.0.0_<port>" per
@@ -81,8 +80,11 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 					}
 					chains = append(chains, &listenerv3.FilterChain{Filters: filters})
 				case isPassthrough(gs.server):
-					if gs.server.Tls.Mode == v1alpha3.ServerTLSSettings_AUTO_PASSTHROUGH {
-						t.warn(gs.gateway, gs.field+".tls.mode", "AUTO_PASSTHROUGH is not supported; the server is left out")
+					if isAutoPassthrough(gs.server) {
+						if !t.claimSNI(gs, taken) {
+							continue
+						}
+						chains = append(chains, autoPassthroughChain(gs, statPrefix))
 						continue
 					}
 					tlsChains := t.tlsRouteChains(gs, taken)

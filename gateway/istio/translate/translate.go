@@ -140,6 +140,10 @@ func Translate(cfg *istio.Config, p Proxy) (*Resources, []Warning) {
 	gw := t.mergeGateways()
 	res.Listeners, res.Routes, res.Secrets = t.buildListenersAndRoutes(gw)
 	res.Clusters, res.Endpoints = t.buildClusters()
+	if gw.autoPassthrough() {
+		cs, es := sniDNATClusters(res.Clusters, res.Endpoints)
+		res.Clusters, res.Endpoints = append(res.Clusters, cs...), append(res.Endpoints, es...)
+	}
 	res.Clusters = append(res.Clusters, t.jwksClusters(res.Clusters)...)
 	t.applyRateLimits(res)
 	t.finishWasm(res)

@@ -3,10 +3,11 @@ package conformance
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"text/template"
+
+	"github.com/waygate/waygate/conformance/backend"
 )
 
 // ports maps the names a scenario uses to loopback ports: the backends'
@@ -119,14 +120,6 @@ func (p *ports) expand(name, text string) (string, error) {
 	return out.String(), nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before the gateway binds it; the window is short and the
-// gateway's error would say so.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a port for one of the gateway's listeners (see
+// backend.FreePort for why it is not the kernel's pick).
+func freePort() (int, error) { return backend.FreePort() }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -150,9 +151,13 @@ func waitRoutes(g *gateway.Gateway, max time.Duration) {
 }
 
 // printSummary tells a newcomer what is being served and what to curl.
-func printSummary(w io.Writer, dir string, g *gateway.Gateway) {
+// It writes the summary in one piece, so that a reader of the output
+// never sees half of it.
+func printSummary(out io.Writer, dir string, g *gateway.Gateway) {
+	var w bytes.Buffer
+	defer func() { _, _ = out.Write(w.Bytes()) }()
 	snap := g.Builder.Current()
-	fmt.Fprintf(w, "\nwaygate is serving %s\n", dir)
+	fmt.Fprintf(&w, "\nwaygate is serving %s\n", dir)
 	names := make([]string, 0, len(snap.Listeners))
 	for n := range snap.Listeners {
 		names = append(names, n)
@@ -161,16 +166,16 @@ func printSummary(w io.Writer, dir string, g *gateway.Gateway) {
 	for _, n := range names {
 		l := snap.Listeners[n]
 		addr := g.Listeners.Addr(n)
-		fmt.Fprintf(w, "\n  listener %s on %s\n", n, l.Address)
+		fmt.Fprintf(&w, "\n  listener %s on %s\n", n, l.Address)
 		_, port, _ := net.SplitHostPort(addr)
 		for _, line := range curlLines(snap, l.Proto.GetName(), port) {
-			fmt.Fprintf(w, "    %s\n", line)
+			fmt.Fprintf(&w, "    %s\n", line)
 		}
 	}
 	if a := g.AdminAddr(); a != "" {
-		fmt.Fprintf(w, "\n  admin: http://%s/ (config_dump, clusters, stats/prometheus)\n", a)
+		fmt.Fprintf(&w, "\n  admin: http://%s/ (config_dump, clusters, stats/prometheus)\n", a)
 	}
-	fmt.Fprintln(w, "\nEdit the YAML and save: changes apply within a second. Ctrl-C stops.")
+	fmt.Fprintln(&w, "\nEdit the YAML and save: changes apply within a second. Ctrl-C stops.")
 }
 
 // curlLines lists a curl command per route of the listener's HTTP route

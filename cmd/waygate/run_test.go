@@ -191,7 +191,8 @@ func TestRunBundledExample(t *testing.T) {
 		}
 	}
 	stdout, _ := startRun(t, "--config", "../../deploy/examples/bookinfo", "--demo-backends", "--access-log", "")
-	waitFor(t, func() bool { return strings.Contains(stdout.String(), "waygate is serving") })
+	// The summary is printed in several writes; its last line ends it.
+	waitFor(t, func() bool { return strings.Contains(stdout.String(), "Ctrl-C stops.") })
 	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
 	found := false
 	for sc.Scan() {

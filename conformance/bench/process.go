@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/waygate/waygate/conformance/backend"
 )
 
 // process is one server the harness started: the backend or a proxy.
@@ -72,18 +74,10 @@ func (p *process) stop() {
 	}
 }
 
-// freePort asks the kernel for a free loopback port. Another process
-// could take it before the server binds it; servers that fail to start
-// are reported, not retried, since nothing else on the machine binds
-// ephemeral ports on purpose.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a port for one of the servers the harness starts (see
+// backend.FreePort for why it is not the kernel's pick); one that fails
+// to start is reported, not retried.
+func freePort() (int, error) { return backend.FreePort() }
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/waygate/waygate/conformance/backend"
 	_ "github.com/waygate/waygate/filters/cors"
 	_ "github.com/waygate/waygate/filters/fault"
 	"github.com/waygate/waygate/gateway/hcm"
@@ -77,12 +77,10 @@ func newECDSBuilder(t *testing.T) (*Builder, int) {
 	b := &Builder{HCM: &hcm.Compiler{}, Upstream: upstream.NewManager()}
 	b.Listeners = &listener.Manager{Views: b.View, Handler: &hcm.Handler{Views: b.View}}
 	t.Cleanup(func() { b.Listeners.Drain(t.Context()) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := backend.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	return b, port
 }
 

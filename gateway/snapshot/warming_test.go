@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"net"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/waygate/waygate/conformance/backend"
 	_ "github.com/waygate/waygate/filters/router"
 	"github.com/waygate/waygate/gateway/hcm"
 	"github.com/waygate/waygate/gateway/listener"
@@ -36,12 +36,10 @@ func TestListenerWarmsUntilItsRoutesArrive(t *testing.T) {
 	b.Listeners = &listener.Manager{Views: b.View, Handler: &hcm.Handler{Views: b.View}}
 	t.Cleanup(func() { b.Listeners.Drain(t.Context()) })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := backend.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 
 	h := &hcmv3.HttpConnectionManager{
 		StatPrefix:     "warm",

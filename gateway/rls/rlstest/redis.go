@@ -5,13 +5,14 @@ package rlstest
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/waygate/waygate/conformance/backend"
 )
 
 // StartRedis runs redis-server on a free loopback port, without
@@ -76,10 +77,9 @@ func StartRedis(t testing.TB) string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := backend.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }

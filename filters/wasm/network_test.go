@@ -328,8 +328,10 @@ func TestNetworkPluginHoldsUntilLine(t *testing.T) {
 
 func TestNetworkPluginContinuesFromTick(t *testing.T) {
 	g := startTCPGateway(t, "upper")
-	c := dialTCP(t, g.addr)
+	// Timed from before the dial: the gateway may accept, and start
+	// holding, before the dial returns here.
 	start := time.Now()
+	c := dialTCP(t, g.addr)
 	// Held, then let go as it was by proxy_continue_stream from the
 	// root context's tick, after proxy_set_effective_context.
 	c.expect("HOLD on", "HOLD on")
@@ -341,8 +343,10 @@ func TestNetworkPluginContinuesFromTick(t *testing.T) {
 
 func TestNetworkPluginHoldsNewConnection(t *testing.T) {
 	g := startTCPGateway(t, "upper gate")
-	c := dialTCP(t, g.addr)
+	// Timed from before the dial: the gateway may accept, and start
+	// holding, before the dial returns here.
 	start := time.Now()
+	c := dialTCP(t, g.addr)
 	// The upstream is connected once the tick continues the
 	// connection; the data waits for it.
 	c.expect("open", "OPEN")

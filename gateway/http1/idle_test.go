@@ -123,6 +123,9 @@ func TestIdleTimeoutClosesParked(t *testing.T) {
 			}
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			// Timed from before the request: the connection's last
+			// activity, its response, comes after.
+			start := time.Now()
 			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +133,6 @@ func TestIdleTimeoutClosesParked(t *testing.T) {
 			if _, err := http.ReadResponse(br, nil); err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
 			if tc.shutdown {
 				waitState(t, s, stateParked)
 				s.Shutdown()

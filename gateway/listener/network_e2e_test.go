@@ -245,8 +245,10 @@ func TestNetworkFilterHeldLimit(t *testing.T) {
 
 func TestNetworkFilterContinuesLater(t *testing.T) {
 	addr := networkGateway(t, "later:W", "tag:T")
-	c := dialNet(t, addr)
+	// Timed from before the dial: the gateway may accept, and start
+	// holding, before the dial returns here.
 	start := time.Now()
+	c := dialNet(t, addr)
 	io.WriteString(c, "x")
 	// W holds "x" and passes it on to T 20ms later: T tags it going
 	// up and again coming back.
@@ -261,8 +263,10 @@ func TestNetworkFilterContinuesLater(t *testing.T) {
 func TestNetworkFilterHoldsStart(t *testing.T) {
 	tag := uniqueTag("G")
 	addr := networkGateway(t, "gate:"+tag, "tag:"+tag+"n")
-	c := dialNet(t, addr)
+	// Timed from before the dial: the gateway may accept, and start
+	// holding, before the dial returns here.
 	start := time.Now()
+	c := dialNet(t, addr)
 	io.WriteString(c, "x")
 	want := tag + "n" + tag + "n" + "x"
 	if got := readN(t, c, len(want)); got != want {

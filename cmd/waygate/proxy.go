@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/waygate/waygate/gateway"
 	"github.com/waygate/waygate/gateway/xds/client"
@@ -32,6 +33,7 @@ type identityFlags struct {
 	labels    string
 	ip        string
 	locality  string
+	network   string
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
@@ -40,6 +42,7 @@ func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "istio-system", "namespace the gateway runs in")
 	fs.StringVar(&f.labels, "labels", "istio=ingressgateway,app=istio-ingressgateway", "workload labels, k=v,k=v: Gateways select the proxy by these")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "the gateway's IP, for its node id")
+	fs.StringVar(&f.network, "network", "", "the gateway's network (node metadata NETWORK), which DestinationRules' failoverPriority can name as topology.istio.io/network")
 	fs.StringVar(&f.locality, "locality", "", "the gateway's locality, region[/zone[/subzone]], for locality load balancing (a Kubernetes pod's comes from its node's topology labels)")
 }
 
@@ -52,6 +55,9 @@ func (f *identityFlags) node(labels map[string]string) *corev3.Node {
 			parts = append(parts, "")
 		}
 		n.Locality = &corev3.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+	}
+	if f.network != "" {
+		n.Metadata.Fields["NETWORK"] = structpb.NewStringValue(f.network)
 	}
 	return n
 }

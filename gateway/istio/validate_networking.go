@@ -148,11 +148,21 @@ func (v *validator) trafficPolicy(key Key, p string, tp *v1alpha3.TrafficPolicy)
 	v.outlierDetection(key, p+".outlierDetection", tp.GetOutlierDetection())
 	v.connectionPool(key, p+".connectionPool", tp.GetConnectionPool())
 	if ll := tp.GetLoadBalancer().GetLocalityLbSetting(); ll != nil {
-		if len(ll.GetFailoverPriority()) > 0 {
-			v.warnf(key, p+".loadBalancer.localityLbSetting.failoverPriority", "failover by labels is not supported; failover by locality applies")
-		}
+		lp := p + ".loadBalancer.localityLbSetting"
 		if len(ll.GetDistribute()) > 0 && len(ll.GetFailover()) > 0 {
-			v.errorf(key, p+".loadBalancer.localityLbSetting", "distribute and failover cannot both be set")
+			v.errorf(key, lp, "distribute and failover cannot both be set")
+		}
+		for i, r := range ll.GetFailoverPriority() {
+			name, _, _ := strings.Cut(r, "=")
+			switch {
+			case name == "":
+				v.errorf(key, indexPath(lp+".failoverPriority", i), "%q names no label", r)
+			case len(ll.GetFailover()) > 0 && (name == "topology.kubernetes.io/region" || name == "topology.kubernetes.io/zone" || name == "topology.istio.io/subzone"):
+				v.errorf(key, indexPath(lp+".failoverPriority", i), "the locality label %s cannot be used with failover; failover already orders by locality", name)
+			}
+		}
+		if (len(ll.GetFailover()) > 0 || len(ll.GetFailoverPriority()) > 0) && tp.GetOutlierDetection() == nil {
+			v.warnf(key, lp, "failover needs outlierDetection in the same traffic policy: without it no endpoint is ever taken out, and priorities are not applied")
 		}
 		for i, d := range ll.GetDistribute() {
 			var sum uint32

@@ -463,9 +463,31 @@ spec:
         failoverPriority: [topology.kubernetes.io/region]
 `,
 			want: []string{
-				"warning: t.yaml:14: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.failoverPriority: failover by labels is not supported; failover by locality applies",
 				"error: t.yaml:8: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting: distribute and failover cannot both be set",
+				"error: t.yaml:14: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.failoverPriority[0]: the locality label topology.kubernetes.io/region cannot be used with failover; failover already orders by locality",
+				"warning: t.yaml:8: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting: failover needs outlierDetection in the same traffic policy: without it no endpoint is ever taken out, and priorities are not applied",
 				"error: t.yaml:11: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to: the weights add up to 90, not 100",
+			},
+		},
+		{
+			name: "failover priority",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1}
+    loadBalancer:
+      localityLbSetting:
+        failoverPriority:
+        - topology.istio.io/network
+        - topology.kubernetes.io/zone
+        - "=blue"
+        - version=v2
+`,
+			want: []string{
+				"error: t.yaml:13: DestinationRule default/r: spec.trafficPolicy.loadBalancer.localityLbSetting.failoverPriority[2]: \"=blue\" names no label",
 			},
 		},
 		{

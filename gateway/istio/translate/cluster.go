@@ -96,7 +96,7 @@ func (t *translator) buildCluster(svc *service, port servicePort, subset *v1alph
 		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{}},
 		Metadata:       clusterMetadata(svc, subsetName, dr),
 	}
-	endpoints := t.localityEndpoints(svc, port, subsetLabels)
+	endpoints, labels := t.localityEndpoints(svc, port, subsetLabels)
 
 	var assignment *endpointv3.ClusterLoadAssignment
 	switch svc.resolution {
@@ -123,7 +123,13 @@ func (t *translator) buildCluster(svc *service, port servicePort, subset *v1alph
 	t.applyTrafficPolicy(c, svc, port, subsetName, policy, dr)
 	// After the traffic policy: failover needs to know whether the
 	// cluster has outlier detection.
-	t.applyLocalityLB(c, endpoints, policy.GetLoadBalancer().GetLocalityLbSetting())
+	endpoints = t.applyLocalityLB(c, endpoints, labels, policy.GetLoadBalancer().GetLocalityLbSetting())
+	if assignment != nil {
+		assignment.Endpoints = endpoints
+	}
+	if c.LoadAssignment != nil {
+		c.LoadAssignment.Endpoints = endpoints
+	}
 	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
 		c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
 	}

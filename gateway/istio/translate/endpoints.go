@@ -19,9 +19,12 @@ const tlsModeLabel = "security.istio.io/tlsMode"
 // localityEndpoints groups the endpoints of a service port (restricted to
 // a subset's labels) by locality, as istiod's EDS: each endpoint HEALTHY
 // with its weight, and the envoy.transport_socket_match metadata
-// {tlsMode: istio} when the workload is in the mesh.
-func (t *translator) localityEndpoints(svc *service, port servicePort, subsetLabels map[string]string) []*endpointv3.LocalityLbEndpoints {
+// {tlsMode: istio} when the workload is in the mesh. It also returns
+// each endpoint's labels with the topology labels istiod adds, for
+// failover by labels.
+func (t *translator) localityEndpoints(svc *service, port servicePort, subsetLabels map[string]string) ([]*endpointv3.LocalityLbEndpoints, map[*endpointv3.LbEndpoint]map[string]string) {
 	groups := map[string]*endpointv3.LocalityLbEndpoints{}
+	labels := map[*endpointv3.LbEndpoint]map[string]string{}
 	var order []string
 	for _, e := range svc.endpoints {
 		if !labelsSubset(subsetLabels, e.labels) {
@@ -53,6 +56,7 @@ func (t *translator) localityEndpoints(svc *service, port servicePort, subsetLab
 			}}
 		}
 		g.LbEndpoints = append(g.LbEndpoints, lb)
+		labels[lb] = withTopology(e.labels, g.Locality, e.network, defaultClusterID)
 	}
 	slices.Sort(order)
 	out := make([]*endpointv3.LocalityLbEndpoints, 0, len(order))
@@ -69,7 +73,7 @@ func (t *translator) localityEndpoints(svc *service, port servicePort, subsetLab
 		})
 		out = append(out, g)
 	}
-	return out
+	return out, labels
 }
 
 // parseLocality splits "region/zone/subzone"; nil for no locality.

@@ -25,22 +25,25 @@ import (
 // the gateway's locality they share (all of it, region and zone, region,
 // nothing), and failover names the region a region's traffic goes to
 // when it fails over; endpoints of other regions come after.
+// failoverPriority (failoverpriority.go) orders endpoints by labels
+// instead, with locality failover within it when failover is set too.
 
 // applyLocalityLB sets the locality priorities or weights of a
-// cluster's endpoints for this gateway; with weights, the cluster gets
+// cluster's endpoints for this gateway, and returns the endpoint groups,
+// split when failover is by labels; with weights, the cluster gets
 // locality_weighted_lb_config, without which Envoy ignores them.
-// setting is the DestinationRule's, nil when it has none. Failover by
-// labels (failoverPriority) is not applied: validation warns of it.
-func (t *translator) applyLocalityLB(c *clusterv3.Cluster, eps []*endpointv3.LocalityLbEndpoints, setting *v1alpha3.LocalityLoadBalancerSetting) {
-	proxy := t.proxy.Locality
-	if proxy == nil || len(eps) == 0 {
-		return
+// setting is the DestinationRule's, nil when it has none; labels holds
+// each endpoint's labels, topology labels included.
+func (t *translator) applyLocalityLB(c *clusterv3.Cluster, eps []*endpointv3.LocalityLbEndpoints, labels map[*endpointv3.LbEndpoint]map[string]string, setting *v1alpha3.LocalityLoadBalancerSetting) []*endpointv3.LocalityLbEndpoints {
+	if len(eps) == 0 {
+		return eps
 	}
 	if setting != nil && setting.GetEnabled() != nil && !setting.GetEnabled().GetValue() {
-		return
+		return eps
 	}
+	proxy := t.proxy.Locality
 	if dist := setting.GetDistribute(); len(dist) > 0 {
-		if applyLocalityWeights(proxy, eps, dist) {
+		if proxy != nil && applyLocalityWeights(proxy, eps, dist) {
 			if c.CommonLbConfig == nil {
 				c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
 			}
@@ -48,12 +51,25 @@ func (t *translator) applyLocalityLB(c *clusterv3.Cluster, eps []*endpointv3.Loc
 				LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
 			}
 		}
-		return
+		return eps
 	}
 	if c.GetOutlierDetection() == nil {
-		return
+		return eps
 	}
-	applyLocalityFailover(proxy, eps, setting.GetFailover())
+	if rules := setting.GetFailoverPriority(); len(rules) > 0 {
+		// Failover by labels needs the gateway's labels, not its
+		// locality; locality failover applies on top of it only when
+		// failover rules are given too, as in istiod.
+		eps = applyFailoverPriority(eps, labels, rules, t.proxyLabels())
+		if proxy != nil && len(setting.GetFailover()) > 0 {
+			applyLocalityFailover(proxy, eps, setting.GetFailover())
+		}
+		return eps
+	}
+	if proxy != nil {
+		applyLocalityFailover(proxy, eps, setting.GetFailover())
+	}
+	return eps
 }
 
 // localityPriority is how much of the gateway's locality l shares: 0 all
@@ -73,10 +89,10 @@ func localityPriority(proxy, l *corev3.Locality) uint32 {
 // applyLocalityFailover numbers the endpoint groups' priorities from 0,
 // without gaps, by locality (localityPriority); a region with a failover
 // rule sends to its target region before any other (priority 4 for the
-// others, before renumbering).
+// others, before renumbering). Priorities the groups already have (from
+// failoverPriority) come first: locality orders the groups within each.
 func applyLocalityFailover(proxy *corev3.Locality, eps []*endpointv3.LocalityLbEndpoints, failover []*v1alpha3.LocalityLoadBalancerSetting_Failover) {
-	levels := map[uint32][]int{}
-	for i, g := range eps {
+	for _, g := range eps {
 		p := localityPriority(proxy, g.GetLocality())
 		if p == 3 {
 			for _, f := range failover {
@@ -88,14 +104,9 @@ func applyLocalityFailover(proxy *corev3.Locality, eps []*endpointv3.LocalityLbE
 				}
 			}
 		}
-		p += g.GetPriority() * 5
-		levels[p] = append(levels[p], i)
+		g.Priority = g.GetPriority()*5 + p
 	}
-	for i, p := range slices.Sorted(maps.Keys(levels)) {
-		for _, idx := range levels[p] {
-			eps[idx].Priority = uint32(i)
-		}
-	}
+	renumberPriorities(eps)
 }
 
 // applyLocalityWeights applies the first distribute rule whose from

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -128,5 +129,118 @@ spec:
 	}
 	if got, want := prios(Proxy{}), []uint32{0, 0, 0}; !slices.Equal(got, want) {
 		t.Errorf("without a locality: priorities %v, want %v", got, want)
+	}
+}
+
+// Failover by labels: the gateway's network, then a fixed label value,
+// then its zone; each locality's endpoints are split by how many of the
+// leading labels they share, and locality failover orders endpoints
+// within a level when failover rules are given too.
+func TestTranslateFailoverPriority(t *testing.T) {
+	const entry = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, locality: us-east/a, network: net-a, labels: {version: v2}}
+  - {address: 10.0.0.2, locality: us-east/b, network: net-a, labels: {version: v2}}
+  - {address: 10.0.0.3, locality: us-east/a, network: net-a, labels: {version: v1}}
+  - {address: 10.0.0.4, locality: us-east/a, network: net-b, labels: {version: v2}}
+  - {address: 10.0.0.5, locality: eu-west/c, network: net-a, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api
+  trafficPolicy:
+`
+	const outlier = `    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s}
+`
+	type level struct {
+		priority uint32
+		addrs    string
+	}
+	levels := func(t *testing.T, doc string, p Proxy) []level {
+		t.Helper()
+		cfg, findings := istio.ParseDocuments("t.yaml", []byte(doc))
+		for _, f := range findings {
+			if f.Severity == istio.Error {
+				t.Fatal(f)
+			}
+		}
+		res, _ := Translate(cfg, p)
+		for _, e := range res.Endpoints {
+			if e.GetClusterName() != "outbound|80||api.default.svc.cluster.local" {
+				continue
+			}
+			var out []level
+			var total uint32
+			for _, g := range e.GetEndpoints() {
+				var addrs []string
+				var sum uint32
+				for _, lb := range g.GetLbEndpoints() {
+					addrs = append(addrs, lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+					sum += lb.GetLoadBalancingWeight().GetValue()
+				}
+				if g.GetLoadBalancingWeight().GetValue() != sum {
+					t.Errorf("group %v: weight %d, its endpoints' sum %d", addrs, g.GetLoadBalancingWeight().GetValue(), sum)
+				}
+				total += uint32(len(addrs))
+				out = append(out, level{g.GetPriority(), strings.Join(addrs, ",")})
+			}
+			if total != 5 {
+				t.Errorf("%d endpoints, want all 5", total)
+			}
+			return out
+		}
+		t.Fatal("no endpoints of the api cluster")
+		return nil
+	}
+	gw := Proxy{Network: "net-a", Locality: parseLocality("us-east/a/z1"), Labels: map[string]string{"istio": "ingressgateway"}}
+
+	byLabels := entry + outlier + `    loadBalancer:
+      localityLbSetting:
+        failoverPriority: [topology.istio.io/network, version=v2, topology.kubernetes.io/zone]
+`
+	// Sorted by locality: eu-west/c shares the network and version but
+	// not the zone; us-east/a splits three ways.
+	want := []level{{1, "10.0.0.5"}, {0, "10.0.0.1"}, {2, "10.0.0.3"}, {3, "10.0.0.4"}, {1, "10.0.0.2"}}
+	if got := levels(t, byLabels, gw); !slices.Equal(got, want) {
+		t.Errorf("failoverPriority: %v, want %v", got, want)
+	}
+
+	// A gateway on the other network prefers the endpoint on it.
+	other := gw
+	other.Network = "net-b"
+	want = []level{{1, "10.0.0.5"}, {0, "10.0.0.4"}, {1, "10.0.0.1,10.0.0.3"}, {1, "10.0.0.2"}}
+	if got := levels(t, byLabels, other); !slices.Equal(got, want) {
+		t.Errorf("from net-b: %v, want %v", got, want)
+	}
+
+	// failoverPriority with failover: the network first, then locality
+	// (us-east/a, then eu-west, the failover target) within it.
+	withFailover := entry + outlier + `    loadBalancer:
+      localityLbSetting:
+        failoverPriority: [topology.istio.io/network]
+        failover: [{from: us-east, to: eu-west}]
+`
+	want = []level{{2, "10.0.0.5"}, {0, "10.0.0.1,10.0.0.3"}, {3, "10.0.0.4"}, {1, "10.0.0.2"}}
+	if got := levels(t, withFailover, gw); !slices.Equal(got, want) {
+		t.Errorf("failoverPriority and failover: %v, want %v", got, want)
+	}
+
+	// Without outlier detection there is no failover, as in istiod.
+	for _, l := range levels(t, entry+`    loadBalancer:
+      localityLbSetting:
+        failoverPriority: [topology.istio.io/network]
+`, gw) {
+		if l.priority != 0 {
+			t.Errorf("without outlier detection: %v has priority %d", l.addrs, l.priority)
+		}
 	}
 }

@@ -59,7 +59,10 @@ type serviceEndpoint struct {
 	labels   map[string]string
 	weight   uint32
 	locality string
-	source   istio.Key
+	// network is a WorkloadEntry's network; a pod's is its
+	// topology.istio.io/network label.
+	network string
+	source  istio.Key
 }
 
 // endpointPort is the port an endpoint listens on for service port p:
@@ -236,7 +239,7 @@ func workloadEndpoint(we *v1alpha3.WorkloadEntry, key istio.Key) serviceEndpoint
 		w = 1
 	}
 	return serviceEndpoint{
-		address: we.Address, ports: we.Ports, labels: we.Labels, weight: w, locality: we.Locality, source: key,
+		address: we.Address, ports: we.Ports, labels: we.Labels, weight: w, locality: we.Locality, network: we.Network, source: key,
 	}
 }
 

@@ -45,7 +45,14 @@ type Proxy struct {
 	// when empty.
 	TrustDomain string
 	// Labels select Gateways; the istio-ingressgateway labels when nil.
+	// DestinationRules' failoverPriority compares them with endpoints'.
 	Labels map[string]string
+	// Network is the proxy's network (node metadata NETWORK), empty when
+	// it has none; ClusterID is its cluster (CLUSTER_ID), "Kubernetes"
+	// when empty. failoverPriority compares them as the labels
+	// topology.istio.io/network and topology.istio.io/cluster.
+	Network   string
+	ClusterID string
 	// DomainSuffix completes short service names; "cluster.local" when empty.
 	DomainSuffix string
 	// AccessLogFile, when set, gives every HTTP connection manager a

@@ -12,9 +12,9 @@ import (
 
 // proxyOf reads a node's identity from its metadata the way istiod does
 // (pilot/pkg/model NodeMetadata): LABELS, a struct of strings,
-// NAMESPACE, and SERVICE_ACCOUNT, whose identity its workload
-// certificate carries. Missing fields take the translator's ingress
-// gateway defaults.
+// NAMESPACE, SERVICE_ACCOUNT, whose identity its workload certificate
+// carries, and NETWORK and CLUSTER_ID, which failover by labels compares.
+// Missing fields take the translator's ingress gateway defaults.
 func proxyOf(n *corev3.Node) translate.Proxy {
 	p := translate.Proxy{ID: n.GetId()}
 	md := n.GetMetadata().GetFields()
@@ -22,6 +22,8 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 		p.Namespace = ns
 	}
 	p.ServiceAccount = md["SERVICE_ACCOUNT"].GetStringValue()
+	p.Network = md["NETWORK"].GetStringValue()
+	p.ClusterID = md["CLUSTER_ID"].GetStringValue()
 	if l := n.GetLocality(); l.GetRegion() != "" || l.GetZone() != "" || l.GetSubZone() != "" {
 		p.Locality = l
 	}
@@ -39,6 +41,8 @@ func identity(p translate.Proxy) string {
 	var b strings.Builder
 	b.WriteString(p.Namespace)
 	b.WriteString("|sa=" + p.ServiceAccount)
+	b.WriteString("|network=" + p.Network)
+	b.WriteString("|cluster=" + p.ClusterID)
 	if l := p.Locality; l != nil {
 		b.WriteString("|locality=" + l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone())
 	}

@@ -23,6 +23,7 @@ package istio
 import (
 	extensions "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	security "istio.io/client-go/pkg/apis/security/v1"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	RequestAuthentications []*security.RequestAuthentication
 	PeerAuthentications    []*security.PeerAuthentication
 	WasmPlugins            []*extensions.WasmPlugin
+	// EnvoyFilters patch the xDS the control plane generates
+	// (translate/envoyfilter.go).
+	EnvoyFilters []*networkingv1alpha3.EnvoyFilter
 	// RateLimitPolicies are Waygate's own (waygate.dev) resources.
 	RateLimitPolicies []*RateLimitPolicy
 

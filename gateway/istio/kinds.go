@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	extensions "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -56,6 +57,10 @@ func init() {
 			r := &networking.WorkloadEntry{TypeMeta: typeMeta("networking.istio.io", "v1", "WorkloadEntry"), ObjectMeta: m}
 			return &r.Spec, func(c *Config) { c.WorkloadEntries = append(c.WorkloadEntries, r) }
 		}},
+		{"networking.istio.io", "EnvoyFilter", []string{"v1alpha3"}, func(m metav1.ObjectMeta) (proto.Message, func(*Config)) {
+			r := &networkingv1alpha3.EnvoyFilter{TypeMeta: typeMeta("networking.istio.io", "v1alpha3", "EnvoyFilter"), ObjectMeta: m}
+			return &r.Spec, func(c *Config) { c.EnvoyFilters = append(c.EnvoyFilters, r) }
+		}},
 		{"security.istio.io", "AuthorizationPolicy", securityVersions, func(m metav1.ObjectMeta) (proto.Message, func(*Config)) {
 			r := &security.AuthorizationPolicy{TypeMeta: typeMeta("security.istio.io", "v1", "AuthorizationPolicy"), ObjectMeta: m}
 			return &r.Spec, func(c *Config) { c.AuthorizationPolicies = append(c.AuthorizationPolicies, r) }
@@ -82,7 +87,6 @@ func init() {
 // rather than rejected.
 var unsupportedKinds = map[string]bool{
 	"networking.istio.io/Sidecar":          true,
-	"networking.istio.io/EnvoyFilter":      true,
 	"networking.istio.io/WorkloadGroup":    true,
 	"networking.istio.io/ProxyConfig":      true,
 	"telemetry.istio.io/Telemetry":         true,

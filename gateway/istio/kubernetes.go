@@ -71,6 +71,7 @@ func watchClients(ctx context.Context, kube kubernetes.Interface, ist istioclien
 		requestAuthn:     inf.Security().V1().RequestAuthentications(),
 		peerAuthn:        inf.Security().V1().PeerAuthentications(),
 		wasmPlugins:      inf.Extensions().V1alpha1().WasmPlugins(),
+		envoyFilters:     inf.Networking().V1alpha3().EnvoyFilters(),
 		services:         kf.Core().V1().Services(),
 		endpointSlices:   kf.Discovery().V1().EndpointSlices(),
 		pods:             kf.Core().V1().Pods(),
@@ -122,6 +123,9 @@ func watchClients(ctx context.Context, kube kubernetes.Interface, ist istioclien
 
 // listers holds the informers the Kubernetes source reads from.
 type listers struct {
+	envoyFilters interface {
+		Informer() cache.SharedIndexInformer
+	}
 	gateways interface {
 		Informer() cache.SharedIndexInformer
 	}
@@ -164,7 +168,7 @@ func (l listers) informers() []cache.SharedIndexInformer {
 	return []cache.SharedIndexInformer{
 		l.gateways.Informer(), l.virtualServices.Informer(), l.destinationRules.Informer(),
 		l.serviceEntries.Informer(), l.workloadEntries.Informer(), l.authorization.Informer(),
-		l.requestAuthn.Informer(), l.peerAuthn.Informer(), l.wasmPlugins.Informer(),
+		l.requestAuthn.Informer(), l.peerAuthn.Informer(), l.wasmPlugins.Informer(), l.envoyFilters.Informer(),
 		l.services.Informer(), l.endpointSlices.Informer(), l.pods.Informer(),
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	extensions "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	security "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -60,6 +61,11 @@ func (l listers) build() (*Config, error) {
 	cfg.WasmPlugins = list[*extensions.WasmPlugin](l.wasmPlugins.Informer(), "WasmPlugin", cfg, func(r *extensions.WasmPlugin) *extensions.WasmPlugin {
 		r = r.DeepCopy()
 		r.TypeMeta = typeMeta("extensions.istio.io", "v1alpha1", "WasmPlugin")
+		return r
+	})
+	cfg.EnvoyFilters = list[*networkingv1alpha3.EnvoyFilter](l.envoyFilters.Informer(), "EnvoyFilter", cfg, func(r *networkingv1alpha3.EnvoyFilter) *networkingv1alpha3.EnvoyFilter {
+		r = r.DeepCopy()
+		r.TypeMeta = typeMeta("networking.istio.io", "v1alpha3", "EnvoyFilter")
 		return r
 	})
 

@@ -110,6 +110,7 @@ func (c *Config) merge(o *Config) []Finding {
 	c.RequestAuthentications = appendNew(c.RequestAuthentications, o.RequestAuthentications, "RequestAuthentication", dup)
 	c.PeerAuthentications = appendNew(c.PeerAuthentications, o.PeerAuthentications, "PeerAuthentication", dup)
 	c.WasmPlugins = appendNew(c.WasmPlugins, o.WasmPlugins, "WasmPlugin", dup)
+	c.EnvoyFilters = appendNew(c.EnvoyFilters, o.EnvoyFilters, "EnvoyFilter", dup)
 	c.RateLimitPolicies = appendNew(c.RateLimitPolicies, o.RateLimitPolicies, "RateLimitPolicy", dup)
 	c.Services = append(c.Services, o.Services...)
 	for k, origin := range o.Origins {

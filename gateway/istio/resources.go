@@ -69,6 +69,9 @@ func (c *Config) Keys() []Key {
 	for _, r := range c.WasmPlugins {
 		add("WasmPlugin", r)
 	}
+	for _, r := range c.EnvoyFilters {
+		add("EnvoyFilter", r)
+	}
 	for _, r := range c.RateLimitPolicies {
 		add("RateLimitPolicy", r)
 	}
@@ -88,6 +91,7 @@ func (c *Config) Filter(accept func(Key) bool) *Config {
 		RequestAuthentications: keep(c.RequestAuthentications, "RequestAuthentication", accept),
 		PeerAuthentications:    keep(c.PeerAuthentications, "PeerAuthentication", accept),
 		WasmPlugins:            keep(c.WasmPlugins, "WasmPlugin", accept),
+		EnvoyFilters:           keep(c.EnvoyFilters, "EnvoyFilter", accept),
 		RateLimitPolicies:      keep(c.RateLimitPolicies, "RateLimitPolicy", accept),
 		Services:               append([]*Service(nil), c.Services...),
 		Origins:                map[Key]Origin{},

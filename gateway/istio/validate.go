@@ -51,6 +51,9 @@ func Validate(cfg *Config) []Finding {
 	for _, r := range cfg.WasmPlugins {
 		v.wasmPlugin(keyOf("WasmPlugin", r), &r.Spec)
 	}
+	for _, r := range cfg.EnvoyFilters {
+		v.envoyFilter(keyOf("EnvoyFilter", r), &r.Spec)
+	}
 	for _, r := range cfg.RateLimitPolicies {
 		v.rateLimitPolicy(keyOf("RateLimitPolicy", r), &r.Spec)
 	}

@@ -470,6 +470,58 @@ spec:
 			},
 		},
 		{
+			name: "envoy filter",
+			yaml: `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ef, namespace: istio-system}
+spec:
+  targetRefs: [{kind: Gateway, name: gw}]
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefx: typo
+  - applyTo: CLUSTER
+    patch: {operation: INSERT_FIRST, value: {name: c}}
+  - applyTo: ROUTE_CONFIGURATION
+    match: {listener: {portNumber: 80}}
+    patch: {operation: MERGE, value: {}}
+  - applyTo: HTTP_FILTER
+    patch: {operation: REMOVE}
+  - applyTo: CLUSTER
+    patch: {operation: ADD}
+  - applyTo: BOOTSTRAP
+    patch: {operation: MERGE, value: {}}
+  - applyTo: NETWORK_FILTER
+    match: {proxy: {proxyVersion: "^1.2[", metadata: {a: b}}}
+    patch:
+      operation: ADD
+      value: {name: x, typed_config: {"@type": type.googleapis.com/no.such.Type}}
+  - patch: {operation: ADD}
+  - applyTo: LISTENER
+    patch: {value: {}}
+`,
+			want: []string{
+				"warning: t.yaml:5: EnvoyFilter istio-system/ef: spec.targetRefs: targetRefs are not supported; use workloadSelector. The EnvoyFilter applies to no gateway",
+				`error: t.yaml:11: EnvoyFilter istio-system/ef: spec.configPatches[0].patch.value: not a valid envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter: unknown field "stat_prefx"`,
+				"error: t.yaml:17: EnvoyFilter istio-system/ef: spec.configPatches[1].patch.operation: INSERT_FIRST cannot be applied to CLUSTER",
+				"error: t.yaml:19: EnvoyFilter istio-system/ef: spec.configPatches[2].match: ROUTE_CONFIGURATION needs a routeConfiguration match",
+				"error: t.yaml:21: EnvoyFilter istio-system/ef: spec.configPatches[3].match.listener.filterChain.filter.subFilter.name: required: the HTTP filter to remove",
+				"error: t.yaml:24: EnvoyFilter istio-system/ef: spec.configPatches[4].patch.value: required: the CLUSTER to add",
+				"warning: t.yaml:25: EnvoyFilter istio-system/ef: spec.configPatches[5].applyTo: patches to BOOTSTRAP are not supported; this patch is skipped",
+				"error: t.yaml:28: EnvoyFilter istio-system/ef: spec.configPatches[6].match.proxy.proxyVersion: not a valid regular expression: error parsing regexp: missing closing ]: `[`",
+				"warning: t.yaml:28: EnvoyFilter istio-system/ef: spec.configPatches[6].match.proxy.metadata: matching proxy metadata is not supported; the patch applies to no proxy",
+				`error: t.yaml:31: EnvoyFilter istio-system/ef: spec.configPatches[6].patch.value: not a valid envoy.config.listener.v3.Filter: unable to resolve "type.googleapis.com/no.such.Type": "not found"`,
+				"error: t.yaml:32: EnvoyFilter istio-system/ef: spec.configPatches[7].applyTo: required: what the patch applies to",
+				"error: t.yaml:34: EnvoyFilter istio-system/ef: spec.configPatches[8].patch.operation: required: how to patch",
+			},
+		},
+		{
 			name: "failover priority",
 			yaml: `apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -53,6 +53,9 @@ type Proxy struct {
 	// topology.istio.io/network and topology.istio.io/cluster.
 	Network   string
 	ClusterID string
+	// IstioVersion is the version the proxy reports (node metadata
+	// ISTIO_VERSION), which an EnvoyFilter's proxy.proxyVersion matches.
+	IstioVersion string
 	// DomainSuffix completes short service names; "cluster.local" when empty.
 	DomainSuffix string
 	// AccessLogFile, when set, gives every HTTP connection manager a
@@ -154,6 +157,7 @@ func Translate(cfg *istio.Config, p Proxy) (*Resources, []Warning) {
 	res.Clusters = append(res.Clusters, t.jwksClusters(res.Clusters)...)
 	t.applyRateLimits(res)
 	t.finishWasm(res)
+	t.applyEnvoyFilters(res)
 	seen := map[string]bool{}
 	for _, s := range res.Secrets {
 		seen[s.Name] = true

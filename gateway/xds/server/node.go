@@ -24,6 +24,7 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 	p.ServiceAccount = md["SERVICE_ACCOUNT"].GetStringValue()
 	p.Network = md["NETWORK"].GetStringValue()
 	p.ClusterID = md["CLUSTER_ID"].GetStringValue()
+	p.IstioVersion = md["ISTIO_VERSION"].GetStringValue()
 	if l := n.GetLocality(); l.GetRegion() != "" || l.GetZone() != "" || l.GetSubZone() != "" {
 		p.Locality = l
 	}
@@ -43,6 +44,7 @@ func identity(p translate.Proxy) string {
 	b.WriteString("|sa=" + p.ServiceAccount)
 	b.WriteString("|network=" + p.Network)
 	b.WriteString("|cluster=" + p.ClusterID)
+	b.WriteString("|version=" + p.IstioVersion)
 	if l := p.Locality; l != nil {
 		b.WriteString("|locality=" + l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone())
 	}

@@ -1,0 +1,318 @@
+package translate
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/waygate/waygate/gateway/istio"
+)
+
+// efBase is a gateway on port 8080 routing to one service, which the
+// EnvoyFilters of the tests patch.
+const efBase = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
+  - name: api
+    route: [{destination: {host: api}}]
+`
+
+// translateEF translates efBase with the given EnvoyFilters for the
+// default ingress gateway, failing on any error finding.
+func translateEF(t *testing.T, filters string, p Proxy) *Resources {
+	t.Helper()
+	cfg, findings := istio.ParseDocuments("t.yaml", []byte(efBase+"---\n"+filters))
+	for _, f := range findings {
+		if f.Severity == istio.Error {
+			t.Fatal(f)
+		}
+	}
+	res, warnings := Translate(cfg, p)
+	for _, w := range warnings {
+		t.Log(w)
+	}
+	return res
+}
+
+func efListener(t *testing.T, res *Resources, name string) *listenerv3.Listener {
+	t.Helper()
+	for _, l := range res.Listeners {
+		if l.Name == name {
+			return l
+		}
+	}
+	t.Fatalf("no listener %s", name)
+	return nil
+}
+
+func efHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	hcm := decodeHCM(l.GetFilterChains()[0].GetFilters()[0])
+	if hcm == nil {
+		t.Fatal("the listener's first filter is not a connection manager")
+	}
+	return hcm
+}
+
+func httpFilterNames(hcm *hcmv3.HttpConnectionManager) []string {
+	var out []string
+	for _, h := range hcm.GetHttpFilters() {
+		out = append(out, h.GetName())
+	}
+	return out
+}
+
+func efCluster(res *Resources, name string) *clusterv3.Cluster {
+	for _, c := range res.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Istio's local rate limit task: an HTTP filter inserted before the
+// router as a TypedStruct, and the route's per-filter config merged in.
+func TestEnvoyFilterLocalRateLimit(t *testing.T) {
+	res := translateEF(t, `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ratelimit, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {istio: ingressgateway}}
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match:
+      context: GATEWAY
+      listener:
+        filterChain:
+          filter:
+            name: envoy.filters.network.http_connection_manager
+            subFilter: {name: envoy.filters.http.router}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+          type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          value: {stat_prefix: http_local_rate_limiter}
+  - applyTo: HTTP_ROUTE
+    match:
+      context: GATEWAY
+      routeConfiguration:
+        vhost:
+          route: {name: api}
+    patch:
+      operation: MERGE
+      value:
+        typed_per_filter_config:
+          envoy.filters.http.local_ratelimit:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+            stat_prefix: api
+            token_bucket: {max_tokens: 2, fill_interval: 60s}
+`, Proxy{})
+	names := httpFilterNames(efHCM(t, efListener(t, res, "0.0.0.0_8080")))
+	if i := slices.Index(names, "envoy.filters.http.local_ratelimit"); i < 0 || names[i+1] != "envoy.filters.http.router" {
+		t.Errorf("http filters %v: want local_ratelimit right before the router", names)
+	}
+	var route *routev3.Route
+	for _, r := range res.Routes[0].GetVirtualHosts()[0].GetRoutes() {
+		if r.GetName() == "api" {
+			route = r
+		}
+	}
+	if route == nil {
+		t.Fatal("no route named api")
+	}
+	if route.GetRoute().GetCluster() == "" && route.GetRoute().GetWeightedClusters() == nil {
+		t.Error("the merge lost the route's action")
+	}
+	if _, ok := route.GetTypedPerFilterConfig()["envoy.filters.http.local_ratelimit"]; !ok {
+		t.Errorf("route per-filter configs %v lack the rate limit", route.GetTypedPerFilterConfig())
+	}
+}
+
+// MERGE into a filter's typed_config merges the message inside the Any:
+// the generated fields stay, the patch's are added or replaced.
+func TestEnvoyFilterMergeTypedConfig(t *testing.T) {
+	res := translateEF(t, `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: xff, namespace: istio-system}
+spec:
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match:
+      listener:
+        portNumber: 8080
+        filterChain:
+          filter: {name: envoy.http_connection_manager}
+    patch:
+      operation: MERGE
+      value:
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          xff_num_trusted_hops: 2
+          server_name: edge
+  - applyTo: LISTENER
+    match: {listener: {portNumber: 8080}}
+    patch:
+      operation: MERGE
+      value: {per_connection_buffer_limit_bytes: 65536}
+`, Proxy{})
+	l := efListener(t, res, "0.0.0.0_8080")
+	hcm := efHCM(t, l)
+	if hcm.GetXffNumTrustedHops() != 2 || hcm.GetServerName() != "edge" {
+		t.Errorf("xff_num_trusted_hops %d, server_name %q: the merge did not apply", hcm.GetXffNumTrustedHops(), hcm.GetServerName())
+	}
+	if hcm.GetRds().GetRouteConfigName() != "http.8080" || len(hcm.GetHttpFilters()) == 0 {
+		t.Error("the merge dropped the generated fields")
+	}
+	if l.GetPerConnectionBufferLimitBytes().GetValue() != 65536 {
+		t.Errorf("per_connection_buffer_limit_bytes %v", l.GetPerConnectionBufferLimitBytes())
+	}
+}
+
+// CLUSTER patches: MERGE by service and port, ADD, REMOVE by name
+// (taking the endpoints along); VIRTUAL_HOST MERGE.
+func TestEnvoyFilterClustersAndHosts(t *testing.T) {
+	res := translateEF(t, `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: clusters, namespace: istio-system}
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: {cluster: {service: api.default.svc.cluster.local, portNumber: 80}}
+    patch:
+      operation: MERGE
+      value: {connect_timeout: 3s, per_connection_buffer_limit_bytes: 1024}
+  - applyTo: CLUSTER
+    match: {context: GATEWAY}
+    patch:
+      operation: ADD
+      value:
+        name: extra
+        type: STATIC
+        connect_timeout: 1s
+        load_assignment:
+          cluster_name: extra
+          endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]
+  - applyTo: CLUSTER
+    match: {cluster: {name: BlackHoleCluster}}
+    patch: {operation: REMOVE}
+  - applyTo: VIRTUAL_HOST
+    match: {routeConfiguration: {portNumber: 8080, vhost: {name: "*:8080"}}}
+    patch:
+      operation: MERGE
+      value:
+        response_headers_to_add: [{header: {key: x-edge, value: waygate}}]
+`, Proxy{})
+	c := efCluster(res, "outbound|80||api.default.svc.cluster.local")
+	if c.GetConnectTimeout().AsDuration().Seconds() != 3 || c.GetPerConnectionBufferLimitBytes().GetValue() != 1024 {
+		t.Errorf("merged cluster: connect_timeout %v, buffer limit %v", c.GetConnectTimeout(), c.GetPerConnectionBufferLimitBytes())
+	}
+	if c.GetEdsClusterConfig() == nil {
+		t.Error("the merge dropped the cluster's EDS config")
+	}
+	if efCluster(res, "extra") == nil {
+		t.Error("the added cluster is missing")
+	}
+	if efCluster(res, "BlackHoleCluster") != nil {
+		t.Error("BlackHoleCluster was not removed")
+	}
+	if !slices.IsSortedFunc(res.Clusters, func(a, b *clusterv3.Cluster) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Error("clusters are not sorted after the patches")
+	}
+	vh := res.Routes[0].GetVirtualHosts()[0]
+	if len(vh.GetResponseHeadersToAdd()) != 1 || vh.GetResponseHeadersToAdd()[0].GetHeader().GetKey() != "x-edge" {
+		t.Errorf("virtual host response headers %v", vh.GetResponseHeadersToAdd())
+	}
+}
+
+// Which EnvoyFilters apply to a gateway: namespace, workload selector,
+// context, proxy version; and the order of priority.
+func TestEnvoyFilterSelection(t *testing.T) {
+	filter := func(ns, name, extra string, priority int, timeout string) string {
+		return `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ` + name + `, namespace: ` + ns + `}
+spec:
+  priority: ` + strconv.Itoa(priority) + extra + `
+  configPatches:
+  - applyTo: CLUSTER
+    match:
+      context: GATEWAY
+      cluster: {service: api.default.svc.cluster.local}
+    patch:
+      operation: MERGE
+      value: {connect_timeout: ` + timeout + `}
+`
+	}
+	timeout := func(t *testing.T, filters string, p Proxy) float64 {
+		t.Helper()
+		return efCluster(translateEF(t, filters, p), "outbound|80||api.default.svc.cluster.local").GetConnectTimeout().AsDuration().Seconds()
+	}
+	gw := Proxy{IstioVersion: "1.24.2"}
+	edge := Proxy{Namespace: "edge"}
+	for _, tc := range []struct {
+		name    string
+		proxy   Proxy
+		filters []string
+		want    float64
+	}{
+		{"root namespace applies", gw, []string{filter("istio-system", "a", "", 0, "7s")}, 7},
+		{"root namespace applies to any namespace", edge, []string{filter("istio-system", "a", "", 0, "7s")}, 7},
+		{"the gateway's own namespace applies", edge, []string{filter("edge", "a", "", 0, "7s")}, 7},
+		{"another namespace does not", edge, []string{filter("default", "a", "", 0, "7s")}, 10},
+		{"selector matching", gw, []string{filter("istio-system", "a", "\n  workloadSelector: {labels: {istio: ingressgateway}}", 0, "7s")}, 7},
+		{"selector not matching", gw, []string{filter("istio-system", "a", "\n  workloadSelector: {labels: {app: other}}", 0, "7s")}, 10},
+		{"higher priority applies last", gw, []string{filter("istio-system", "z", "", 5, "6s"), filter("istio-system", "a", "", -1, "9s")}, 6},
+		{"by name within a priority", gw, []string{filter("istio-system", "b", "", 0, "9s"), filter("istio-system", "a", "", 0, "6s")}, 9},
+		{"root namespace before the gateway's", edge, []string{filter("edge", "a", "", 0, "8s"), filter("istio-system", "z", "", 0, "6s")}, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := timeout(t, strings.Join(tc.filters, "---\n"), tc.proxy); got != tc.want {
+				t.Errorf("connect_timeout %vs, want %vs", got, tc.want)
+			}
+		})
+	}
+	sidecar := strings.Replace(filter("istio-system", "a", "", 0, "7s"), "context: GATEWAY", "context: SIDECAR_OUTBOUND", 1)
+	if got := timeout(t, sidecar, gw); got != 10 {
+		t.Errorf("a sidecar patch applied: connect_timeout %vs", got)
+	}
+	versioned := strings.Replace(filter("istio-system", "a", "", 0, "7s"), "context: GATEWAY", "context: GATEWAY\n      proxy: {proxyVersion: '^1\\.24.*'}", 1)
+	if got := timeout(t, versioned, gw); got != 7 {
+		t.Errorf("a patch for 1.24 did not apply to 1.24.2: connect_timeout %vs", got)
+	}
+	if got := timeout(t, versioned, Proxy{IstioVersion: "1.25.0"}); got != 10 {
+		t.Errorf("a patch for 1.24 applied to 1.25.0: connect_timeout %vs", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"istio.io/api/networking/v1alpha3"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -125,9 +126,9 @@ func startKube(t *testing.T, debounce time.Duration) *kubeSource {
 func (s *kubeSource) waitWatching(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.watches.Load() < 12 {
+	for s.watches.Load() < 13 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 12 informers watching", s.watches.Load())
+			t.Fatalf("only %d of 13 informers watching", s.watches.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -170,6 +171,25 @@ func TestWatchKubernetes(t *testing.T) {
 	}
 	if u = next(t, s.updates, 5*time.Second); u.names() != "DestinationRule/reviews VirtualService/ratings VirtualService/reviews" {
 		t.Errorf("after create = %q", u.names())
+	}
+
+	// EnvoyFilters come from the cluster too.
+	ef := &networkingv1alpha3.EnvoyFilter{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "istio-system"}}
+	ef.Spec.ConfigPatches = []*v1alpha3.EnvoyFilter_EnvoyConfigObjectPatch{{
+		ApplyTo: v1alpha3.EnvoyFilter_CLUSTER,
+		Patch:   &v1alpha3.EnvoyFilter_Patch{Operation: v1alpha3.EnvoyFilter_Patch_REMOVE},
+	}}
+	if _, err := s.ist.NetworkingV1alpha3().EnvoyFilters("istio-system").Create(ctx, ef, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if u = next(t, s.updates, 5*time.Second); !strings.Contains(u.names(), "EnvoyFilter/edge") || u.cfg.EnvoyFilters[0].APIVersion != "networking.istio.io/v1alpha3" {
+		t.Errorf("after creating an EnvoyFilter = %q", u.names())
+	}
+	if err := s.ist.NetworkingV1alpha3().EnvoyFilters("istio-system").Delete(ctx, "edge", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if u = next(t, s.updates, 5*time.Second); strings.Contains(u.names(), "EnvoyFilter") {
+		t.Errorf("after deleting the EnvoyFilter = %q", u.names())
 	}
 
 	// An update that breaks a resource keeps its last valid version.

@@ -22,7 +22,8 @@ import (
 
 // EnvoyFilterValue decodes an EnvoyFilter patch's value into the Envoy
 // message the patch applies to: a Listener, FilterChain, network Filter,
-// HttpFilter, RouteConfiguration, VirtualHost, Route or Cluster. Field
+// HttpFilter, ListenerFilter, RouteConfiguration, VirtualHost, Route or
+// Cluster. Field
 // names may be snake_case or camelCase, as in Istio; an unknown field or
 // an unknown "@type" is an error, so that a typo is reported instead of
 // silently dropped.
@@ -33,6 +34,8 @@ func EnvoyFilterValue(applyTo v1alpha3.EnvoyFilter_ApplyTo, value *structpb.Stru
 		m = &listenerv3.Listener{}
 	case v1alpha3.EnvoyFilter_FILTER_CHAIN:
 		m = &listenerv3.FilterChain{}
+	case v1alpha3.EnvoyFilter_LISTENER_FILTER:
+		m = &listenerv3.ListenerFilter{}
 	case v1alpha3.EnvoyFilter_NETWORK_FILTER:
 		m = &listenerv3.Filter{}
 	case v1alpha3.EnvoyFilter_HTTP_FILTER:
@@ -78,6 +81,7 @@ var envoyFilterOps = map[v1alpha3.EnvoyFilter_ApplyTo][]v1alpha3.EnvoyFilter_Pat
 	v1alpha3.EnvoyFilter_LISTENER:            {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
 	v1alpha3.EnvoyFilter_FILTER_CHAIN:        {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
 	v1alpha3.EnvoyFilter_NETWORK_FILTER:      insertOps,
+	v1alpha3.EnvoyFilter_LISTENER_FILTER:     insertOps,
 	v1alpha3.EnvoyFilter_HTTP_FILTER:         insertOps,
 	v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION: {v1alpha3.EnvoyFilter_Patch_MERGE},
 	v1alpha3.EnvoyFilter_VIRTUAL_HOST:        {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
@@ -122,15 +126,12 @@ func (v *validator) envoyFilter(key Key, ef *v1alpha3.EnvoyFilter) {
 		}
 		m := cp.GetMatch()
 		switch at {
-		case v1alpha3.EnvoyFilter_LISTENER, v1alpha3.EnvoyFilter_FILTER_CHAIN, v1alpha3.EnvoyFilter_NETWORK_FILTER, v1alpha3.EnvoyFilter_HTTP_FILTER:
+		case v1alpha3.EnvoyFilter_LISTENER, v1alpha3.EnvoyFilter_FILTER_CHAIN, v1alpha3.EnvoyFilter_NETWORK_FILTER, v1alpha3.EnvoyFilter_HTTP_FILTER, v1alpha3.EnvoyFilter_LISTENER_FILTER:
 			if m.GetRouteConfiguration() != nil || m.GetCluster() != nil {
 				v.errorf(key, p+".match", "%s needs a listener match", at)
 			}
 			if m.GetListener().GetPortName() != "" {
 				v.warnf(key, p+".match.listener.portName", "portName is not supported; the patch applies to no listener")
-			}
-			if m.GetListener().GetListenerFilter() != "" {
-				v.warnf(key, p+".match.listener.listenerFilter", "listenerFilter is not supported; the patch applies to no listener")
 			}
 		case v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION, v1alpha3.EnvoyFilter_VIRTUAL_HOST, v1alpha3.EnvoyFilter_HTTP_ROUTE:
 			if m.GetListener() != nil || m.GetCluster() != nil {
@@ -145,6 +146,8 @@ func (v *validator) envoyFilter(key Key, ef *v1alpha3.EnvoyFilter) {
 			switch {
 			case at == v1alpha3.EnvoyFilter_NETWORK_FILTER && m.GetListener().GetFilterChain().GetFilter().GetName() == "":
 				v.errorf(key, p+".match.listener.filterChain.filter.name", "required: the network filter to %s", strings.ToLower(op.String()))
+			case at == v1alpha3.EnvoyFilter_LISTENER_FILTER && m.GetListener().GetListenerFilter() == "":
+				v.errorf(key, p+".match.listener.listenerFilter", "required: the listener filter to %s", strings.ToLower(op.String()))
 			case at == v1alpha3.EnvoyFilter_HTTP_FILTER && m.GetListener().GetFilterChain().GetFilter().GetSubFilter().GetName() == "":
 				v.errorf(key, p+".match.listener.filterChain.filter.subFilter.name", "required: the HTTP filter to %s", strings.ToLower(op.String()))
 			}

@@ -41,6 +41,9 @@ type Listener struct {
 	chains       []*chain
 	defaultChain *chain
 	inspect      bool
+	// proxyProtocol reads a PROXY protocol header first, when the
+	// listener has the proxy_protocol listener filter.
+	proxyProtocol *proxyProtocol
 	// sniffHTTP reads plaintext request lines for application protocol
 	// matching: the listener has an http_inspector and a chain that
 	// matches on application_protocols.
@@ -125,6 +128,12 @@ func Compile(l *listenerv3.Listener, d Deps) (*Listener, error) {
 			httpInspector = true
 		case "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst":
 			// A gateway accepts on the address it listens on.
+		case proxyProtocolType:
+			pp, err := compileProxyProtocol(lf)
+			if err != nil {
+				return nil, fmt.Errorf("listener_filters[%d] %q: %w", i, lf.GetName(), err)
+			}
+			out.proxyProtocol = pp
 		default:
 			if _, noop := filters.LookupNoop(typeURL); noop {
 				continue

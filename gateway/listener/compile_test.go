@@ -78,9 +78,19 @@ func TestCompile(t *testing.T) {
 			l.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_NamedPort{NamedPort: "https"}
 		}), err: "address.socket_address.port_value"},
 		{name: "no chains", l: listener(func(l *listenerv3.Listener) { l.FilterChains = nil }), err: "filter_chains: at least one filter chain is required"},
+		{name: "PROXY protocol TLVs to metadata", l: listener(func(l *listenerv3.Listener) {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.proxy_protocol", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: anyOf(&proxyprotocolv3.ProxyProtocol{
+				Rules: []*proxyprotocolv3.ProxyProtocol_Rule{{TlvType: 0xea}},
+			})}}}
+		}), err: `listener_filters[0] "envoy.filters.listener.proxy_protocol": typed_config.rules: TLVs to dynamic metadata are not supported`},
+		{name: "PROXY protocol without a version", l: listener(func(l *listenerv3.Listener) {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.proxy_protocol", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: anyOf(&proxyprotocolv3.ProxyProtocol{
+				DisallowedVersions: []corev3.ProxyProtocolConfig_Version{corev3.ProxyProtocolConfig_V1, corev3.ProxyProtocolConfig_V2},
+			})}}}
+		}), err: `typed_config.disallowed_versions: every version is disallowed`},
 		{name: "unsupported listener filter", l: listener(func(l *listenerv3.Listener) {
-			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.proxy_protocol", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: anyOf(&proxyprotocolv3.ProxyProtocol{})}}}
-		}), err: `listener_filters[0] "envoy.filters.listener.proxy_protocol"`},
+			l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.local_ratelimit", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: anyOf(&corev3.Address{})}}}
+		}), err: `listener_filters[0] "envoy.filters.listener.local_ratelimit": type.googleapis.com/envoy.config.core.v3.Address is not supported`},
 		{name: "chain without a terminal filter", l: listener(func(l *listenerv3.Listener) { l.FilterChains = []*listenerv3.FilterChain{chain()} }), err: "filter_chains[0]: filters: the chain needs"},
 		{name: "terminal filter not last", l: listener(func(l *listenerv3.Listener) { l.FilterChains = []*listenerv3.FilterChain{chain(tcp("a"), tcp("b"))} }),
 			err: `filter_chains[0]: filters[0] "tcp": a terminal filter must be the last of the chain`},

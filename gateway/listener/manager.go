@@ -308,17 +308,25 @@ func (s *socket) handle(raw net.Conn) {
 	f := connFacts{dst: addrPort(c.LocalAddr()), src: addrPort(c.RemoteAddr())}
 	f.direct = f.src.Addr()
 	var conn net.Conn = c
+	timeout := l.inspectTimeout
+	if timeout < 0 {
+		timeout = s.m.InspectTimeout
+		if timeout <= 0 {
+			timeout = 15 * time.Second
+		}
+	}
+	if l.proxyProtocol != nil {
+		var err error
+		if conn, err = l.proxyProtocol.read(c, &f, timeout); err != nil {
+			s.m.log().Debug("connection refused", "listener", l.Name, "source", f.direct.String(), "error", err.Error())
+			c.Close()
+			return
+		}
+	}
 	if l.inspect {
 		var err error
-		timeout := l.inspectTimeout
-		if timeout < 0 {
-			timeout = s.m.InspectTimeout
-			if timeout <= 0 {
-				timeout = 15 * time.Second
-			}
-		}
 		opts := inspection{timeout: timeout, continueOnTimeout: l.continueOnTimeout, sniffHTTP: l.sniffHTTP}
-		if conn, err = inspect(c, &f, opts); err != nil {
+		if conn, err = inspect(conn, &f, opts); err != nil {
 			c.Close()
 			return
 		}

@@ -58,6 +58,8 @@ func (t *translator) applyEnvoyFilters(res *Resources) {
 				res.Listeners = patchListeners(res.Listeners, p)
 			case v1alpha3.EnvoyFilter_FILTER_CHAIN:
 				patchFilterChains(res.Listeners, p)
+			case v1alpha3.EnvoyFilter_LISTENER_FILTER:
+				patchListenerFilters(res.Listeners, p)
 			case v1alpha3.EnvoyFilter_NETWORK_FILTER:
 				patchNetworkFilters(res.Listeners, p)
 			case v1alpha3.EnvoyFilter_HTTP_FILTER:

@@ -48,7 +48,10 @@ func filterNamed(name, want string) bool {
 // listenerMatches reports whether l is a listener the match names; its
 // filter chain part matters only with chains (some chain must match).
 func listenerMatches(l *listenerv3.Listener, lm *v1alpha3.EnvoyFilter_ListenerMatch, chains bool) bool {
-	if lm.GetPortName() != "" || lm.GetListenerFilter() != "" {
+	if lm.GetPortName() != "" {
+		return false
+	}
+	if lf := lm.GetListenerFilter(); lf != "" && !slices.ContainsFunc(l.GetListenerFilters(), func(f *listenerv3.ListenerFilter) bool { return f.GetName() == lf }) {
 		return false
 	}
 	if lm.GetName() != "" && lm.GetName() != l.GetName() {
@@ -136,6 +139,26 @@ func decodeHCM(nf *listenerv3.Filter) *hcmv3.HttpConnectionManager {
 func patchListeners(ls []*listenerv3.Listener, p envoyPatch) []*listenerv3.Listener {
 	lm := p.match().GetListener()
 	return patchList(ls, p.op(), func(l *listenerv3.Listener) bool { return listenerMatches(l, lm, true) }, p.value)
+}
+
+// patchListenerFilters applies a LISTENER_FILTER patch to the listener
+// filters of every matching listener, relative to the listener filter
+// the match names.
+func patchListenerFilters(ls []*listenerv3.Listener, p envoyPatch) {
+	lm := p.match().GetListener()
+	name := lm.GetListenerFilter()
+	// The named listener filter is where the patch goes, not a
+	// condition on the listener: INSERT_FIRST and ADD apply to a
+	// listener without it.
+	where := &v1alpha3.EnvoyFilter_ListenerMatch{PortNumber: lm.GetPortNumber(), Name: lm.GetName(), FilterChain: lm.GetFilterChain()}
+	for _, l := range ls {
+		if !listenerMatches(l, where, true) {
+			continue
+		}
+		l.ListenerFilters = patchList(l.ListenerFilters, relativeOp(p.op(), name != ""), func(f *listenerv3.ListenerFilter) bool {
+			return name != "" && f.GetName() == name
+		}, p.value)
+	}
 }
 
 // patchFilterChains applies a FILTER_CHAIN patch: ADD appends the chain

@@ -316,3 +316,43 @@ spec:
 		t.Errorf("a patch for 1.24 applied to 1.25.0: connect_timeout %vs", got)
 	}
 }
+
+// The PROXY protocol at the gateway, both ways Istio users write it: a
+// LISTENER merge adding listener_filters, and a LISTENER_FILTER patch.
+func TestEnvoyFilterListenerFilters(t *testing.T) {
+	const value = `
+        name: envoy.filters.listener.proxy_protocol
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+`
+	for name, patch := range map[string]string{
+		"LISTENER MERGE": `  - applyTo: LISTENER
+    patch:
+      operation: MERGE
+      value:
+        listener_filters:
+        - name: envoy.filters.listener.proxy_protocol
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+`,
+		"LISTENER_FILTER INSERT_FIRST": `  - applyTo: LISTENER_FILTER
+    match: {listener: {portNumber: 8080}}
+    patch:
+      operation: INSERT_FIRST
+      value:` + value,
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := translateEF(t, `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: proxy-protocol, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {istio: ingressgateway}}
+  configPatches:
+`+patch, Proxy{})
+			lfs := efListener(t, res, "0.0.0.0_8080").GetListenerFilters()
+			if len(lfs) == 0 || lfs[0].GetName() != "envoy.filters.listener.proxy_protocol" || lfs[0].GetTypedConfig() == nil {
+				t.Errorf("listener filters %v", lfs)
+			}
+		})
+	}
+}

@@ -75,18 +75,24 @@ func cleanProtoJSONError(err error) string {
 
 var jsonPosition = regexp.MustCompile(`^\(line \d+:\d+\): `)
 
-// envoyFilterOps are the operations each applyTo supports, as in Istio's
-// EnvoyFilter reference.
+// envoyFilterOps are the operations each applyTo supports, as in
+// istiod. On listeners, filter chains, virtual hosts and clusters, the
+// INSERT operations add at the end, as ADD does.
 var envoyFilterOps = map[v1alpha3.EnvoyFilter_ApplyTo][]v1alpha3.EnvoyFilter_Patch_Operation{
-	v1alpha3.EnvoyFilter_LISTENER:            {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
-	v1alpha3.EnvoyFilter_FILTER_CHAIN:        {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
+	v1alpha3.EnvoyFilter_LISTENER:            addOps,
+	v1alpha3.EnvoyFilter_FILTER_CHAIN:        addOps,
 	v1alpha3.EnvoyFilter_NETWORK_FILTER:      insertOps,
 	v1alpha3.EnvoyFilter_LISTENER_FILTER:     insertOps,
 	v1alpha3.EnvoyFilter_HTTP_FILTER:         insertOps,
 	v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION: {v1alpha3.EnvoyFilter_Patch_MERGE},
-	v1alpha3.EnvoyFilter_VIRTUAL_HOST:        {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
+	v1alpha3.EnvoyFilter_VIRTUAL_HOST:        append(addOps[:len(addOps):len(addOps)], v1alpha3.EnvoyFilter_Patch_REPLACE),
 	v1alpha3.EnvoyFilter_HTTP_ROUTE:          {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE, v1alpha3.EnvoyFilter_Patch_INSERT_BEFORE, v1alpha3.EnvoyFilter_Patch_INSERT_AFTER, v1alpha3.EnvoyFilter_Patch_INSERT_FIRST},
-	v1alpha3.EnvoyFilter_CLUSTER:             {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE},
+	v1alpha3.EnvoyFilter_CLUSTER:             addOps,
+}
+
+var addOps = []v1alpha3.EnvoyFilter_Patch_Operation{
+	v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE,
+	v1alpha3.EnvoyFilter_Patch_INSERT_BEFORE, v1alpha3.EnvoyFilter_Patch_INSERT_AFTER, v1alpha3.EnvoyFilter_Patch_INSERT_FIRST,
 }
 
 var insertOps = []v1alpha3.EnvoyFilter_Patch_Operation{
@@ -131,11 +137,14 @@ func (v *validator) envoyFilter(key Key, ef *v1alpha3.EnvoyFilter) {
 				v.errorf(key, p+".match", "%s needs a listener match", at)
 			}
 			if m.GetListener().GetPortName() != "" {
-				v.warnf(key, p+".match.listener.portName", "portName is not supported; the patch applies to no listener")
+				v.warnf(key, p+".match.listener.portName", "portName is ignored, as istiod ignores it on a gateway; use portNumber")
 			}
 		case v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION, v1alpha3.EnvoyFilter_VIRTUAL_HOST, v1alpha3.EnvoyFilter_HTTP_ROUTE:
 			if m.GetListener() != nil || m.GetCluster() != nil {
 				v.errorf(key, p+".match", "%s needs a routeConfiguration match", at)
+			}
+			if gw := m.GetRouteConfiguration().GetGateway(); gw != "" && !strings.Contains(gw, "/") {
+				v.errorf(key, p+".match.routeConfiguration.gateway", "%q is not namespace/name", gw)
 			}
 		case v1alpha3.EnvoyFilter_CLUSTER:
 			if m.GetListener() != nil || m.GetRouteConfiguration() != nil {
@@ -143,14 +152,19 @@ func (v *validator) envoyFilter(key Key, ef *v1alpha3.EnvoyFilter) {
 			}
 		}
 		if op == v1alpha3.EnvoyFilter_Patch_MERGE || op == v1alpha3.EnvoyFilter_Patch_REMOVE || op == v1alpha3.EnvoyFilter_Patch_REPLACE {
+			// istiod applies these to every filter when the match names
+			// none: valid, but rarely meant.
 			switch {
 			case at == v1alpha3.EnvoyFilter_NETWORK_FILTER && m.GetListener().GetFilterChain().GetFilter().GetName() == "":
-				v.errorf(key, p+".match.listener.filterChain.filter.name", "required: the network filter to %s", strings.ToLower(op.String()))
+				v.warnf(key, p+".match.listener.filterChain.filter.name", "no network filter named: the %s applies to every network filter of the matching chains", op)
 			case at == v1alpha3.EnvoyFilter_LISTENER_FILTER && m.GetListener().GetListenerFilter() == "":
-				v.errorf(key, p+".match.listener.listenerFilter", "required: the listener filter to %s", strings.ToLower(op.String()))
+				v.warnf(key, p+".match.listener.listenerFilter", "no listener filter named: the %s applies to every listener filter of the matching listeners", op)
 			case at == v1alpha3.EnvoyFilter_HTTP_FILTER && m.GetListener().GetFilterChain().GetFilter().GetSubFilter().GetName() == "":
-				v.errorf(key, p+".match.listener.filterChain.filter.subFilter.name", "required: the HTTP filter to %s", strings.ToLower(op.String()))
+				v.warnf(key, p+".match.listener.filterChain.filter.subFilter.name", "no HTTP filter named: the %s applies to every HTTP filter of the matching connection managers", op)
 			}
+		}
+		if cp.GetPatch().GetFilterClass() != v1alpha3.EnvoyFilter_Patch_UNSPECIFIED {
+			v.warnf(key, p+".patch.filterClass", "filterClass is ignored, as istiod ignores it; the operation places the filter")
 		}
 		if pv := m.GetProxy().GetProxyVersion(); pv != "" {
 			if _, err := regexp.Compile(pv); err != nil {

@@ -487,7 +487,7 @@ spec:
           "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
           stat_prefx: typo
   - applyTo: CLUSTER
-    patch: {operation: INSERT_FIRST, value: {name: c}}
+    patch: {operation: REPLACE, value: {name: c}}
   - applyTo: ROUTE_CONFIGURATION
     match: {listener: {portNumber: 80}}
     patch: {operation: MERGE, value: {}}
@@ -509,9 +509,9 @@ spec:
 			want: []string{
 				"warning: t.yaml:5: EnvoyFilter istio-system/ef: spec.targetRefs: targetRefs are not supported; use workloadSelector. The EnvoyFilter applies to no gateway",
 				`error: t.yaml:11: EnvoyFilter istio-system/ef: spec.configPatches[0].patch.value: not a valid envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter: unknown field "stat_prefx"`,
-				"error: t.yaml:17: EnvoyFilter istio-system/ef: spec.configPatches[1].patch.operation: INSERT_FIRST cannot be applied to CLUSTER",
+				"error: t.yaml:17: EnvoyFilter istio-system/ef: spec.configPatches[1].patch.operation: REPLACE cannot be applied to CLUSTER",
 				"error: t.yaml:19: EnvoyFilter istio-system/ef: spec.configPatches[2].match: ROUTE_CONFIGURATION needs a routeConfiguration match",
-				"error: t.yaml:21: EnvoyFilter istio-system/ef: spec.configPatches[3].match.listener.filterChain.filter.subFilter.name: required: the HTTP filter to remove",
+				"warning: t.yaml:21: EnvoyFilter istio-system/ef: spec.configPatches[3].match.listener.filterChain.filter.subFilter.name: no HTTP filter named: the REMOVE applies to every HTTP filter of the matching connection managers",
 				"error: t.yaml:24: EnvoyFilter istio-system/ef: spec.configPatches[4].patch.value: required: the CLUSTER to add",
 				"warning: t.yaml:25: EnvoyFilter istio-system/ef: spec.configPatches[5].applyTo: patches to BOOTSTRAP are not supported; this patch is skipped",
 				"error: t.yaml:28: EnvoyFilter istio-system/ef: spec.configPatches[6].match.proxy.proxyVersion: not a valid regular expression: error parsing regexp: missing closing ]: `[`",

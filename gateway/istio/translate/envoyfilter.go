@@ -15,21 +15,27 @@ import (
 
 // EnvoyFilters, as istiod applies them to a gateway
 // (https://istio.io/latest/docs/reference/config/networking/envoy-filter/):
-// once the gateway's resources are generated, each EnvoyFilter that
-// selects it patches them, patch by patch. An EnvoyFilter in the root
-// namespace (istio-system) selects gateways in every namespace, one
-// elsewhere only gateways in its own namespace; its workloadSelector, if
-// any, must match the gateway's labels. They apply in order of priority,
-// then those of the root namespace first, then by namespace and name.
-// Patches for sidecars (SIDECAR_INBOUND, SIDECAR_OUTBOUND) and waypoints
-// never apply to a gateway. A patch that matches nothing changes
-// nothing, as in istiod.
+// once the gateway's resources are generated, the EnvoyFilters that
+// select it patch them. An EnvoyFilter in the root namespace
+// (istio-system) selects gateways in every namespace, one elsewhere only
+// gateways in its own namespace; its workloadSelector, if any, must match
+// the gateway's labels. They apply in order of priority, root namespace
+// first, then oldest first, then by name. Patches for sidecars
+// (SIDECAR_INBOUND, SIDECAR_OUTBOUND) and waypoints never apply to a
+// gateway. A patch that matches nothing changes nothing.
+//
+// As in istiod, each list is patched from the outside in (a listener,
+// its listener filters, its filter chains, their network and HTTP
+// filters; a route configuration, its virtual hosts, their routes), and
+// at the levels where istiod adds last (listeners, filter chains,
+// virtual hosts, clusters) every other patch goes first, so that no
+// patch applies to what another one added.
 
 // applyEnvoyFilters patches res with the EnvoyFilters selecting the
 // gateway.
 func (t *translator) applyEnvoyFilters(res *Resources) {
-	efs := t.envoyFilters()
-	if len(efs) == 0 {
+	patches := t.envoyPatches()
+	if len(patches) == 0 {
 		return
 	}
 	// Generated resources share messages (default timeouts, config
@@ -38,44 +44,27 @@ func (t *translator) applyEnvoyFilters(res *Resources) {
 	cloneAll(res.Listeners)
 	cloneAll(res.Routes)
 	cloneAll(res.Clusters)
-	for _, ef := range efs {
-		key := istio.Key{Kind: "EnvoyFilter", Namespace: ef.Namespace, Name: ef.Name}
-		for i, cp := range ef.Spec.GetConfigPatches() {
-			if !t.patchApplies(cp.GetMatch()) {
-				continue
-			}
-			p := envoyPatch{key: key, field: indexField("spec.configPatches", i), cp: cp}
-			if op := cp.GetPatch().GetOperation(); op != v1alpha3.EnvoyFilter_Patch_REMOVE {
-				v, err := istio.EnvoyFilterValue(cp.GetApplyTo(), cp.GetPatch().GetValue())
-				if err != nil {
-					t.warn(key, p.field+".patch.value", "%v; the patch is skipped", err)
-					continue
-				}
-				p.value = v
-			}
-			switch cp.GetApplyTo() {
-			case v1alpha3.EnvoyFilter_LISTENER:
-				res.Listeners = patchListeners(res.Listeners, p)
-			case v1alpha3.EnvoyFilter_FILTER_CHAIN:
-				patchFilterChains(res.Listeners, p)
-			case v1alpha3.EnvoyFilter_LISTENER_FILTER:
-				patchListenerFilters(res.Listeners, p)
-			case v1alpha3.EnvoyFilter_NETWORK_FILTER:
-				patchNetworkFilters(res.Listeners, p)
-			case v1alpha3.EnvoyFilter_HTTP_FILTER:
-				t.patchHTTPFilters(res.Listeners, p)
-			case v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION:
-				patchRouteConfigurations(res.Routes, p)
-			case v1alpha3.EnvoyFilter_VIRTUAL_HOST:
-				patchVirtualHosts(res.Routes, p)
-			case v1alpha3.EnvoyFilter_HTTP_ROUTE:
-				patchRoutes(res.Routes, p)
-			case v1alpha3.EnvoyFilter_CLUSTER:
-				res.Clusters, res.Endpoints = patchClusters(res.Clusters, res.Endpoints, p)
+	of := func(at v1alpha3.EnvoyFilter_ApplyTo) []envoyPatch {
+		var out []envoyPatch
+		for _, p := range patches {
+			if p.cp.GetApplyTo() == at {
+				out = append(out, p)
 			}
 		}
+		return out
 	}
+	res.Clusters, res.Endpoints = patchClusters(res.Clusters, res.Endpoints, of(v1alpha3.EnvoyFilter_CLUSTER))
+	res.Listeners = t.patchListeners(res.Listeners, listenerPatches{
+		listeners:       of(v1alpha3.EnvoyFilter_LISTENER),
+		listenerFilters: of(v1alpha3.EnvoyFilter_LISTENER_FILTER),
+		chains:          of(v1alpha3.EnvoyFilter_FILTER_CHAIN),
+		network:         of(v1alpha3.EnvoyFilter_NETWORK_FILTER),
+		http:            of(v1alpha3.EnvoyFilter_HTTP_FILTER),
+	})
+	patchRouteConfigurations(res.Routes, of(v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION), of(v1alpha3.EnvoyFilter_VIRTUAL_HOST), of(v1alpha3.EnvoyFilter_HTTP_ROUTE))
 }
+
+func cloneOf[T proto.Message](m proto.Message) T { return proto.Clone(m).(T) }
 
 func cloneAll[T proto.Message](list []T) {
 	for i, x := range list {
@@ -95,6 +84,43 @@ type envoyPatch struct {
 func (p envoyPatch) op() v1alpha3.EnvoyFilter_Patch_Operation { return p.cp.GetPatch().GetOperation() }
 func (p envoyPatch) match() *v1alpha3.EnvoyFilter_EnvoyConfigObjectMatch {
 	return p.cp.GetMatch()
+}
+
+// adds reports whether the patch adds an element at a level where every
+// insertion is an addition at the end (listeners, filter chains,
+// virtual hosts, clusters: istiod treats INSERT_* there as ADD).
+func (p envoyPatch) adds() bool {
+	switch p.op() {
+	case v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_INSERT_BEFORE, v1alpha3.EnvoyFilter_Patch_INSERT_AFTER, v1alpha3.EnvoyFilter_Patch_INSERT_FIRST:
+		return true
+	}
+	return false
+}
+
+// envoyPatches are the patches of the EnvoyFilters selecting the
+// gateway whose context and proxy match fit it, in the order they
+// apply, each with its decoded value.
+func (t *translator) envoyPatches() []envoyPatch {
+	var out []envoyPatch
+	for _, ef := range t.envoyFilters() {
+		key := istio.Key{Kind: "EnvoyFilter", Namespace: ef.Namespace, Name: ef.Name}
+		for i, cp := range ef.Spec.GetConfigPatches() {
+			if !t.patchApplies(cp.GetMatch()) {
+				continue
+			}
+			p := envoyPatch{key: key, field: indexField("spec.configPatches", i), cp: cp}
+			if cp.GetPatch().GetOperation() != v1alpha3.EnvoyFilter_Patch_REMOVE {
+				v, err := istio.EnvoyFilterValue(cp.GetApplyTo(), cp.GetPatch().GetValue())
+				if err != nil {
+					t.warn(key, p.field+".patch.value", "%v; the patch is skipped", err)
+					continue
+				}
+				p.value = v
+			}
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // envoyFilters are the EnvoyFilters selecting the gateway, in the order
@@ -117,8 +143,9 @@ func (t *translator) envoyFilters() []*networkingv1alpha3.EnvoyFilter {
 		return cmp.Or(
 			cmp.Compare(a.Spec.GetPriority(), b.Spec.GetPriority()),
 			-cmp.Compare(boolInt(a.Namespace == rootNamespace), boolInt(b.Namespace == rootNamespace)),
-			cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Name, b.Name))
+			a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time),
+			cmp.Compare(a.Name, b.Name),
+			cmp.Compare(a.Namespace, b.Namespace))
 	})
 	return out
 }
@@ -143,7 +170,7 @@ func (t *translator) patchApplies(m *v1alpha3.EnvoyFilter_EnvoyConfigObjectMatch
 	}
 	if pv := m.GetProxy().GetProxyVersion(); pv != "" {
 		re, err := regexp.Compile(pv)
-		if err != nil || !re.MatchString(t.proxy.IstioVersion) {
+		if err != nil || t.proxy.IstioVersion == "" || !re.MatchString(t.proxy.IstioVersion) {
 			return false
 		}
 	}
@@ -155,7 +182,7 @@ func (t *translator) patchApplies(m *v1alpha3.EnvoyFilter_EnvoyConfigObjectMatch
 // use, as one patch may apply to many lists). ADD appends, INSERT_FIRST
 // prepends, INSERT_BEFORE and INSERT_AFTER insert next to the first
 // match (nothing when none matches), REMOVE drops every match, MERGE
-// merges the value into each, REPLACE replaces each.
+// merges the value into each, REPLACE replaces the first.
 func patchList[T proto.Message](list []T, op v1alpha3.EnvoyFilter_Patch_Operation, matches func(T) bool, value proto.Message) []T {
 	clone := func() T { return proto.Clone(value).(T) }
 	first := slices.IndexFunc(list, matches)
@@ -181,18 +208,16 @@ func patchList[T proto.Message](list []T, op v1alpha3.EnvoyFilter_Patch_Operatio
 			}
 		}
 	case v1alpha3.EnvoyFilter_Patch_REPLACE:
-		for i, x := range list {
-			if matches(x) {
-				list[i] = clone()
-			}
+		if first >= 0 {
+			list[first] = clone()
 		}
 	}
 	return list
 }
 
-// relativeOp is the operation a patch performs: INSERT_BEFORE and
-// INSERT_AFTER with nothing to be relative to (the match names no
-// element) insert first and last, as in istiod.
+// relativeOp is the operation a filter patch performs: INSERT_BEFORE and
+// INSERT_AFTER with no filter to be relative to insert first and last,
+// as in istiod.
 func relativeOp(op v1alpha3.EnvoyFilter_Patch_Operation, named bool) v1alpha3.EnvoyFilter_Patch_Operation {
 	switch {
 	case named:

@@ -8,6 +8,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"istio.io/api/networking/v1alpha3"
 )
 
@@ -29,18 +30,13 @@ func routeConfigMatches(rc *routev3.RouteConfiguration, m *v1alpha3.EnvoyFilter_
 	if p := m.GetPortNumber(); p != 0 && (len(parts) < 2 || parts[1] != strconv.Itoa(int(p))) {
 		return false
 	}
-	if m.GetPortName() != "" && (parts[0] != "https" || len(parts) < 3 || parts[2] != m.GetPortName()) {
+	https := parts[0] == "https" && len(parts) >= 5
+	if m.GetPortName() != "" && (!https || parts[2] != m.GetPortName()) {
 		return false
 	}
 	if gw := m.GetGateway(); gw != "" {
-		if parts[0] != "https" || len(parts) < 5 {
-			return false
-		}
 		ns, name, ok := strings.Cut(gw, "/")
-		if !ok {
-			ns, name = "", gw
-		}
-		if parts[len(parts)-2] != name || (ns != "" && parts[len(parts)-1] != ns) {
+		if !ok || !https || parts[len(parts)-2] != name || parts[len(parts)-1] != ns {
 			return false
 		}
 	}
@@ -74,39 +70,46 @@ func routeMatches(r *routev3.Route, m *v1alpha3.EnvoyFilter_RouteConfigurationMa
 	return true
 }
 
-// patchRouteConfigurations applies a ROUTE_CONFIGURATION patch (MERGE).
-func patchRouteConfigurations(rcs []*routev3.RouteConfiguration, p envoyPatch) {
-	m := p.match().GetRouteConfiguration()
-	patchList(rcs, p.op(), func(rc *routev3.RouteConfiguration) bool { return routeConfigMatches(rc, m) }, p.value)
-}
-
-// patchVirtualHosts applies a VIRTUAL_HOST patch: ADD appends the host
-// to every matching configuration, REMOVE and MERGE act on matching
-// hosts.
-func patchVirtualHosts(rcs []*routev3.RouteConfiguration, p envoyPatch) {
-	m := p.match().GetRouteConfiguration()
-	for _, rc := range rcs {
-		if routeConfigMatches(rc, m) {
-			rc.VirtualHosts = patchList(rc.VirtualHosts, p.op(), func(vh *routev3.VirtualHost) bool { return vhostMatches(vh, m.GetVhost()) }, p.value)
-		}
+// patchRouteConfigurations applies the route-side patches: merges into
+// route configurations, then in each one the virtual host patches
+// (additions last) and, in the virtual hosts there were, the route
+// patches.
+func patchRouteConfigurations(rcs []*routev3.RouteConfiguration, rcPatches, vhPatches, routePatches []envoyPatch) {
+	for _, p := range rcPatches {
+		patchList(rcs, p.op(), func(rc *routev3.RouteConfiguration) bool { return routeConfigMatches(rc, p.match().GetRouteConfiguration()) }, p.value)
 	}
-}
-
-// patchRoutes applies an HTTP_ROUTE patch to the routes of every
-// matching virtual host, relative to the first route the match names.
-func patchRoutes(rcs []*routev3.RouteConfiguration, p envoyPatch) {
-	m := p.match().GetRouteConfiguration()
 	for _, rc := range rcs {
-		if !routeConfigMatches(rc, m) {
-			continue
+		in := func(p envoyPatch) bool { return routeConfigMatches(rc, p.match().GetRouteConfiguration()) }
+		vhosts := rc.GetVirtualHosts()
+		var added []*routev3.VirtualHost
+		for _, p := range vhPatches {
+			if !in(p) {
+				continue
+			}
+			if p.adds() {
+				added = append(added, cloneOf[*routev3.VirtualHost](p.value))
+				continue
+			}
+			vhosts = patchList(vhosts, p.op(), func(vh *routev3.VirtualHost) bool { return vhostMatches(vh, p.match().GetRouteConfiguration().GetVhost()) }, p.value)
 		}
-		for _, vh := range rc.GetVirtualHosts() {
-			if vhostMatches(vh, m.GetVhost()) {
+		for _, vh := range vhosts {
+			for _, p := range routePatches {
+				m := p.match().GetRouteConfiguration()
+				if !in(p) || !vhostMatches(vh, m.GetVhost()) {
+					continue
+				}
 				rm := m.GetVhost().GetRoute()
+				matches := func(r *routev3.Route) bool { return routeMatches(r, rm) }
+				// A route match that names no route present makes an
+				// INSERT_FIRST do nothing, as in istiod.
 				named := rm.GetName() != "" || rm.GetAction() != v1alpha3.EnvoyFilter_RouteConfigurationMatch_RouteMatch_ANY
-				vh.Routes = patchList(vh.Routes, relativeOp(p.op(), named), func(r *routev3.Route) bool { return routeMatches(r, rm) }, p.value)
+				if named && p.op() == v1alpha3.EnvoyFilter_Patch_INSERT_FIRST && !slices.ContainsFunc(vh.Routes, matches) {
+					continue
+				}
+				vh.Routes = patchList(vh.Routes, p.op(), matches, p.value)
 			}
 		}
+		rc.VirtualHosts = append(vhosts, added...)
 	}
 }
 
@@ -136,17 +139,59 @@ func clusterMatches(c *clusterv3.Cluster, m *v1alpha3.EnvoyFilter_ClusterMatch) 
 	return true
 }
 
-// patchClusters applies a CLUSTER patch; a removed EDS cluster takes its
-// endpoints with it.
-func patchClusters(cs []*clusterv3.Cluster, eps []*endpointv3.ClusterLoadAssignment, p envoyPatch) ([]*clusterv3.Cluster, []*endpointv3.ClusterLoadAssignment) {
-	m := p.match().GetCluster()
-	cs = patchList(cs, p.op(), func(c *clusterv3.Cluster) bool { return clusterMatches(c, m) }, p.value)
-	if p.op() == v1alpha3.EnvoyFilter_Patch_REMOVE {
-		names := map[string]bool{}
-		for _, c := range cs {
-			names[c.GetName()] = true
-		}
-		eps = slices.DeleteFunc(eps, func(e *endpointv3.ClusterLoadAssignment) bool { return !names[e.GetClusterName()] })
+// patchClusters applies the CLUSTER patches, additions last; a removed
+// EDS cluster takes its endpoints with it.
+func patchClusters(cs []*clusterv3.Cluster, eps []*endpointv3.ClusterLoadAssignment, patches []envoyPatch) ([]*clusterv3.Cluster, []*endpointv3.ClusterLoadAssignment) {
+	if len(patches) == 0 {
+		return cs, eps
 	}
+	var added []*clusterv3.Cluster
+	for _, p := range patches {
+		matches := func(c *clusterv3.Cluster) bool { return clusterMatches(c, p.match().GetCluster()) }
+		switch {
+		case p.adds():
+			added = append(added, cloneOf[*clusterv3.Cluster](p.value))
+		case p.op() == v1alpha3.EnvoyFilter_Patch_MERGE:
+			for _, c := range cs {
+				if matches(c) {
+					mergeCluster(c, p.value.(*clusterv3.Cluster))
+				}
+			}
+		default:
+			cs = patchList(cs, p.op(), matches, p.value)
+		}
+	}
+	cs = append(cs, added...)
+	names := map[string]bool{}
+	for _, c := range cs {
+		names[c.GetName()] = true
+	}
+	eps = slices.DeleteFunc(eps, func(e *endpointv3.ClusterLoadAssignment) bool { return !names[e.GetClusterName()] })
 	return cs, eps
+}
+
+// mergeCluster merges a CLUSTER patch into c. A cluster that picks its
+// transport socket per endpoint (transport_socket_matches, as every
+// mesh-internal cluster under auto mTLS does) gets the patch's
+// transport_socket merged into the match whose socket has the same name,
+// as istiod does; when none has, the patch is not applied.
+func mergeCluster(c, patch *clusterv3.Cluster) {
+	ts := patch.GetTransportSocket()
+	if ts == nil || len(c.GetTransportSocketMatches()) == 0 {
+		mergeMessage(c, patch)
+		return
+	}
+	found := false
+	for _, m := range c.GetTransportSocketMatches() {
+		if m.GetTransportSocket().GetName() == ts.GetName() {
+			mergeMessage(m.TransportSocket, ts)
+			found = true
+		}
+	}
+	if !found {
+		return
+	}
+	rest := proto.Clone(patch).(*clusterv3.Cluster)
+	rest.TransportSocket = nil
+	mergeMessage(c, rest)
 }

@@ -5,11 +5,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/waygate/waygate/gateway/istio"
 )
@@ -174,7 +180,7 @@ spec:
       listener:
         portNumber: 8080
         filterChain:
-          filter: {name: envoy.http_connection_manager}
+          filter: {name: envoy.filters.network.http_connection_manager}
     patch:
       operation: MERGE
       value:
@@ -354,5 +360,150 @@ spec:
 				t.Errorf("listener filters %v", lfs)
 			}
 		})
+	}
+}
+
+// efPatches is an EnvoyFilter in istio-system with the given patches.
+func efPatches(name, patches string) string {
+	return `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ` + name + `, namespace: istio-system}
+spec:
+  configPatches:
+` + patches
+}
+
+// What istiod does that a plain reading of the API would get wrong.
+func TestEnvoyFilterIstiodSemantics(t *testing.T) {
+	const api = "outbound|80||api.default.svc.cluster.local"
+	t.Run("a duration is replaced, not added to", func(t *testing.T) {
+		res := translateEF(t, efPatches("d", `  - applyTo: CLUSTER
+    match: {cluster: {service: api.default.svc.cluster.local}}
+    patch: {operation: MERGE, value: {connect_timeout: 0.25s}}
+`), Proxy{})
+		if got := efCluster(res, api).GetConnectTimeout().AsDuration(); got != 250*time.Millisecond {
+			t.Errorf("connect_timeout %v, want 250ms", got)
+		}
+	})
+	t.Run("what a patch added is not patched again", func(t *testing.T) {
+		res := translateEF(t, efPatches("a", `  - applyTo: CLUSTER
+    patch: {operation: ADD, value: {name: extra, type: STATIC, connect_timeout: 1s}}
+  - applyTo: CLUSTER
+    match: {cluster: {name: extra}}
+    patch: {operation: REMOVE}
+  - applyTo: CLUSTER
+    patch: {operation: MERGE, value: {connect_timeout: 4s}}
+`), Proxy{})
+		c := efCluster(res, "extra")
+		if c == nil || c.GetConnectTimeout().AsDuration() != time.Second {
+			t.Errorf("added cluster %v: want it kept with its own 1s", c)
+		}
+		if got := efCluster(res, api).GetConnectTimeout().AsDuration(); got != 4*time.Second {
+			t.Errorf("generated cluster connect_timeout %v, want the merge's 4s", got)
+		}
+	})
+	t.Run("a listener is matched by port and name only", func(t *testing.T) {
+		res := translateEF(t, efPatches("l", `  - applyTo: LISTENER
+    match:
+      listener:
+        portNumber: 8080
+        filterChain: {filter: {name: envoy.filters.network.tcp_proxy}}
+    patch: {operation: MERGE, value: {per_connection_buffer_limit_bytes: 4096}}
+`), Proxy{})
+		if got := efListener(t, res, "0.0.0.0_8080").GetPerConnectionBufferLimitBytes().GetValue(); got != 4096 {
+			t.Errorf("per_connection_buffer_limit_bytes %d, want 4096", got)
+		}
+	})
+	t.Run("every listed application protocol must be there", func(t *testing.T) {
+		res := translateEF(t, efPatches("c", `  - applyTo: NETWORK_FILTER
+    match:
+      listener:
+        filterChain:
+          applicationProtocols: "h2,http/1.1"
+          filter: {name: envoy.filters.network.http_connection_manager}
+    patch: {operation: REMOVE}
+`), Proxy{})
+		if len(efListener(t, res, "0.0.0.0_8080").GetFilterChains()[0].GetFilters()) != 1 {
+			t.Error("a chain without application protocols matched")
+		}
+	})
+	t.Run("REPLACE replaces the first match", func(t *testing.T) {
+		res := translateEF(t, efPatches("r", `  - applyTo: HTTP_FILTER
+    match: {listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    patch:
+      operation: REPLACE
+      value: {name: replaced, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}}
+`), Proxy{})
+		names := httpFilterNames(efHCM(t, efListener(t, res, "0.0.0.0_8080")))
+		if names[0] != "replaced" || slices.Index(names[1:], "replaced") >= 0 {
+			t.Errorf("http filters %v: want only the first replaced", names)
+		}
+	})
+	t.Run("INSERT_FIRST with a route named but absent does nothing", func(t *testing.T) {
+		res := translateEF(t, efPatches("i", `  - applyTo: HTTP_ROUTE
+    match: {routeConfiguration: {vhost: {route: {name: nosuch}}}}
+    patch: {operation: INSERT_FIRST, value: {name: first, direct_response: {status: 204}, match: {prefix: /}}}
+`), Proxy{})
+		if r := res.Routes[0].GetVirtualHosts()[0].GetRoutes()[0]; r.GetName() == "first" {
+			t.Error("the route was inserted")
+		}
+	})
+	t.Run("a proxy version match needs a version", func(t *testing.T) {
+		doc := efPatches("v", `  - applyTo: CLUSTER
+    match: {proxy: {proxyVersion: ".*"}, cluster: {service: api.default.svc.cluster.local}}
+    patch: {operation: MERGE, value: {connect_timeout: 3s}}
+`)
+		if got := efCluster(translateEF(t, doc, Proxy{}), api).GetConnectTimeout().AsDuration(); got != 10*time.Second {
+			t.Errorf("applied to a proxy without a version: %v", got)
+		}
+		if got := efCluster(translateEF(t, doc, Proxy{IstioVersion: "1.24.0"}), api).GetConnectTimeout().AsDuration(); got != 3*time.Second {
+			t.Errorf("not applied to 1.24.0: %v", got)
+		}
+	})
+}
+
+// A transport socket merged into a mesh cluster goes into its
+// per-endpoint transport socket of the same name.
+func TestEnvoyFilterMergeTransportSocket(t *testing.T) {
+	tls := func(sni string) *corev3.TransportSocket {
+		return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
+			TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{Sni: sni}),
+		}}
+	}
+	c := &clusterv3.Cluster{Name: "c", TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
+		{Name: "tlsMode-istio", TransportSocket: tls("mesh")},
+		{Name: "tlsMode-disabled", TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer"}},
+	}}
+	mergeCluster(c, &clusterv3.Cluster{TransportSocket: tls("patched"), PerConnectionBufferLimitBytes: wrapperspb.UInt32(1)})
+	if c.GetTransportSocket() != nil {
+		t.Error("the cluster got a transport_socket beside its matches")
+	}
+	var got tlsv3.UpstreamTlsContext
+	if err := c.GetTransportSocketMatches()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&got); err != nil || got.GetSni() != "patched" {
+		t.Errorf("tls match: sni %q, %v", got.GetSni(), err)
+	}
+	if c.GetPerConnectionBufferLimitBytes().GetValue() != 1 {
+		t.Error("the rest of the patch was not merged")
+	}
+	// No match of that name: the patch is not applied.
+	mergeCluster(c, &clusterv3.Cluster{TransportSocket: &corev3.TransportSocket{Name: "other"}, PerConnectionBufferLimitBytes: wrapperspb.UInt32(2)})
+	if c.GetPerConnectionBufferLimitBytes().GetValue() != 1 {
+		t.Error("a patch whose socket matches none was applied")
+	}
+}
+
+// Oldest first within a priority, as istiod orders EnvoyFilters.
+func TestEnvoyFilterOrderByAge(t *testing.T) {
+	mk := func(name string, created time.Time) *networkingv1alpha3.EnvoyFilter {
+		return &networkingv1alpha3.EnvoyFilter{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "istio-system", CreationTimestamp: metav1.NewTime(created)}}
+	}
+	now := time.Now()
+	tr := &translator{cfg: &istio.Config{EnvoyFilters: []*networkingv1alpha3.EnvoyFilter{mk("a", now), mk("b", now.Add(-time.Hour)), mk("c", now.Add(-2*time.Hour))}}, proxy: Proxy{}.withDefaults()}
+	var names []string
+	for _, ef := range tr.envoyFilters() {
+		names = append(names, ef.Name)
+	}
+	if strings.Join(names, ",") != "c,b,a" {
+		t.Errorf("order %v, want c,b,a (oldest first)", names)
 	}
 }

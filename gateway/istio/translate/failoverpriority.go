@@ -71,8 +71,13 @@ func (t *translator) proxyLabels() map[string]string {
 
 // failoverPriority is an endpoint's priority under the failoverPriority
 // list: 0 when every label matches, else the number of labels from the
-// first mismatch to the end.
+// first mismatch to the end. As in istiod since 1.31, a network named
+// first that differs puts the endpoint after every endpoint of the
+// gateway's network, still ordered by the labels after it.
 func failoverPriority(rules []string, proxy, endpoint map[string]string) uint32 {
+	if len(rules) > 1 && rules[0] == labelNetwork && endpoint[labelNetwork] != proxy[labelNetwork] {
+		return uint32(len(rules)) + failoverPriority(rules[1:], proxy, endpoint)
+	}
 	for i, r := range rules {
 		name, want, fixed := strings.Cut(r, "=")
 		if !fixed {

@@ -44,12 +44,7 @@ func (t *translator) applyLocalityLB(c *clusterv3.Cluster, eps []*endpointv3.Loc
 	proxy := t.proxy.Locality
 	if dist := setting.GetDistribute(); len(dist) > 0 {
 		if proxy != nil && applyLocalityWeights(proxy, eps, dist) {
-			if c.CommonLbConfig == nil {
-				c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
-			}
-			c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
-				LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
-			}
+			localityWeighted(c)
 		}
 		return eps
 	}
@@ -64,12 +59,26 @@ func (t *translator) applyLocalityLB(c *clusterv3.Cluster, eps []*endpointv3.Loc
 		if proxy != nil && len(setting.GetFailover()) > 0 {
 			applyLocalityFailover(proxy, eps, setting.GetFailover())
 		}
+		localityWeighted(c)
 		return eps
 	}
 	if proxy != nil {
 		applyLocalityFailover(proxy, eps, setting.GetFailover())
+		localityWeighted(c)
 	}
 	return eps
+}
+
+// localityWeighted gives c locality_weighted_lb_config, as istiod does
+// whenever it applies locality load balancing: without it Envoy ignores
+// the groups' weights.
+func localityWeighted(c *clusterv3.Cluster) {
+	if c.CommonLbConfig == nil {
+		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
+	}
+	c.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
+		LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
+	}
 }
 
 // localityPriority is how much of the gateway's locality l shares: 0 all

@@ -214,10 +214,12 @@ spec:
 		t.Errorf("failoverPriority: %v, want %v", got, want)
 	}
 
-	// A gateway on the other network prefers the endpoint on it.
+	// A gateway on the other network prefers the endpoint on it; the
+	// endpoints on net-a come after, still ordered by version and zone,
+	// as in istiod since 1.31.
 	other := gw
 	other.Network = "net-b"
-	want = []level{{1, "10.0.0.5"}, {0, "10.0.0.4"}, {1, "10.0.0.1,10.0.0.3"}, {1, "10.0.0.2"}}
+	want = []level{{2, "10.0.0.5"}, {0, "10.0.0.4"}, {1, "10.0.0.1"}, {3, "10.0.0.3"}, {2, "10.0.0.2"}}
 	if got := levels(t, byLabels, other); !slices.Equal(got, want) {
 		t.Errorf("from net-b: %v, want %v", got, want)
 	}

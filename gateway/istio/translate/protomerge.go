@@ -10,8 +10,9 @@ import (
 // does in istiod: as proto.Merge (set scalars replace, lists append, maps
 // merge by key, messages merge field by field), except that an Any
 // holding the same type on both sides, such as a filter's typed_config,
-// is merged as the message inside it. An Any of another type replaces
-// dst's, as do Anys whose types are not linked in.
+// is merged as the message inside it, and durations and timestamps are
+// replaced whole. An Any of another type replaces dst's, as do Anys
+// whose types are not linked in.
 func mergeMessage(dst, src proto.Message) {
 	mergeReflect(dst.ProtoReflect(), src.ProtoReflect())
 }
@@ -32,14 +33,18 @@ func mergeReflect(dst, src protoreflect.Message) {
 				return true
 			})
 		case fd.Message() != nil && dst.Has(fd):
-			if fd.Message().FullName() == "google.protobuf.Any" && mergeAny(dst.Mutable(fd).Message(), v.Message()) {
-				return true
-			}
-			if fd.Message().FullName() == "google.protobuf.Any" {
+			switch fd.Message().FullName() {
+			case "google.protobuf.Any":
+				if !mergeAny(dst.Mutable(fd).Message(), v.Message()) {
+					dst.Set(fd, cloneValue(fd, v))
+				}
+			case "google.protobuf.Duration", "google.protobuf.Timestamp":
+				// A time is one value: merging its seconds and nanos
+				// apart would add a patch's 0.25s to a 10s default.
 				dst.Set(fd, cloneValue(fd, v))
-				return true
+			default:
+				mergeReflect(dst.Mutable(fd).Message(), v.Message())
 			}
-			mergeReflect(dst.Mutable(fd).Message(), v.Message())
 		default:
 			dst.Set(fd, cloneValue(fd, v))
 		}

@@ -76,7 +76,9 @@ func routeMatches(r *routev3.Route, m *v1alpha3.EnvoyFilter_RouteConfigurationMa
 // patches.
 func patchRouteConfigurations(rcs []*routev3.RouteConfiguration, rcPatches, vhPatches, routePatches []envoyPatch) {
 	for _, p := range rcPatches {
-		patchList(rcs, p.op(), func(rc *routev3.RouteConfiguration) bool { return routeConfigMatches(rc, p.match().GetRouteConfiguration()) }, p.value)
+		patchList(rcs, p.op(), func(rc *routev3.RouteConfiguration) bool {
+			return routeConfigMatches(rc, p.match().GetRouteConfiguration())
+		}, p.value)
 	}
 	for _, rc := range rcs {
 		in := func(p envoyPatch) bool { return routeConfigMatches(rc, p.match().GetRouteConfiguration()) }
@@ -90,7 +92,9 @@ func patchRouteConfigurations(rcs []*routev3.RouteConfiguration, rcPatches, vhPa
 				added = append(added, cloneOf[*routev3.VirtualHost](p.value))
 				continue
 			}
-			vhosts = patchList(vhosts, p.op(), func(vh *routev3.VirtualHost) bool { return vhostMatches(vh, p.match().GetRouteConfiguration().GetVhost()) }, p.value)
+			vhosts = patchList(vhosts, p.op(), func(vh *routev3.VirtualHost) bool {
+				return vhostMatches(vh, p.match().GetRouteConfiguration().GetVhost())
+			}, p.value)
 		}
 		for _, vh := range vhosts {
 			for _, p := range routePatches {

@@ -98,7 +98,8 @@ func (s *Server) renew(ctx context.Context) {
 		for id, n := range s.nodes {
 			s.push(id, n.proxy, logged)
 		}
+		proxies := len(s.nodes)
 		s.mu.Unlock()
-		s.log.Info("workload certificates renewed", "proxies", len(s.nodes))
+		s.log.Info("workload certificates renewed", "proxies", proxies)
 	}
 }

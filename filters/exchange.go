@@ -102,6 +102,9 @@ type Connection struct {
 	LocalAddr  netip.AddrPort
 	// TLS is nil for plaintext connections.
 	TLS *tls.ConnectionState
+	// LocalURISANs are the URI SANs of the certificate the gateway
+	// presents on a TLS connection (the By of x-forwarded-client-cert).
+	LocalURISANs []string
 	// Listener is the name of the xDS Listener that accepted it.
 	Listener string
 	// FilterChain is the name of the matched filter chain.

@@ -67,6 +67,9 @@ type Config struct {
 	stats      *httpStats
 	draining   atomic.Bool
 	matcher    atomic.Pointer[tableMatcher]
+	// xfcc is forward_client_cert_details with
+	// set_current_client_cert_details (xfcc.go).
+	xfcc xfcc
 }
 
 // Drain marks the config as replaced by a newer one: connections
@@ -134,6 +137,7 @@ func (c *Compiler) Compile(m *hcmv3.HttpConnectionManager) (*Config, error) {
 		maxRequestHeaders: 60 << 10,
 		bufferLimit:       c.BufferLimit,
 		log:               c.Env.Log,
+		xfcc:              compileXFCC(m),
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.NewTextHandler(io.Discard, nil))

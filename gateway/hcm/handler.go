@@ -328,6 +328,11 @@ func (s *stream) prepare(r *http.Request) bool {
 	} else if first(h["X-Forwarded-Proto"]) == "" {
 		h["X-Forwarded-Proto"] = s.vals.one(x.Request.Scheme)
 	}
+	st := r.TLS
+	if st == nil {
+		st = x.Downstream.TLS
+	}
+	cfg.xfcc.apply(h, st, x.Downstream.LocalURISANs)
 	if cfg.via != "" {
 		h.Add("Via", cfg.via)
 	}

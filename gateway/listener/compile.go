@@ -8,6 +8,7 @@ package listener
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,6 +74,28 @@ type chain struct {
 	tcp              *tcpproxy.Config
 	// network are the network filters before the tcp proxy, in order.
 	network []filters.NetworkFactory
+	// localURIs are the URI SANs of the chain's certificate, for
+	// x-forwarded-client-cert.
+	localURIs []string
+}
+
+// certURIs are the URI SANs of the first certificate cfg presents.
+func certURIs(cfg *tls.Config) []string {
+	if cfg == nil || len(cfg.Certificates) == 0 || len(cfg.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return nil
+		}
+	}
+	var out []string
+	for _, u := range leaf.URIs {
+		out = append(out, u.String())
+	}
+	return out
 }
 
 // Deps are what compiling a listener needs from the gateway.
@@ -240,6 +263,7 @@ func compileChain(fc *listenerv3.FilterChain, d Deps) (*chain, error) {
 			if c.tls, err = tlsconfig.Downstream(t, d.Secrets); err != nil {
 				return nil, fmt.Errorf("transport_socket.typed_config: %w", err)
 			}
+			c.localURIs = certURIs(c.tls)
 		default:
 			if typeURL != "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" {
 				return nil, fmt.Errorf("transport_socket: %s is not supported", typeURL)

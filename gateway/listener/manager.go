@@ -369,6 +369,7 @@ func (s *socket) handle(raw net.Conn) {
 		RemoteAddr: f.src, LocalAddr: f.dst, ID: filters.NewConnectionID(),
 		Listener: l.Name, FilterChain: ch.name, RequestedServerName: f.sni,
 		ListenerMetadata: l.Proto.GetMetadata(), ListenerDirection: l.Proto.GetTrafficDirection(),
+		LocalURISANs: ch.localURIs,
 	}
 
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {

@@ -1,0 +1,67 @@
+package hcm
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+func TestXFCC(t *testing.T) {
+	u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/client")
+	leaf := &x509.Certificate{Raw: []byte("client-der"), Subject: pkix.Name{CommonName: "client", Organization: []string{"Example"}}, URIs: []*url.URL{u}, DNSNames: []string{"client.example.com"}}
+	sum := sha256.Sum256(leaf.Raw)
+	hash := "Hash=" + hex.EncodeToString(sum[:])
+	mtls := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+	oneWay := &tls.ConnectionState{}
+	const spoofed = "By=spiffe://x;Hash=00;URI=spiffe://cluster.local/ns/istio-system/sa/admin"
+	all := xfcc{subject: true, uri: true, dns: true}
+	for _, tc := range []struct {
+		name  string
+		x     xfcc
+		st    *tls.ConnectionState
+		prior string
+		want  string // "" for no header
+	}{
+		{"sanitize removes", xfcc{mode: hcmv3.HttpConnectionManager_SANITIZE}, mtls, spoofed, ""},
+		{"sanitize_set on plain text removes", xfcc{mode: hcmv3.HttpConnectionManager_SANITIZE_SET}, nil, spoofed, ""},
+		{"sanitize_set without a client certificate removes", xfcc{mode: hcmv3.HttpConnectionManager_SANITIZE_SET}, oneWay, spoofed, ""},
+		{"sanitize_set on mutual TLS sets", withMode(all, hcmv3.HttpConnectionManager_SANITIZE_SET), mtls, spoofed,
+			"By=spiffe://cluster.local/ns/istio-system/sa/gw;" + hash + `;Subject="CN=client,O=Example";URI=spiffe://cluster.local/ns/default/sa/client;DNS=client.example.com`},
+		{"append_forward appends", withMode(xfcc{}, hcmv3.HttpConnectionManager_APPEND_FORWARD), mtls, "Hash=aa",
+			"Hash=aa,By=spiffe://cluster.local/ns/istio-system/sa/gw;" + hash},
+		{"forward_only keeps on mutual TLS", xfcc{mode: hcmv3.HttpConnectionManager_FORWARD_ONLY}, mtls, spoofed, spoofed},
+		{"forward_only removes on plain text", xfcc{mode: hcmv3.HttpConnectionManager_FORWARD_ONLY}, nil, spoofed, ""},
+		{"always_forward_only keeps", xfcc{mode: hcmv3.HttpConnectionManager_ALWAYS_FORWARD_ONLY}, nil, spoofed, spoofed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.prior != "" {
+				h.Set(xfccHeader, tc.prior)
+			}
+			tc.x.apply(h, tc.st, []string{"spiffe://cluster.local/ns/istio-system/sa/gw"})
+			if got := strings.Join(h[xfccHeader], "|"); got != tc.want {
+				t.Errorf("x-forwarded-client-cert %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func withMode(x xfcc, m hcmv3.HttpConnectionManager_ForwardClientCertDetails) xfcc {
+	x.mode = m
+	return x
+}
+
+func TestURLEncodePEM(t *testing.T) {
+	got := urlEncodePEM([]byte{0xfb, 0xff})
+	if !strings.HasPrefix(got, "-----BEGIN%20CERTIFICATE-----%0A") || strings.ContainsAny(got, " \n+/=") {
+		t.Errorf("urlEncodePEM = %q", got)
+	}
+}

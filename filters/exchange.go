@@ -98,8 +98,18 @@ type Response struct {
 
 // Connection describes one side of a connection.
 type Connection struct {
+	// RemoteAddr is the client's address: the connection's peer (as a
+	// PROXY protocol header gave it, if any), and, for an HTTP request,
+	// the address the connection manager trusts from x-forwarded-for
+	// (xff_num_trusted_hops; port 0 then). Envoy's remote_ip.
 	RemoteAddr netip.AddrPort
 	LocalAddr  netip.AddrPort
+	// SourceAddr is the connection's peer after the PROXY protocol,
+	// whatever x-forwarded-for says (Envoy's source_ip); DirectRemoteAddr
+	// is the socket's peer (direct_remote_ip). The zero value means the
+	// same as RemoteAddr.
+	SourceAddr       netip.AddrPort
+	DirectRemoteAddr netip.Addr
 	// TLS is nil for plaintext connections.
 	TLS *tls.ConnectionState
 	// LocalURISANs are the URI SANs of the certificate the gateway

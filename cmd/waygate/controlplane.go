@@ -33,7 +33,7 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.kubernetes, "kubernetes", false, "read Istio resources, Services and EndpointSlices from Kubernetes")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --kubernetes (default: in-cluster, then $KUBECONFIG)")
 	fs.StringVar(&f.accessLog, "access-log", "/dev/stdout", "access log file for every HTTP listener, as meshConfig.accessLogFile (empty disables)")
-	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio mesh config YAML (the istio ConfigMap's mesh key) whose extensionProviders CUSTOM AuthorizationPolicies name")
+	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio mesh config YAML (the istio ConfigMap's mesh key): its extensionProviders, which CUSTOM AuthorizationPolicies name, and defaultConfig.gatewayTopology")
 }
 
 func (f *sourceFlags) check() error {
@@ -111,7 +111,7 @@ func runControlPlane(args []string) int {
 	defer stop()
 	cp := server.New(log)
 	cp.AccessLogFile = src.accessLog
-	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+	if err := src.applyMeshConfig(cp); err != nil {
 		fmt.Fprintln(os.Stderr, "waygate controlplane:", err)
 		return 2
 	}

@@ -34,6 +34,9 @@ type identityFlags struct {
 	ip        string
 	locality  string
 	network   string
+	// proxyConfig is ProxyConfig YAML or JSON, as the
+	// proxy.istio.io/config annotation holds it.
+	proxyConfig string
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
@@ -42,12 +45,14 @@ func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "istio-system", "namespace the gateway runs in")
 	fs.StringVar(&f.labels, "labels", "istio=ingressgateway,app=istio-ingressgateway", "workload labels, k=v,k=v: Gateways select the proxy by these")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "the gateway's IP, for its node id")
+	fs.StringVar(&f.proxyConfig, "proxy-config", "", `the gateway's ProxyConfig, YAML or JSON as the proxy.istio.io/config annotation holds it (node metadata PROXY_CONFIG), e.g. '{gatewayTopology: {numTrustedProxies: 1}}'`)
 	fs.StringVar(&f.network, "network", "", "the gateway's network (node metadata NETWORK), which DestinationRules' failoverPriority can name as topology.istio.io/network")
 	fs.StringVar(&f.locality, "locality", "", "the gateway's locality, region[/zone[/subzone]], for locality load balancing (a Kubernetes pod's comes from its node's topology labels)")
 }
 
-// node is the gateway's xDS node, with its locality.
-func (f *identityFlags) node(labels map[string]string) *corev3.Node {
+// node is the gateway's xDS node, with its locality, network and
+// ProxyConfig.
+func (f *identityFlags) node(labels map[string]string) (*corev3.Node, error) {
 	n := client.NewNode(f.nodeID, f.cluster, f.namespace, labels, f.ip)
 	if f.locality != "" {
 		parts := strings.SplitN(f.locality, "/", 3)
@@ -59,7 +64,14 @@ func (f *identityFlags) node(labels map[string]string) *corev3.Node {
 	if f.network != "" {
 		n.Metadata.Fields["NETWORK"] = structpb.NewStringValue(f.network)
 	}
-	return n
+	if f.proxyConfig != "" {
+		pc, err := proxyConfigStruct(f.proxyConfig)
+		if err != nil {
+			return nil, fmt.Errorf("--proxy-config: %w", err)
+		}
+		n.Metadata.Fields["PROXY_CONFIG"] = structpb.NewStructValue(pc)
+	}
+	return n, nil
 }
 
 func (f *identityFlags) labelMap() (map[string]string, error) {
@@ -128,7 +140,11 @@ func runProxy(args []string) int {
 		fmt.Fprintln(os.Stderr, "waygate proxy:", err)
 		return 2
 	}
-	node := id.node(labels)
+	node, err := id.node(labels)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "waygate proxy:", err)
+		return 2
+	}
 	g := gateway.New(gateway.Options{XDS: *xds, Delta: *delta, Node: node, Admin: *adminAddr, DrainTimeout: *drain, Log: log})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -80,7 +80,7 @@ func runRun(args []string) int {
 	// what `proxy` does.
 	cp := server.New(log.With("component", "controlplane"))
 	cp.AccessLogFile = src.accessLog
-	if cp.ExtensionProviders, err = src.extensionProviders(); err != nil {
+	if err := src.applyMeshConfig(cp); err != nil {
 		fmt.Fprintln(os.Stderr, "waygate run:", err)
 		return 2
 	}
@@ -107,7 +107,11 @@ func runRun(args []string) int {
 		return 1
 	}
 
-	node := id.node(labels)
+	node, err := id.node(labels)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "waygate run:", err)
+		return 2
+	}
 	g := gateway.New(gateway.Options{XDS: ln.Addr().String(), Node: node, Admin: *adminAddr, DrainTimeout: *drain, Log: log.With("component", "gateway")})
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()

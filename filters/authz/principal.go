@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"net/netip"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 
@@ -42,15 +43,34 @@ func (n *authenticatedNode) match(x *filters.Exchange) bool {
 	return n.name.match(leaf.Subject.String())
 }
 
-// remoteIPNode matches the downstream peer address. Envoy distinguishes
-// direct_remote_ip (the socket peer), remote_ip (the client address the
-// connection manager derived, from x-forwarded-for with
-// xff_num_trusted_hops) and source_ip (the peer after PROXY protocol).
-// Waygate's gateway sets use_remote_address with no trusted hops, as
-// istiod does for gateways, so all three are the socket peer here.
+// remoteIPNode matches the downstream client address: remote_ip, the
+// address the connection manager derived (from x-forwarded-for with
+// xff_num_trusted_hops, istiod's numTrustedProxies).
 type remoteIPNode struct{ n destIPNode }
 
 func (r remoteIPNode) match(x *filters.Exchange) bool {
+	return inPrefix(r.n.p, x.Downstream.RemoteAddr)
+}
+
+// sourceIPNode matches source_ip: the connection's peer after the PROXY
+// protocol, whatever x-forwarded-for says.
+type sourceIPNode struct{ n destIPNode }
+
+func (r sourceIPNode) match(x *filters.Exchange) bool {
+	if a := x.Downstream.SourceAddr; a.IsValid() {
+		return inPrefix(r.n.p, a)
+	}
+	return inPrefix(r.n.p, x.Downstream.RemoteAddr)
+}
+
+// directRemoteIPNode matches direct_remote_ip: the socket's peer, a load
+// balancer's address behind the PROXY protocol.
+type directRemoteIPNode struct{ n destIPNode }
+
+func (r directRemoteIPNode) match(x *filters.Exchange) bool {
+	if a := x.Downstream.DirectRemoteAddr; a.IsValid() {
+		return inPrefix(r.n.p, netip.AddrPortFrom(a, 0))
+	}
 	return inPrefix(r.n.p, x.Downstream.RemoteAddr)
 }
 
@@ -104,13 +124,13 @@ func compilePrincipal(p *rbacv3.Principal) (matcher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source_ip.%w", err)
 		}
-		return remoteIPNode{destIPNode{pfx}}, nil
+		return sourceIPNode{destIPNode{pfx}}, nil
 	case *rbacv3.Principal_DirectRemoteIp:
 		pfx, err := compileCIDR(id.DirectRemoteIp)
 		if err != nil {
 			return nil, fmt.Errorf("direct_remote_ip.%w", err)
 		}
-		return remoteIPNode{destIPNode{pfx}}, nil
+		return directRemoteIPNode{destIPNode{pfx}}, nil
 	case *rbacv3.Principal_RemoteIp:
 		pfx, err := compileCIDR(id.RemoteIp)
 		if err != nil {

@@ -3,6 +3,7 @@ package hcm
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 )
 
 // envoyControlHeaders are the request headers that steer the gateway
@@ -54,4 +55,24 @@ func (s *stream) markEdge(h http.Header, remote netip.Addr) (external bool) {
 		delete(h, k)
 	}
 	return true
+}
+
+// xffClient is the client address behind hops trusted proxies: the
+// hops-th address from the right of x-forwarded-for as it arrived (each
+// trusted proxy appended the address it saw). ok is false when the
+// header is shorter or that entry is not an IP address; Envoy then keeps
+// the connection's peer.
+func xffClient(values []string, hops uint32) (netip.Addr, bool) {
+	var entries []string
+	for _, v := range values {
+		entries = append(entries, strings.Split(v, ",")...)
+	}
+	if uint32(len(entries)) < hops {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(entries[uint32(len(entries))-hops]))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -312,6 +313,15 @@ func (s *stream) prepare(r *http.Request) bool {
 	if cfg.useRemoteAddress && x.Downstream.RemoteAddr.IsValid() {
 		remote := x.Downstream.RemoteAddr.Addr().Unmap()
 		ip := remote.String()
+		// Behind trusted proxies (xff_num_trusted_hops), the client is
+		// the address they saw, read before the peer is appended.
+		client, clientIP := remote, ip
+		if cfg.xffTrustedHops > 0 {
+			if a, ok := xffClient(h["X-Forwarded-For"], cfg.xffTrustedHops); ok {
+				client, clientIP = a, a.String()
+				x.Downstream.RemoteAddr = netip.AddrPortFrom(a, 0)
+			}
+		}
 		if !cfg.skipXFFAppend {
 			if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 				h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
@@ -319,8 +329,8 @@ func (s *stream) prepare(r *http.Request) bool {
 				h["X-Forwarded-For"] = s.vals.one(ip)
 			}
 		}
-		if external = s.markEdge(h, remote); external {
-			h["X-Envoy-External-Address"] = s.vals.one(ip)
+		if external = s.markEdge(h, client); external {
+			h["X-Envoy-External-Address"] = s.vals.one(clientIP)
 		} else {
 			delete(h, "X-Envoy-External-Address")
 		}

@@ -65,3 +65,28 @@ func TestURLEncodePEM(t *testing.T) {
 		t.Errorf("urlEncodePEM = %q", got)
 	}
 }
+
+func TestXFFClient(t *testing.T) {
+	for _, tc := range []struct {
+		xff  []string
+		hops uint32
+		want string // "" when the peer is kept
+	}{
+		{[]string{"203.0.113.9"}, 1, "203.0.113.9"},
+		{[]string{"203.0.113.128, 203.0.113.10, 192.0.2.1"}, 2, "203.0.113.10"},
+		{[]string{"203.0.113.128", "203.0.113.10,192.0.2.1"}, 3, "203.0.113.128"},
+		{[]string{"203.0.113.9"}, 2, ""},
+		{nil, 1, ""},
+		{[]string{"not-an-ip"}, 1, ""},
+		{[]string{"::ffff:10.0.0.1"}, 1, "10.0.0.1"},
+	} {
+		a, ok := xffClient(tc.xff, tc.hops)
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != tc.want {
+			t.Errorf("xffClient(%q, %d) = %q, want %q", tc.xff, tc.hops, got, tc.want)
+		}
+	}
+}

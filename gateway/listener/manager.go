@@ -370,6 +370,7 @@ func (s *socket) handle(raw net.Conn) {
 		Listener: l.Name, FilterChain: ch.name, RequestedServerName: f.sni,
 		ListenerMetadata: l.Proto.GetMetadata(), ListenerDirection: l.Proto.GetTrafficDirection(),
 		LocalURISANs: ch.localURIs,
+		SourceAddr:   f.src, DirectRemoteAddr: f.direct,
 	}
 
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {

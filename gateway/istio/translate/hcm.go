@@ -51,6 +51,7 @@ func (t *translator) connectionManager(statPrefix, routeName string) *hcmv3.Http
 	m.HttpFilters = withAuthzFilters(m.HttpFilters, t.authzHTTPFilters())
 	m.HttpFilters = withRateLimitFilters(m.HttpFilters, t.rateLimitHTTPFilters())
 	m.HttpFilters = withWasmFilters(m.HttpFilters, t.wasmHTTPFilters())
+	t.applyTopology(m)
 	if f := t.proxy.AccessLogFile; f != "" {
 		m.AccessLog = []*accesslogv3.AccessLog{{
 			Name:       "envoy.access_loggers.file",

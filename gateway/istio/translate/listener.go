@@ -131,12 +131,16 @@ func (t *translator) buildListenersAndRoutes(gw *mergedGateway) ([]*listenerv3.L
 			FilterChains:     chains,
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 		}
+		if pp := t.proxyProtocolFilter(); pp != nil {
+			// The PROXY protocol header comes before anything else.
+			l.ListenerFilters = append(l.ListenerFilters, pp)
+		}
 		if needsTLSInspector(chains) {
 			// Matching on SNI or TLS needs the ClientHello.
-			l.ListenerFilters = []*listenerv3.ListenerFilter{{
+			l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{
 				Name:       "envoy.filters.listener.tls_inspector",
 				ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
-			}}
+			})
 		}
 		listeners = append(listeners, l)
 	}

@@ -56,6 +56,11 @@ type Proxy struct {
 	// IstioVersion is the version the proxy reports (node metadata
 	// ISTIO_VERSION), which an EnvoyFilter's proxy.proxyVersion matches.
 	IstioVersion string
+	// GatewayTopology is the proxy's ProxyConfig gatewayTopology (node
+	// metadata PROXY_CONFIG, else meshConfig.defaultConfig): trusted
+	// proxies in front of the gateway, client certificate forwarding,
+	// the PROXY protocol (topology.go).
+	GatewayTopology *meshconfig.Topology
 	// DomainSuffix completes short service names; "cluster.local" when empty.
 	DomainSuffix string
 	// AccessLogFile, when set, gives every HTTP connection manager a

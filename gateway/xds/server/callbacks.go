@@ -43,6 +43,9 @@ func (s *Server) seen(id int64, n *corev3.Node) {
 	p := proxyOf(n)
 	p.AccessLogFile = s.AccessLogFile
 	p.ExtensionProviders = s.ExtensionProviders
+	if p.GatewayTopology == nil {
+		p.GatewayTopology = s.GatewayTopology
+	}
 	if s.CA != nil {
 		p.TrustDomain = s.CA.CA.TrustDomain
 	}

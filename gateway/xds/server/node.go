@@ -6,6 +6,10 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/types/known/structpb"
+	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"github.com/waygate/waygate/gateway/istio/translate"
 )
@@ -25,6 +29,9 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 	p.Network = md["NETWORK"].GetStringValue()
 	p.ClusterID = md["CLUSTER_ID"].GetStringValue()
 	p.IstioVersion = md["ISTIO_VERSION"].GetStringValue()
+	if pc := md["PROXY_CONFIG"].GetStructValue(); pc != nil {
+		p.GatewayTopology = gatewayTopology(pc)
+	}
 	if l := n.GetLocality(); l.GetRegion() != "" || l.GetZone() != "" || l.GetSubZone() != "" {
 		p.Locality = l
 	}
@@ -45,6 +52,9 @@ func identity(p translate.Proxy) string {
 	b.WriteString("|network=" + p.Network)
 	b.WriteString("|cluster=" + p.ClusterID)
 	b.WriteString("|version=" + p.IstioVersion)
+	if p.GatewayTopology != nil {
+		b.WriteString("|topology=" + prototext.MarshalOptions{}.Format(p.GatewayTopology))
+	}
 	if l := p.Locality; l != nil {
 		b.WriteString("|locality=" + l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone())
 	}
@@ -59,4 +69,19 @@ func identity(p translate.Proxy) string {
 
 func sameProxy(a, b translate.Proxy) bool {
 	return a.ID == b.ID && identity(a) == identity(b)
+}
+
+// gatewayTopology reads gatewayTopology from the node's PROXY_CONFIG, the
+// proxy's effective ProxyConfig as istio-agent sends it; nil when there
+// is none or it does not decode.
+func gatewayTopology(pc *structpb.Struct) *meshconfig.Topology {
+	js, err := protojson.Marshal(pc)
+	if err != nil {
+		return nil
+	}
+	var cfg meshconfig.ProxyConfig
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, &cfg); err != nil {
+		return nil
+	}
+	return cfg.GetGatewayTopology()
 }

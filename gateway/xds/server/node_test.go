@@ -34,3 +34,22 @@ func TestProxyOfNetwork(t *testing.T) {
 		t.Error("the same node is not the same proxy")
 	}
 }
+
+// PROXY_CONFIG's gatewayTopology, as istio-agent sends the effective
+// ProxyConfig, becomes the proxy's topology.
+func TestProxyOfGatewayTopology(t *testing.T) {
+	md, err := structpb.NewStruct(map[string]any{"PROXY_CONFIG": map[string]any{
+		"gatewayTopology": map[string]any{"numTrustedProxies": 2, "proxyProtocol": map[string]any{}},
+		"concurrency":     2,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proxyOf(&corev3.Node{Id: "n", Metadata: md})
+	if p.GatewayTopology.GetNumTrustedProxies() != 2 || p.GatewayTopology.GetProxyProtocol() == nil {
+		t.Errorf("topology %v", p.GatewayTopology)
+	}
+	if q := proxyOf(&corev3.Node{Id: "n"}); identity(p) == identity(q) {
+		t.Error("a topology does not change the proxy's identity")
+	}
+}

@@ -43,6 +43,10 @@ type Server struct {
 	// ExtensionProviders are meshConfig.extensionProviders, for CUSTOM
 	// AuthorizationPolicies; set them before Serve.
 	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
+	// GatewayTopology is meshConfig.defaultConfig.gatewayTopology, for
+	// proxies whose node metadata carries no PROXY_CONFIG topology; set
+	// it before Serve.
+	GatewayTopology *meshconfig.Topology
 	// CA, when set, issues each proxy its workload certificate, served
 	// with the mesh root as the SDS secrets "default" and "ROOTCA"
 	// (secrets.go); set it before Serve.

@@ -109,7 +109,7 @@ type Connection struct {
 	// is the socket's peer (direct_remote_ip). The zero value means the
 	// same as RemoteAddr.
 	SourceAddr       netip.AddrPort
-	DirectRemoteAddr netip.Addr
+	DirectRemoteAddr netip.AddrPort
 	// TLS is nil for plaintext connections.
 	TLS *tls.ConnectionState
 	// LocalURISANs are the URI SANs of the certificate the gateway

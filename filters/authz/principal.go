@@ -2,7 +2,6 @@ package authz
 
 import (
 	"fmt"
-	"net/netip"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 
@@ -69,7 +68,7 @@ type directRemoteIPNode struct{ n destIPNode }
 
 func (r directRemoteIPNode) match(x *filters.Exchange) bool {
 	if a := x.Downstream.DirectRemoteAddr; a.IsValid() {
-		return inPrefix(r.n.p, netip.AddrPortFrom(a, 0))
+		return inPrefix(r.n.p, a)
 	}
 	return inPrefix(r.n.p, x.Downstream.RemoteAddr)
 }

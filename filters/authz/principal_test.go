@@ -17,7 +17,7 @@ func TestAddressPrincipals(t *testing.T) {
 	x := &filters.Exchange{Downstream: filters.Connection{
 		RemoteAddr:       netip.MustParseAddrPort("203.0.113.9:0"),     // from x-forwarded-for
 		SourceAddr:       netip.MustParseAddrPort("198.51.100.7:4000"), // from the PROXY header
-		DirectRemoteAddr: netip.MustParseAddr("10.0.0.5"),              // the balancer
+		DirectRemoteAddr: netip.MustParseAddrPort("10.0.0.5:5000"),     // the balancer
 	}}
 	cidr := func(ip string) *corev3.CidrRange {
 		return &corev3.CidrRange{AddressPrefix: ip, PrefixLen: wrapperspb.UInt32(32)}

@@ -42,8 +42,9 @@ func exchange() *filters.Exchange {
 			Trailer: http.Header{"Grpc-Status": {"0"}},
 		},
 		Downstream: filters.Connection{
-			RemoteAddr: netip.MustParseAddrPort("[::ffff:10.0.35.28]:51234"),
-			LocalAddr:  netip.MustParseAddrPort("10.0.0.9:8443"),
+			RemoteAddr:       netip.MustParseAddrPort("[::ffff:10.0.35.28]:51234"),
+			LocalAddr:        netip.MustParseAddrPort("10.0.0.9:8443"),
+			DirectRemoteAddr: netip.MustParseAddrPort("10.0.0.5:40000"),
 			TLS: &tls.ConnectionState{
 				ServerName: "locations.example.com",
 				Version:    tls.VersionTLS13,
@@ -130,6 +131,7 @@ func TestOperators(t *testing.T) {
 		{"durations", "%DURATION% %REQUEST_DURATION% %RESPONSE_DURATION%", "226 - -"},
 		{"addresses", "%DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %DOWNSTREAM_LOCAL_PORT%",
 			"10.0.35.28:51234 10.0.35.28 10.0.0.9:8443 10.0.0.9 8443"},
+		{"direct peer", "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS% %DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%", "10.0.0.5:40000 10.0.0.5"},
 		{"upstream", "%UPSTREAM_HOST% %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %UPSTREAM_TRANSPORT_FAILURE_REASON%",
 			"10.0.2.1:80 outbound|80||locations.default.svc.cluster.local - 1 -"},
 		{"tls", "%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_PEER_URI_SAN%", "locations.example.com TLSv1.3 spiffe://cluster.local/ns/default/sa/client"},

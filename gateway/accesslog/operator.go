@@ -39,6 +39,8 @@ const (
 	opDownstreamLocalPort
 	opDownstreamRemoteAddress
 	opDownstreamRemoteAddressNoPort
+	opDownstreamDirectRemoteAddress
+	opDownstreamDirectRemoteAddressNoPort
 	opRequestedServerName
 	opRouteName
 	opDownstreamTLSVersion
@@ -94,10 +96,10 @@ var simple = map[string]opKind{
 	"DOWNSTREAM_LOCAL_PORT":                  opDownstreamLocalPort,
 	"DOWNSTREAM_REMOTE_ADDRESS":              opDownstreamRemoteAddress,
 	"DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": opDownstreamRemoteAddressNoPort,
-	// Without a PROXY protocol listener filter the direct peer is the
-	// remote address.
-	"DOWNSTREAM_DIRECT_REMOTE_ADDRESS":              opDownstreamRemoteAddress,
-	"DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT": opDownstreamRemoteAddressNoPort,
+	// The socket's peer, whatever the PROXY protocol or
+	// x-forwarded-for made the remote address.
+	"DOWNSTREAM_DIRECT_REMOTE_ADDRESS":              opDownstreamDirectRemoteAddress,
+	"DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT": opDownstreamDirectRemoteAddressNoPort,
 	"REQUESTED_SERVER_NAME":                         opRequestedServerName,
 	"ROUTE_NAME":                                    opRouteName,
 	"DOWNSTREAM_TLS_VERSION":                        opDownstreamTLSVersion,
@@ -277,6 +279,10 @@ func (o *operator) appendValue(dst []byte, x *filters.Exchange, end time.Time) (
 		return appendAddrPort(dst, x.Downstream.RemoteAddr)
 	case opDownstreamRemoteAddressNoPort:
 		return appendAddr(dst, x.Downstream.RemoteAddr)
+	case opDownstreamDirectRemoteAddress:
+		return appendAddrPort(dst, directRemote(x))
+	case opDownstreamDirectRemoteAddressNoPort:
+		return appendAddr(dst, directRemote(x))
 	case opRequestedServerName:
 		if x.Downstream.TLS == nil {
 			return dst, unset
@@ -428,4 +434,13 @@ func appendMetadataValue(dst []byte, ns map[string]any, path []string) ([]byte, 
 		return dst, unset
 	}
 	return append(dst, b...), raw
+}
+
+// directRemote is the socket's peer, the remote address when the
+// connection did not say (a stream made without a listener).
+func directRemote(x *filters.Exchange) netip.AddrPort {
+	if a := x.Downstream.DirectRemoteAddr; a.IsValid() {
+		return a
+	}
+	return x.Downstream.RemoteAddr
 }

@@ -370,7 +370,7 @@ func (s *socket) handle(raw net.Conn) {
 		Listener: l.Name, FilterChain: ch.name, RequestedServerName: f.sni,
 		ListenerMetadata: l.Proto.GetMetadata(), ListenerDirection: l.Proto.GetTrafficDirection(),
 		LocalURISANs: ch.localURIs,
-		SourceAddr:   f.src, DirectRemoteAddr: f.direct,
+		SourceAddr:   f.src, DirectRemoteAddr: addrPort(c.RemoteAddr()),
 	}
 
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {

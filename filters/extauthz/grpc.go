@@ -163,7 +163,7 @@ func (c *Config) checkRequest(x *filters.Exchange, body []byte, ctxExt map[strin
 		}
 	}
 	attrs := &authv3.AttributeContext{
-		Source:            &authv3.AttributeContext_Peer{Address: socketAddress(x.Downstream.RemoteAddr)},
+		Source:            &authv3.AttributeContext_Peer{Address: socketAddress(connectionPeer(x))},
 		Destination:       &authv3.AttributeContext_Peer{Address: socketAddress(x.Downstream.LocalAddr)},
 		Request:           &authv3.AttributeContext_Request{Time: timestamppb.Now(), Http: hr},
 		ContextExtensions: ctxExt,
@@ -216,4 +216,14 @@ func peerPrincipal(cs *tls.ConnectionState) string {
 		return leaf.DNSNames[0]
 	}
 	return leaf.Subject.String()
+}
+
+// connectionPeer is the downstream connection's peer (after the PROXY
+// protocol), which Envoy reports as the source, not the x-forwarded-for
+// client.
+func connectionPeer(x *filters.Exchange) netip.AddrPort {
+	if a := x.Downstream.SourceAddr; a.IsValid() {
+		return a
+	}
+	return x.Downstream.RemoteAddr
 }

@@ -242,7 +242,14 @@ func sortMatches[T any](s []T, less func(a, b T) bool) {
 	}
 }
 
+// connKey names a bucket of one downstream connection: by its id, or,
+// for an exchange made without a listener, by its addresses (the
+// remote address is per request behind trusted proxies, so it cannot
+// name a connection).
 func connKey(x *filters.Exchange, bucket string) string {
+	if id := x.Downstream.ID; id != 0 {
+		return strconv.FormatUint(id, 10) + "|" + bucket
+	}
 	return x.Downstream.RemoteAddr.String() + "|" + x.Downstream.LocalAddr.String() + "|" + bucket
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -132,7 +133,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, picked *routes.W
 	if isUpgrade(h) {
 		ctx := x.Context
 		if cl.ProxyProtocol() {
-			ctx = upstream.WithDownstream(ctx, x.Downstream.RemoteAddr, x.Downstream.LocalAddr)
+			ctx = upstream.WithDownstream(ctx, connectionPeer(x), x.Downstream.LocalAddr)
 		}
 		if timeout > 0 {
 			var cancel context.CancelFunc
@@ -203,7 +204,7 @@ func (f *filter) forward(x *filters.Exchange, rt *routes.Route, picked *routes.W
 		tryStart := time.Now()
 		sendCtx := x.Context
 		if cl.ProxyProtocol() {
-			sendCtx = upstream.WithDownstream(sendCtx, x.Downstream.RemoteAddr, x.Downstream.LocalAddr)
+			sendCtx = upstream.WithDownstream(sendCtx, connectionPeer(x), x.Downstream.LocalAddr)
 		}
 		resp, err := cl.Send(sendCtx, ep, req, x.Request.Protocol == "HTTP/2.0", tryDeadline)
 		last := attempt >= maxAttempts
@@ -479,9 +480,20 @@ func (f *filter) local(x *filters.Exchange, rt *routes.Route, r filters.LocalRep
 	_ = x.Encoder.WriteBody([]byte(r.Body), true)
 }
 
+// connectionPeer is the downstream connection's peer as the PROXY
+// protocol gave it, not the x-forwarded-for client: what Envoy's
+// upstream PROXY protocol header carries.
+func connectionPeer(x *filters.Exchange) netip.AddrPort {
+	if a := x.Downstream.SourceAddr; a.IsValid() {
+		return a
+	}
+	return x.Downstream.RemoteAddr
+}
+
+// isInternal reports whether the connection manager marked the request
+// internal (x-envoy-internal), which it removes from external ones.
 func isInternal(x *filters.Exchange) bool {
-	a := x.Downstream.RemoteAddr.Addr()
-	return a.IsLoopback() || a.IsPrivate()
+	return first(x.Request.Header["X-Envoy-Internal"]) == "true"
 }
 
 func isUpgrade(h http.Header) bool {

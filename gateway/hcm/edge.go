@@ -45,9 +45,11 @@ func isInternal(a netip.Addr) bool {
 
 // markEdge records whether the request came from inside the trust
 // boundary and, when it did not, removes the headers only trusted
-// clients may send. It reports whether the request is external.
-func (s *stream) markEdge(h http.Header, remote netip.Addr) (external bool) {
-	if isInternal(remote) {
+// clients may send. It reports whether the request is external. As in
+// Envoy, a request that arrived with x-forwarded-for (forwarded) is
+// external whatever its address: someone before the peer sent it.
+func (s *stream) markEdge(h http.Header, remote netip.Addr, forwarded bool) (external bool) {
+	if !forwarded && isInternal(remote) {
 		h["X-Envoy-Internal"] = s.vals.one("true")
 		return false
 	}

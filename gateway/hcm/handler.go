@@ -316,6 +316,7 @@ func (s *stream) prepare(r *http.Request) bool {
 		// Behind trusted proxies (xff_num_trusted_hops), the client is
 		// the address they saw, read before the peer is appended.
 		client, clientIP := remote, ip
+		forwarded := len(h["X-Forwarded-For"]) > 0
 		if cfg.xffTrustedHops > 0 {
 			if a, ok := xffClient(h["X-Forwarded-For"], cfg.xffTrustedHops); ok {
 				client, clientIP = a, a.String()
@@ -329,7 +330,7 @@ func (s *stream) prepare(r *http.Request) bool {
 				h["X-Forwarded-For"] = s.vals.one(ip)
 			}
 		}
-		if external = s.markEdge(h, client); external {
+		if external = s.markEdge(h, client, forwarded); external {
 			h["X-Envoy-External-Address"] = s.vals.one(clientIP)
 		} else {
 			delete(h, "X-Envoy-External-Address")

@@ -70,8 +70,13 @@ func TestRequestNormalization(t *testing.T) {
 		{"asterisk form outside OPTIONS is refused", nil, "GET * HTTP/1.1\r\nHost: x", want{status: 400}},
 		{"a path without a leading slash is refused", nil, "GET foo/bar HTTP/1.1\r\nHost: x", want{status: 400}},
 		{"absolute form is accepted", nil, "GET http://x/abs HTTP/1.1\r\nHost: x", want{status: 200, path: "/abs"}},
-		{"x-forwarded-for appended with use_remote_address", remote, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1", want{status: 200, headers: map[string]string{
-			"x-forwarded-for": "192.0.2.1, 127.0.0.1", "x-forwarded-proto": "http", "x-envoy-external-address": "", "x-envoy-internal": "true",
+		// A request that arrived with x-forwarded-for came from beyond the
+		// peer: external, whatever the peer's address, as in Envoy.
+		{"x-forwarded-for appended with use_remote_address", remote, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nX-Envoy-Retry-On: 5xx", want{status: 200, headers: map[string]string{
+			"x-forwarded-for": "192.0.2.1, 127.0.0.1", "x-forwarded-proto": "http", "x-envoy-external-address": "127.0.0.1", "x-envoy-internal": "", "x-envoy-retry-on": "",
+		}}},
+		{"a loopback peer without x-forwarded-for is internal", remote, "GET / HTTP/1.1\r\nHost: x\r\nX-Envoy-Retry-On: 5xx", want{status: 200, headers: map[string]string{
+			"x-forwarded-for": "127.0.0.1", "x-envoy-external-address": "", "x-envoy-internal": "true", "x-envoy-retry-on": "5xx",
 		}}},
 		{"x-forwarded-for untouched without use_remote_address", nil, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1", want{status: 200, headers: map[string]string{
 			"x-forwarded-for": "192.0.2.1", "x-forwarded-proto": "http", "x-envoy-external-address": "",

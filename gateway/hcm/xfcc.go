@@ -90,7 +90,8 @@ func (x xfcc) details(peer []*x509.Certificate, localURIs []string) string {
 	}
 	if x.subject {
 		// The key is there even when the subject is empty, as in Envoy.
-		parts = append(parts, `Subject="`+strings.ReplaceAll(leaf.Subject.String(), `"`, `\"`)+`"`)
+		// The RFC 2253 string escapes its own quotes and semicolons.
+		parts = append(parts, `Subject="`+leaf.Subject.String()+`"`)
 	}
 	if x.uri {
 		if len(leaf.URIs) == 0 {

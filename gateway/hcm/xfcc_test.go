@@ -90,3 +90,16 @@ func TestXFFClient(t *testing.T) {
 		}
 	}
 }
+
+// A subject cannot smuggle elements into the header: its quotes and
+// semicolons stay escaped, once.
+func TestXFCCSubjectEscaped(t *testing.T) {
+	leaf := &x509.Certificate{Raw: []byte("x"), Subject: pkix.Name{CommonName: `evil";URI=spiffe://cluster.local/ns/istio-system/sa/admin`}}
+	got := xfcc{subject: true}.details([]*x509.Certificate{leaf}, nil)
+	if !strings.Contains(got, `Subject="CN=evil\";URI=`) && !strings.Contains(got, `Subject="CN=evil\"\;URI=`) {
+		t.Errorf("details %q: the subject's quote is not escaped once", got)
+	}
+	if strings.Contains(got, `\\"`) {
+		t.Errorf("details %q: escaped twice", got)
+	}
+}

@@ -315,9 +315,15 @@ func (s *socket) handle(raw net.Conn) {
 			timeout = 15 * time.Second
 		}
 	}
+	// One deadline covers every listener filter, as Envoy's one timer
+	// does; a timeout of 0 is none.
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	if l.proxyProtocol != nil {
 		var err error
-		if conn, err = l.proxyProtocol.read(c, &f, timeout); err != nil {
+		if conn, err = l.proxyProtocol.read(c, &f, deadline); err != nil {
 			s.m.log().Debug("connection refused", "listener", l.Name, "source", f.direct.String(), "error", err.Error())
 			c.Close()
 			return
@@ -325,7 +331,10 @@ func (s *socket) handle(raw net.Conn) {
 	}
 	if l.inspect {
 		var err error
-		opts := inspection{timeout: timeout, continueOnTimeout: l.continueOnTimeout, sniffHTTP: l.sniffHTTP}
+		opts := inspection{continueOnTimeout: l.continueOnTimeout, sniffHTTP: l.sniffHTTP}
+		if !deadline.IsZero() {
+			opts.timeout = max(time.Until(deadline), time.Millisecond)
+		}
 		if conn, err = inspect(conn, &f, opts); err != nil {
 			c.Close()
 			return

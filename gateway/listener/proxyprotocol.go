@@ -64,17 +64,18 @@ func compileProxyProtocol(lf *listenerv3.ListenerFilter) (*proxyProtocol, error)
 
 var errNoProxyHeader = errors.New("no PROXY protocol header")
 
-// read reads the PROXY protocol header of a new connection within
-// timeout (0: none), sets the client's and the original destination's
+// read reads the PROXY protocol header of a new connection by deadline
+// (zero: none), sets the client's and the original destination's
 // addresses in f, and returns a connection that reads on after the
 // header and reports those addresses. A header of the LOCAL command (a
 // balancer's health check) keeps the connection's own addresses.
-func (p *proxyProtocol) read(c net.Conn, f *connFacts, timeout time.Duration) (net.Conn, error) {
-	if timeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(timeout))
+func (p *proxyProtocol) read(c net.Conn, f *connFacts, deadline time.Time) (net.Conn, error) {
+	if !deadline.IsZero() {
+		_ = c.SetReadDeadline(deadline)
 		defer c.SetReadDeadline(time.Time{})
 	}
 	br := bufio.NewReaderSize(c, 256)
+	awaitV1Line(br)
 	h, err := proxyproto.Read(br)
 	switch {
 	case errors.Is(err, proxyproto.ErrNoProxyProtocol) && p.optional:
@@ -99,6 +100,27 @@ func (p *proxyProtocol) read(c net.Conn, f *connFacts, timeout time.Duration) (n
 		remote:     net.TCPAddrFromAddrPort(f.src),
 		local:      net.TCPAddrFromAddrPort(f.dst),
 	}, nil
+}
+
+// maxV1Header is the longest v1 header the specification allows, CRLF
+// included.
+const maxV1Header = 107
+
+// awaitV1Line waits until a v1 header's line is buffered whole: the
+// parser reads only what has arrived, and a balancer may send the line
+// in more than one packet. It stops at the line's end, an error (the
+// parser then reports it) or the v1 maximum.
+func awaitV1Line(br *bufio.Reader) {
+	b, err := br.Peek(6)
+	if err != nil || string(b) != "PROXY " {
+		return
+	}
+	for n := 7; n <= maxV1Header; n++ {
+		b, err := br.Peek(n)
+		if err != nil || b[n-1] == '\n' {
+			return
+		}
+	}
 }
 
 // proxiedConn is a connection whose addresses are the ones its PROXY

@@ -104,3 +104,23 @@ func TestProxyProtocol(t *testing.T) {
 		})
 	}
 }
+
+// A balancer may send the v1 line in more than one packet.
+func TestProxyProtocolSplitHeader(t *testing.T) {
+	g := newGateway(t)
+	startBackends(t, g)
+	g.mustApply(resourcev3.ListenerType, proxyListener(t, "split", &proxyprotocolv3.ProxyProtocol{}))
+	c, err := net.Dial("tcp", g.addr("split"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "PROXY TCP4 198.51.100.7 ")
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, "198.51.100.1 40000 443\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200") || !strings.Contains(string(b), "198.51.100.7") {
+		t.Errorf("answer %.300q: want 200 with the client 198.51.100.7 forwarded", b)
+	}
+}

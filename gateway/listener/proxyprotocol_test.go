@@ -27,7 +27,7 @@ func FuzzProxyProtocol(f *testing.F) {
 		defer server.Close()
 		p := &proxyProtocol{optional: optional}
 		var fc connFacts
-		c, err := p.read(server, &fc, time.Second)
+		c, err := p.read(server, &fc, time.Now().Add(time.Second))
 		if err != nil {
 			return
 		}

@@ -29,6 +29,10 @@ func (t *translator) applyTopology(m *hcmv3.HttpConnectionManager) {
 	if d, ok := forwardClientCert[topo.GetForwardClientCertDetails()]; ok {
 		m.ForwardClientCertDetails = d
 	}
+	if d := m.GetForwardClientCertDetails(); d != hcmv3.HttpConnectionManager_SANITIZE_SET && d != hcmv3.HttpConnectionManager_APPEND_FORWARD {
+		// Only the modes that write the header take details, in istiod.
+		m.SetCurrentClientCertDetails = nil
+	}
 }
 
 // forwardClientCert maps Istio's forwardClientCertDetails to Envoy's;

@@ -72,8 +72,10 @@ func sameProxy(a, b translate.Proxy) bool {
 }
 
 // gatewayTopology reads gatewayTopology from the node's PROXY_CONFIG, the
-// proxy's effective ProxyConfig as istio-agent sends it; nil when there
-// is none or it does not decode.
+// proxy's effective ProxyConfig as istio-agent sends it. A ProxyConfig
+// without one gives an empty topology: it is the whole effective config,
+// so the mesh default does not apply, as in istiod. nil when it does not
+// decode.
 func gatewayTopology(pc *structpb.Struct) *meshconfig.Topology {
 	js, err := protojson.Marshal(pc)
 	if err != nil {
@@ -83,5 +85,8 @@ func gatewayTopology(pc *structpb.Struct) *meshconfig.Topology {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, &cfg); err != nil {
 		return nil
 	}
-	return cfg.GetGatewayTopology()
+	if t := cfg.GetGatewayTopology(); t != nil {
+		return t
+	}
+	return &meshconfig.Topology{}
 }

@@ -56,13 +56,7 @@ spec:
 // default ingress gateway, failing on any error finding.
 func translateEF(t *testing.T, filters string, p Proxy) *Resources {
 	t.Helper()
-	cfg, findings := istio.ParseDocuments("t.yaml", []byte(efBase+"---\n"+filters))
-	for _, f := range findings {
-		if f.Severity == istio.Error {
-			t.Fatal(f)
-		}
-	}
-	res, warnings := Translate(cfg, p)
+	res, warnings := Translate(parseValid(t, "t.yaml", []byte(efBase+"---\n"+filters)), p)
 	for _, w := range warnings {
 		t.Log(w)
 	}

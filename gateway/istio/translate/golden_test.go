@@ -24,7 +24,14 @@ func loadCase(t *testing.T, path string) *istio.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, findings := istio.ParseDocuments(path, data)
+	return parseValid(t, path, data)
+}
+
+// parseValid parses Istio YAML with the project's loader, failing the
+// test on any error finding.
+func parseValid(t *testing.T, name string, data []byte) *istio.Config {
+	t.Helper()
+	cfg, findings := istio.ParseDocuments(name, data)
 	for _, f := range findings {
 		if f.Severity == istio.Error {
 			t.Fatalf("input: %s", f)

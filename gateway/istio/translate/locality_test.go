@@ -167,13 +167,7 @@ spec:
 	}
 	levels := func(t *testing.T, doc string, p Proxy) []level {
 		t.Helper()
-		cfg, findings := istio.ParseDocuments("t.yaml", []byte(doc))
-		for _, f := range findings {
-			if f.Severity == istio.Error {
-				t.Fatal(f)
-			}
-		}
-		res, _ := Translate(cfg, p)
+		res, _ := Translate(parseValid(t, "t.yaml", []byte(doc)), p)
 		for _, e := range res.Endpoints {
 			if e.GetClusterName() != "outbound|80||api.default.svc.cluster.local" {
 				continue

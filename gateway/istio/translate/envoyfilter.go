@@ -215,6 +215,26 @@ func patchList[T proto.Message](list []T, op v1alpha3.EnvoyFilter_Patch_Operatio
 	return list
 }
 
+// patchExisting applies to list the patches applies accepts, in order,
+// except the additions, which it returns apart (cloned) for the caller
+// to append once it has patched the elements there were further: where
+// istiod adds last, no patch applies to what another one added.
+func patchExisting[T proto.Message](list []T, patches []envoyPatch, applies func(envoyPatch) bool, matches func(envoyPatch, T) bool) (out, added []T) {
+	for _, p := range patches {
+		if !applies(p) {
+			continue
+		}
+		if p.adds() {
+			added = append(added, cloneOf[T](p.value))
+			continue
+		}
+		list = patchList(list, p.op(), func(x T) bool { return matches(p, x) }, p.value)
+	}
+	return list, added
+}
+
+func always(envoyPatch) bool { return true }
+
 // relativeOp is the operation a filter patch performs: INSERT_BEFORE and
 // INSERT_AFTER with no filter to be relative to insert first and last,
 // as in istiod.

@@ -83,14 +83,9 @@ func decodeHCM(nf *listenerv3.Filter) *hcmv3.HttpConnectionManager {
 // in; listeners and filter chains added by a patch are not patched
 // further.
 func (t *translator) patchListeners(ls []*listenerv3.Listener, ps listenerPatches) []*listenerv3.Listener {
-	var added []*listenerv3.Listener
-	for _, p := range ps.listeners {
-		if p.adds() {
-			added = append(added, cloneOf[*listenerv3.Listener](p.value))
-			continue
-		}
-		ls = patchList(ls, p.op(), func(l *listenerv3.Listener) bool { return listenerMatches(l, p.match().GetListener()) }, p.value)
-	}
+	ls, added := patchExisting(ls, ps.listeners, always, func(p envoyPatch, l *listenerv3.Listener) bool {
+		return listenerMatches(l, p.match().GetListener())
+	})
 	for _, l := range ls {
 		for _, p := range ps.listenerFilters {
 			lm := p.match().GetListener()
@@ -102,21 +97,11 @@ func (t *translator) patchListeners(ls []*listenerv3.Listener, ps listenerPatche
 				return name == "" || f.GetName() == name
 			}, p.value)
 		}
-		applies := func(p envoyPatch) bool { return listenerMatches(l, p.match().GetListener()) }
-		chains := l.GetFilterChains()
-		var addedChains []*listenerv3.FilterChain
-		for _, p := range ps.chains {
-			if !applies(p) {
-				continue
-			}
-			if p.adds() {
-				addedChains = append(addedChains, cloneOf[*listenerv3.FilterChain](p.value))
-				continue
-			}
-			chains = patchList(chains, p.op(), func(fc *listenerv3.FilterChain) bool {
+		chains, addedChains := patchExisting(l.GetFilterChains(), ps.chains,
+			func(p envoyPatch) bool { return listenerMatches(l, p.match().GetListener()) },
+			func(p envoyPatch, fc *listenerv3.FilterChain) bool {
 				return chainMatches(fc, p.match().GetListener().GetFilterChain())
-			}, p.value)
-		}
+			})
 		for _, fc := range chains {
 			t.patchChainFilters(l, fc, ps)
 		}

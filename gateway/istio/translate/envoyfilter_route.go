@@ -82,20 +82,9 @@ func patchRouteConfigurations(rcs []*routev3.RouteConfiguration, rcPatches, vhPa
 	}
 	for _, rc := range rcs {
 		in := func(p envoyPatch) bool { return routeConfigMatches(rc, p.match().GetRouteConfiguration()) }
-		vhosts := rc.GetVirtualHosts()
-		var added []*routev3.VirtualHost
-		for _, p := range vhPatches {
-			if !in(p) {
-				continue
-			}
-			if p.adds() {
-				added = append(added, cloneOf[*routev3.VirtualHost](p.value))
-				continue
-			}
-			vhosts = patchList(vhosts, p.op(), func(vh *routev3.VirtualHost) bool {
-				return vhostMatches(vh, p.match().GetRouteConfiguration().GetVhost())
-			}, p.value)
-		}
+		vhosts, added := patchExisting(rc.GetVirtualHosts(), vhPatches, in, func(p envoyPatch, vh *routev3.VirtualHost) bool {
+			return vhostMatches(vh, p.match().GetRouteConfiguration().GetVhost())
+		})
 		for _, vh := range vhosts {
 			for _, p := range routePatches {
 				m := p.match().GetRouteConfiguration()

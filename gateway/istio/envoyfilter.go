@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -22,8 +23,8 @@ import (
 
 // EnvoyFilterValue decodes an EnvoyFilter patch's value into the Envoy
 // message the patch applies to: a Listener, FilterChain, network Filter,
-// HttpFilter, ListenerFilter, RouteConfiguration, VirtualHost, Route or
-// Cluster. Field
+// HttpFilter, ListenerFilter, RouteConfiguration, VirtualHost, Route,
+// Cluster or (ECDS) TypedExtensionConfig. Field
 // names may be snake_case or camelCase, as in Istio; an unknown field or
 // an unknown "@type" is an error, so that a typo is reported instead of
 // silently dropped.
@@ -48,6 +49,8 @@ func EnvoyFilterValue(applyTo v1alpha3.EnvoyFilter_ApplyTo, value *structpb.Stru
 		m = &routev3.Route{}
 	case v1alpha3.EnvoyFilter_CLUSTER:
 		m = &clusterv3.Cluster{}
+	case v1alpha3.EnvoyFilter_EXTENSION_CONFIG:
+		m = &corev3.TypedExtensionConfig{}
 	default:
 		return nil, fmt.Errorf("patches to %s are not supported", applyTo)
 	}
@@ -88,6 +91,7 @@ var envoyFilterOps = map[v1alpha3.EnvoyFilter_ApplyTo][]v1alpha3.EnvoyFilter_Pat
 	v1alpha3.EnvoyFilter_VIRTUAL_HOST:        append(addOps[:len(addOps):len(addOps)], v1alpha3.EnvoyFilter_Patch_REPLACE),
 	v1alpha3.EnvoyFilter_HTTP_ROUTE:          {v1alpha3.EnvoyFilter_Patch_ADD, v1alpha3.EnvoyFilter_Patch_REMOVE, v1alpha3.EnvoyFilter_Patch_MERGE, v1alpha3.EnvoyFilter_Patch_INSERT_BEFORE, v1alpha3.EnvoyFilter_Patch_INSERT_AFTER, v1alpha3.EnvoyFilter_Patch_INSERT_FIRST},
 	v1alpha3.EnvoyFilter_CLUSTER:             addOps,
+	v1alpha3.EnvoyFilter_EXTENSION_CONFIG:    {v1alpha3.EnvoyFilter_Patch_ADD},
 }
 
 var addOps = []v1alpha3.EnvoyFilter_Patch_Operation{
@@ -170,9 +174,6 @@ func (v *validator) envoyFilter(key Key, ef *v1alpha3.EnvoyFilter) {
 			if _, err := regexp.Compile(pv); err != nil {
 				v.errorf(key, p+".match.proxy.proxyVersion", "not a valid regular expression: %v", err)
 			}
-		}
-		if len(m.GetProxy().GetMetadata()) > 0 {
-			v.warnf(key, p+".match.proxy.metadata", "matching proxy metadata is not supported; the patch applies to no proxy")
 		}
 		if op != v1alpha3.EnvoyFilter_Patch_REMOVE {
 			if cp.GetPatch().GetValue() == nil {

@@ -515,7 +515,6 @@ spec:
 				"error: t.yaml:24: EnvoyFilter istio-system/ef: spec.configPatches[4].patch.value: required: the CLUSTER to add",
 				"warning: t.yaml:25: EnvoyFilter istio-system/ef: spec.configPatches[5].applyTo: patches to BOOTSTRAP are not supported; this patch is skipped",
 				"error: t.yaml:28: EnvoyFilter istio-system/ef: spec.configPatches[6].match.proxy.proxyVersion: not a valid regular expression: error parsing regexp: missing closing ]: `[`",
-				"warning: t.yaml:28: EnvoyFilter istio-system/ef: spec.configPatches[6].match.proxy.metadata: matching proxy metadata is not supported; the patch applies to no proxy",
 				`error: t.yaml:31: EnvoyFilter istio-system/ef: spec.configPatches[6].patch.value: not a valid envoy.config.listener.v3.Filter: unable to resolve "type.googleapis.com/no.such.Type": "not found"`,
 				"error: t.yaml:32: EnvoyFilter istio-system/ef: spec.configPatches[7].applyTo: required: what the patch applies to",
 				"error: t.yaml:34: EnvoyFilter istio-system/ef: spec.configPatches[8].patch.operation: required: how to patch",

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 	"istio.io/api/networking/v1alpha3"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
@@ -62,6 +63,19 @@ func (t *translator) applyEnvoyFilters(res *Resources) {
 		http:            of(v1alpha3.EnvoyFilter_HTTP_FILTER),
 	})
 	patchRouteConfigurations(res.Routes, of(v1alpha3.EnvoyFilter_ROUTE_CONFIGURATION), of(v1alpha3.EnvoyFilter_VIRTUAL_HOST), of(v1alpha3.EnvoyFilter_HTTP_ROUTE))
+	res.Extensions = addExtensionConfigs(res.Extensions, of(v1alpha3.EnvoyFilter_EXTENSION_CONFIG))
+}
+
+// addExtensionConfigs adds the ECDS resources EXTENSION_CONFIG patches
+// carry (ADD is the one operation istiod allows there); one named like
+// a generated resource replaces it.
+func addExtensionConfigs(exts []*corev3.TypedExtensionConfig, patches []envoyPatch) []*corev3.TypedExtensionConfig {
+	for _, p := range patches {
+		e := cloneOf[*corev3.TypedExtensionConfig](p.value)
+		exts = slices.DeleteFunc(exts, func(x *corev3.TypedExtensionConfig) bool { return x.GetName() == e.GetName() })
+		exts = append(exts, e)
+	}
+	return exts
 }
 
 func cloneOf[T proto.Message](m proto.Message) T { return proto.Clone(m).(T) }
@@ -165,8 +179,10 @@ func (t *translator) patchApplies(m *v1alpha3.EnvoyFilter_EnvoyConfigObjectMatch
 	default:
 		return false
 	}
-	if len(m.GetProxy().GetMetadata()) > 0 {
-		return false
+	for k, v := range m.GetProxy().GetMetadata() {
+		if t.proxy.Metadata[k] != v {
+			return false
+		}
 	}
 	if pv := m.GetProxy().GetProxyVersion(); pv != "" {
 		re, err := regexp.Compile(pv)

@@ -501,3 +501,30 @@ func TestEnvoyFilterOrderByAge(t *testing.T) {
 		t.Errorf("order %v, want c,b,a (oldest first)", names)
 	}
 }
+
+// proxy.metadata matches the node's metadata; EXTENSION_CONFIG adds an
+// ECDS resource.
+func TestEnvoyFilterMetadataAndExtensions(t *testing.T) {
+	doc := efPatches("m", `  - applyTo: CLUSTER
+    match: {proxy: {metadata: {ROLE: edge}}, cluster: {service: api.default.svc.cluster.local}}
+    patch: {operation: MERGE, value: {connect_timeout: 3s}}
+  - applyTo: EXTENSION_CONFIG
+    patch:
+      operation: ADD
+      value:
+        name: extra-cors
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+`)
+	const api = "outbound|80||api.default.svc.cluster.local"
+	edge := translateEF(t, doc, Proxy{Metadata: map[string]string{"ROLE": "edge"}})
+	if got := efCluster(edge, api).GetConnectTimeout().AsDuration(); got != 3*time.Second {
+		t.Errorf("matching metadata: connect_timeout %v, want 3s", got)
+	}
+	other := translateEF(t, doc, Proxy{Metadata: map[string]string{"ROLE": "inner"}})
+	if got := efCluster(other, api).GetConnectTimeout().AsDuration(); got != 10*time.Second {
+		t.Errorf("other metadata: connect_timeout %v, want the default 10s", got)
+	}
+	if len(edge.Extensions) != 1 || edge.Extensions[0].GetName() != "extra-cors" {
+		t.Errorf("extensions %v", edge.Extensions)
+	}
+}

@@ -56,6 +56,9 @@ type Proxy struct {
 	// IstioVersion is the version the proxy reports (node metadata
 	// ISTIO_VERSION), which an EnvoyFilter's proxy.proxyVersion matches.
 	IstioVersion string
+	// Metadata are the node metadata fields holding strings, which an
+	// EnvoyFilter's proxy.metadata matches.
+	Metadata map[string]string
 	// GatewayTopology is the proxy's ProxyConfig gatewayTopology (node
 	// metadata PROXY_CONFIG, else meshConfig.defaultConfig): trusted
 	// proxies in front of the gateway, client certificate forwarding,

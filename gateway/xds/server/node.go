@@ -29,6 +29,14 @@ func proxyOf(n *corev3.Node) translate.Proxy {
 	p.Network = md["NETWORK"].GetStringValue()
 	p.ClusterID = md["CLUSTER_ID"].GetStringValue()
 	p.IstioVersion = md["ISTIO_VERSION"].GetStringValue()
+	for k, v := range md {
+		if s, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+			if p.Metadata == nil {
+				p.Metadata = map[string]string{}
+			}
+			p.Metadata[k] = s.StringValue
+		}
+	}
 	if pc := md["PROXY_CONFIG"].GetStructValue(); pc != nil {
 		p.GatewayTopology = gatewayTopology(pc)
 	}
@@ -52,6 +60,9 @@ func identity(p translate.Proxy) string {
 	b.WriteString("|network=" + p.Network)
 	b.WriteString("|cluster=" + p.ClusterID)
 	b.WriteString("|version=" + p.IstioVersion)
+	for _, k := range slices.Sorted(maps.Keys(p.Metadata)) {
+		b.WriteString("|md:" + k + "=" + p.Metadata[k])
+	}
 	if p.GatewayTopology != nil {
 		b.WriteString("|topology=" + prototext.MarshalOptions{}.Format(p.GatewayTopology))
 	}

@@ -21,6 +21,9 @@ func TestProxyOfNetwork(t *testing.T) {
 	if a.Network != "net-a" || a.ClusterID != "east" {
 		t.Errorf("network %q, cluster %q; want net-a, east", a.Network, a.ClusterID)
 	}
+	if a.Metadata["NETWORK"] != "net-a" || a.Metadata["CLUSTER_ID"] != "east" {
+		t.Errorf("metadata %v: want the string fields, for EnvoyFilter proxy.metadata", a.Metadata)
+	}
 	for _, md := range []map[string]any{
 		{"NETWORK": "net-b", "CLUSTER_ID": "east"},
 		{"NETWORK": "net-a", "CLUSTER_ID": "west"},

@@ -38,6 +38,7 @@ import (
 	_ "github.com/waygate/waygate/filters/fault"
 	_ "github.com/waygate/waygate/filters/headers"
 	_ "github.com/waygate/waygate/filters/jwt"
+	_ "github.com/waygate/waygate/filters/lua"
 	_ "github.com/waygate/waygate/filters/ratelimit"
 	_ "github.com/waygate/waygate/filters/router"
 	_ "github.com/waygate/waygate/filters/wasm"

@@ -53,6 +53,9 @@ type Options struct {
 	Panics filters.Counter
 	// AccessLog, when set, compiles the HCM's access_log entries.
 	AccessLog func(*accesslogv3.AccessLog) (hcm.AccessLogger, error)
+	// Env is what the filters are built with (their Upstream, for
+	// filters that call out).
+	Env filters.Env
 }
 
 // Gateway is a running connection manager.
@@ -81,7 +84,7 @@ func (v *View) Cluster(name string) *upstream.Cluster { return v.Clusters[name] 
 // Compile compiles the HCM, the route tables and the clusters of o.
 func Compile(tb testing.TB, o Options) (*hcm.Config, *View) {
 	tb.Helper()
-	c := &hcm.Compiler{BufferLimit: o.BufferLimit, AccessLog: o.AccessLog}
+	c := &hcm.Compiler{BufferLimit: o.BufferLimit, AccessLog: o.AccessLog, Env: o.Env}
 	cfg, err := c.Compile(o.HCM)
 	if err != nil {
 		tb.Fatalf("compile HCM: %v", err)

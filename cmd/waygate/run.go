@@ -120,6 +120,7 @@ func runRun(args []string) int {
 		waitRoutes(g, 2*time.Second)
 		printSummary(os.Stdout, src.config, g)
 		settleMemory()
+		go trimWhenIdle(ctx)
 	case err := <-done:
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "waygate run:", err)

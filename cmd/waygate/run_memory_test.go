@@ -43,7 +43,9 @@ func TestRunBookinfoIdleMemory(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Second)
+	// Idle again: the pages the requests mapped are given back at the
+	// next quiet interval (WAYGATE_IDLE_TRIM_INTERVAL, 300ms here).
+	time.Sleep(1500 * time.Millisecond)
 	tests := []struct {
 		name       string
 		g          *bookinfoGateway
@@ -101,7 +103,7 @@ func startBookinfo(t *testing.T, env []string) *bookinfoGateway {
 	}
 	cmd := exec.Command(binary, "run", "--config", dir, "--admin", fmt.Sprintf("127.0.0.1:%d", admin),
 		"--access-log", "", "--log-level", "error", "--drain-time", "100ms")
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), idleTrimEnv+"=300ms"), env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -39,8 +39,10 @@ function envoy_on_request(request_handle)
     request_handle:respond({[":status"] = "403", ["x-lua"] = "denied"}, "denied by lua")
   end
   if h:get("x-check") then
-    local headers, body = request_handle:httpCall("auth", {[":method"] = "GET", [":path"] = "/check", [":authority"] = "auth"}, "", 5000)
+    local headers, body = request_handle:httpCall("outbound|80||auth.default.svc.cluster.local", {[":method"] = "GET", [":path"] = "/check?x=1", [":authority"] = "auth"}, "", 5000)
     h:add("x-auth-status", headers[":status"])
+    local down = request_handle:httpCall("no-such-cluster", {[":method"] = "GET", [":path"] = "/", [":authority"] = "x"}, "", 1000)
+    h:add("x-down-status", down[":status"])
   end
 end
 
@@ -73,7 +75,7 @@ func luaGateway(t *testing.T, cfg *luav3.Lua, routes ...*routev3.Route) *hcmtest
 	return hcmtest.Start(t, hcmtest.Options{
 		HCM:      hcmtest.HCM(t, hcmtest.Routes(routes...), hcmtest.Filter(t, FilterName, cfg)),
 		Clusters: []*clusterv3.Cluster{hcmtest.StaticCluster("web", web.Addr())},
-		Env:      filters.Env{Upstream: clusters{"auth": auth.Addr()}},
+		Env:      filters.Env{Upstream: clusters{"outbound|80||auth.default.svc.cluster.local": auth.Addr()}},
 	})
 }
 
@@ -136,8 +138,8 @@ func TestLuaScript(t *testing.T) {
 	}
 
 	_, _, e = send(t, g.URL+"/", "x-check", "1")
-	if e.Headers["x-auth-status"] != "200" {
-		t.Errorf("httpCall: x-auth-status %q", e.Headers["x-auth-status"])
+	if e.Headers["x-auth-status"] != "200" || e.Headers["x-down-status"] != "503" {
+		t.Errorf("httpCall: x-auth-status %q, x-down-status %q (want 200 and Envoy's 503 for a failed call)", e.Headers["x-auth-status"], e.Headers["x-down-status"])
 	}
 }
 
@@ -222,6 +224,60 @@ end`)}, r)
 	for k, v := range want {
 		if e.Headers[k] != v {
 			t.Errorf("%s = %q, want %q", k, e.Headers[k], v)
+		}
+	}
+}
+
+// What a script must not be able to do: crash the process with a table
+// that contains itself, reach another stream through a handle it kept,
+// go on after respond(), or load with an error or a loop at top level.
+func TestLuaMisuse(t *testing.T) {
+	g := luaGateway(t, &luav3.Lua{DefaultSourceCode: inline(`
+saved = nil
+function envoy_on_request(h)
+  local hs = h:headers()
+  if hs:get("x-cycle") then
+    local t = {1}
+    t[2] = t
+    h:streamInfo():dynamicMetadata():set("ns", "k", t)
+  end
+  if hs:get("x-keep") then saved = h end
+  if hs:get("x-use-kept") and saved then
+    if pcall(function() saved:headers():add("x-stolen", "1") end) then
+      hs:add("x-kept-worked", "1")
+    end
+  end
+  if hs:get("x-pcall-respond") then
+    pcall(function() h:respond({[":status"] = "418"}, "tea") end)
+    hs:add("x-after-respond", "1")
+  end
+end
+function envoy_on_response(h)
+  if h:headers():get("x-version") then
+    pcall(function() h:respond({[":status"] = "500"}, "no") end)
+  end
+end`)})
+	if resp, _, _ := send(t, g.URL+"/", "x-cycle", "1"); resp.StatusCode != 200 {
+		t.Errorf("a cyclic table: status %d, want the request to go on", resp.StatusCode)
+	}
+	send(t, g.URL+"/", "x-keep", "1")
+	if _, _, e := send(t, g.URL+"/", "x-use-kept", "1"); e.Headers["x-kept-worked"] != "" || e.Headers["x-stolen"] != "" {
+		t.Errorf("a kept handle reached a later stream: %v", e.Headers)
+	}
+	resp, body, e := send(t, g.URL+"/", "x-pcall-respond", "1")
+	if resp.StatusCode != 418 || body != "tea" || e.Headers["x-after-respond"] != "" {
+		t.Errorf("pcall(respond): %d %q", resp.StatusCode, body)
+	}
+	if resp, _, _ := send(t, g.URL+"/"); resp.StatusCode != 200 {
+		t.Errorf("respond() in the response path answered %d", resp.StatusCode)
+	}
+
+	old := scriptTimeout
+	scriptTimeout = 200 * time.Millisecond
+	defer func() { scriptTimeout = old }()
+	for _, code := range []string{"local x = nil + 1", "while true do end"} {
+		if _, err := New(&luav3.Lua{DefaultSourceCode: inline(code)}, filters.Env{}); err == nil {
+			t.Errorf("%q loaded without an error", code)
 		}
 	}
 }

@@ -3,8 +3,8 @@ package lua
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
-	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	luav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/lua/v3"
@@ -94,10 +94,15 @@ func buildRoute(cfg proto.Message) (any, error) {
 	return rc, nil
 }
 
-// NewFilter picks the script of the stream's route: a per-route source
-// or name, else the default; nil (no part in the stream) when disabled
-// or when there is no script.
-func (f *Factory) NewFilter(x *filters.Exchange) any {
+// NewFilter makes the stream's filter; the script is picked when the
+// request headers arrive, by the route then matched (filters before
+// this one may have changed it).
+func (f *Factory) NewFilter(*filters.Exchange) any { return &filter{f: f} }
+
+// scriptFor is the script of the stream's route: a per-route source or
+// name, else the default; nil when the route disables the filter or
+// there is no script.
+func (f *Factory) scriptFor(x *filters.Exchange) *script {
 	s := f.def
 	if r := x.MatchedRoute(); r != nil {
 		if rc, ok := r.PerFilterConfig(FilterName).(*routeConfig); ok {
@@ -107,24 +112,27 @@ func (f *Factory) NewFilter(x *filters.Exchange) any {
 			case rc.source != nil:
 				s = rc.source
 			case rc.name != "":
-				if s = f.named[rc.name]; s == nil {
+				if s = f.named[rc.name]; s == nil && x.Log != nil {
 					x.Log.Warn("lua: the route names a script the filter does not have", "name", rc.name)
 				}
 			}
 		}
 	}
-	if s == nil {
-		return nil
-	}
-	return &filter{f: f, s: s}
+	return s
 }
 
 // script is a compiled script and the states that have run it.
 type script struct {
-	name   string
-	proto  *glua.FunctionProto
-	states sync.Pool // of *glua.LState that have run proto
+	name  string
+	proto *glua.FunctionProto
+	// states are idle Lua states that have run proto, kept (not a
+	// sync.Pool, which drops them at each GC) so that a script's globals
+	// live on as in Envoy's per-worker states.
+	states chan *glua.LState
 }
+
+// maxIdleStates bounds the idle states a script keeps.
+var maxIdleStates = 2 * runtime.GOMAXPROCS(0)
 
 func compileSource(ds *corev3.DataSource, field string) (*script, error) {
 	var code string
@@ -154,5 +162,13 @@ func compileScript(code, field string) (*script, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", field, err)
 	}
-	return &script{name: field, proto: p}, nil
+	s := &script{name: field, proto: p, states: make(chan *glua.LState, maxIdleStates)}
+	// The top level runs once here, so that a script failing as it
+	// loads is refused with the config rather than failing each request.
+	L, err := s.get()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", field, scriptError(err))
+	}
+	s.put(L)
+	return s, nil
 }

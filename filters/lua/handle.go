@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,10 @@ type handle struct {
 	// changed the request headers, which routing then sees.
 	responded      bool
 	requestChanged bool
+	// dead is set when the call it was made for returns, or once the
+	// script responded: every method then raises an error, as Envoy's
+	// "object used outside of proper scope".
+	dead bool
 }
 
 // The metatable names of the objects scripts see.
@@ -104,7 +110,6 @@ func registerTypes(L *glua.LState) {
 				return hm.pairs(L)
 			}
 		}
-		L.Push(pairs)
 		L.Insert(pairs, 1)
 		L.Call(L.GetTop()-1, glua.MultRet)
 		return L.GetTop()
@@ -123,11 +128,20 @@ func newObject(L *glua.LState, v any, typ string) *glua.LUserData {
 }
 
 func checkHandle(L *glua.LState) *handle {
-	if h, ok := L.CheckUserData(1).Value.(*handle); ok {
-		return h
+	h, ok := L.CheckUserData(1).Value.(*handle)
+	if !ok {
+		L.ArgError(1, "a stream handle is expected")
 	}
-	L.ArgError(1, "a stream handle is expected")
-	return nil
+	return live(L, h)
+}
+
+// live raises the error of a handle used after its call, or after the
+// script responded.
+func live(L *glua.LState, h *handle) *handle {
+	if h.dead {
+		L.RaiseError("object used outside of proper scope")
+	}
+	return h
 }
 
 func unsupported(name string) glua.LGFunction {
@@ -147,6 +161,9 @@ func handleHeaders(L *glua.LState) int {
 // is the headers' ":status". It ends the script.
 func handleRespond(L *glua.LState) int {
 	h := checkHandle(L)
+	if h.response {
+		L.RaiseError("respond() is not supported in the response path")
+	}
 	tbl := L.CheckTable(2)
 	body := L.OptString(3, "")
 	status := 0
@@ -167,7 +184,9 @@ func handleRespond(L *glua.LState) int {
 		L.RaiseError("respond(): :status must be a status code, got %q", tbl.RawGetString(":status").String())
 	}
 	h.x.SendLocalReply(filters.LocalReply{Status: status, Header: hdr, Body: body, Details: "lua_response"})
-	h.responded = true
+	// The script ends here; should it catch the error (pcall), the
+	// handle is dead for the rest of it.
+	h.responded, h.dead = true, true
 	L.RaiseError(errResponded)
 	return 0
 }
@@ -202,11 +221,11 @@ func handleStreamInfo(L *glua.LState) int {
 }
 
 func checkInfo(L *glua.LState) *handle {
-	if h, ok := L.CheckUserData(1).Value.(*handle); ok {
-		return h
+	h, ok := L.CheckUserData(1).Value.(*handle)
+	if !ok {
+		L.ArgError(1, "a stream info object is expected")
 	}
-	L.ArgError(1, "a stream info object is expected")
-	return nil
+	return live(L, h)
 }
 
 func infoProtocol(L *glua.LState) int {
@@ -258,7 +277,11 @@ func dynMetaGet(L *glua.LState) int {
 // dynMetaSet is dynamicMetadata():set(namespace, key, value).
 func dynMetaSet(L *glua.LState) int {
 	h := checkInfo(L)
-	h.x.SetMetadata(L.CheckString(2), L.CheckString(3), fromLua(L.Get(4)))
+	v, err := fromLua(L.Get(4), map[*glua.LTable]bool{}, 0)
+	if err != nil {
+		L.RaiseError("dynamicMetadata():set(): %v", err)
+	}
+	h.x.SetMetadata(L.CheckString(2), L.CheckString(3), v)
 	return 0
 }
 
@@ -301,71 +324,82 @@ func connectionSSL(L *glua.LState) int {
 }
 
 // handleHTTPCall is httpCall(cluster, headers, body, timeout_ms
-// [, asynchronous]): a request to a cluster of the gateway. It returns
-// the response's headers (":status" among them) and body; an
-// asynchronous call returns nothing and is not waited for.
+// [, asynchronous]): a request to a cluster of the gateway, built from
+// the headers' ":method", ":path" and ":authority" (all required). It
+// returns the response's headers (":status" among them) and body; a call
+// that fails returns 503 and "upstream failure", as Envoy's does. An
+// asynchronous call returns nothing and is not waited for. The call is
+// bounded by timeout_ms (0: none) and by the script's own bound.
 func handleHTTPCall(L *glua.LState) int {
 	h := checkHandle(L)
 	cluster := L.CheckString(2)
 	tbl := L.CheckTable(3)
 	body := L.OptString(4, "")
 	timeout := time.Duration(L.OptInt(5, 0)) * time.Millisecond
-	async := false
-	if L.GetTop() >= 6 {
-		async = glua.LVAsBool(L.Get(6))
-	}
+	async := L.GetTop() >= 6 && glua.LVAsBool(L.Get(6))
 	if h.f.env.Upstream == nil {
 		L.RaiseError("httpCall(): no upstream is available")
 	}
-	req, err := http.NewRequest(http.MethodGet, "http://"+cluster+"/", strings.NewReader(body))
-	if err != nil {
-		L.RaiseError("httpCall(): %v", err)
-	}
+	var method, path, authority string
+	hdr := http.Header{}
 	tbl.ForEach(func(k, v glua.LValue) {
 		switch name := strings.ToLower(k.String()); name {
 		case ":method":
-			req.Method = v.String()
+			method = v.String()
 		case ":path":
-			if u, err := req.URL.Parse(v.String()); err == nil {
-				req.URL = u
-			}
+			path = v.String()
 		case ":authority":
-			req.Host = v.String()
+			authority = v.String()
 		default:
-			req.Header.Add(name, v.String())
+			hdr.Add(name, v.String())
 		}
 	})
-	if req.Method == "" || req.URL.Path == "" || req.Host == "" {
-		L.RaiseError("httpCall(): :method, :path and :authority are required")
+	if method == "" || path == "" || authority == "" {
+		L.RaiseError("httpCall(): headers must include ':path', ':method', and ':authority'")
 	}
-	req.ContentLength = int64(len(body))
-	if timeout <= 0 {
-		timeout = scriptTimeout
+	u, err := url.ParseRequestURI(path)
+	if err != nil || !strings.HasPrefix(path, "/") {
+		L.RaiseError("httpCall(): %q is not a path", path)
 	}
+	u.Scheme, u.Host = "http", authority
+	req := &http.Request{Method: method, URL: u, Host: authority, Header: hdr,
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
 	call := func(ctx context.Context) (*http.Response, []byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
 		resp, err := h.f.env.Upstream.RoundTrip(ctx, cluster, req.WithContext(ctx))
 		if err != nil {
 			return nil, nil, err
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxCallBody+1))
+		if err == nil && len(b) > maxCallBody {
+			err = errors.New("the response body is over 1 MiB")
+		}
 		return resp, b, err
 	}
 	if async {
 		go func() { _, _, _ = call(context.Background()) }()
 		return 0
 	}
-	ctx := h.x.Context
+	ctx := L.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	out := L.NewTable()
 	resp, b, err := call(ctx)
 	if err != nil {
-		L.RaiseError("httpCall() to %s: %v", cluster, err)
+		if h.x.Log != nil {
+			h.x.Log.Warn("lua: httpCall failed", "cluster", cluster, "error", err.Error())
+		}
+		out.RawSetString(":status", glua.LString("503"))
+		L.Push(out)
+		L.Push(glua.LString("upstream failure"))
+		return 2
 	}
-	out := L.NewTable()
 	out.RawSetString(":status", glua.LString(strconv.Itoa(resp.StatusCode)))
 	for k, vs := range resp.Header {
 		if len(vs) > 0 {
@@ -376,3 +410,6 @@ func handleHTTPCall(L *glua.LState) int {
 	L.Push(glua.LString(bytes.Clone(b)))
 	return 2
 }
+
+// maxCallBody is the largest response body httpCall hands a script.
+const maxCallBody = 1 << 20

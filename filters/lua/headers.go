@@ -3,6 +3,8 @@ package lua
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -19,11 +21,12 @@ import (
 type headerMap struct{ h *handle }
 
 func checkHeaders(L *glua.LState) *headerMap {
-	if hm, ok := L.CheckUserData(1).Value.(*headerMap); ok {
-		return hm
+	hm, ok := L.CheckUserData(1).Value.(*headerMap)
+	if !ok {
+		L.ArgError(1, "a header map is expected")
 	}
-	L.ArgError(1, "a header map is expected")
-	return nil
+	live(L, hm.h)
+	return hm
 }
 
 func (hm *headerMap) header() http.Header {
@@ -179,6 +182,7 @@ func headersRemove(L *glua.LState) int {
 // pairs iterates the map as Envoy does: pseudo-headers first, then each
 // value of each header under its lower-case name.
 func (hm *headerMap) pairs(L *glua.LState) int {
+	live(L, hm.h)
 	type kv struct{ k, v string }
 	var all []kv
 	names := []string{":authority", ":method", ":path", ":scheme"}
@@ -296,27 +300,51 @@ func toLua(L *glua.LState, v any) glua.LValue {
 		}
 		return tbl
 	}
-	return glua.LString("")
+	return glua.LString(fmt.Sprint(v))
 }
 
-// fromLua converts a Lua value to what dynamic metadata holds.
-func fromLua(v glua.LValue) any {
+// maxMetadataDepth bounds the nesting of a table stored as metadata.
+const maxMetadataDepth = 32
+
+// fromLua converts a Lua value to what dynamic metadata holds. A table
+// that contains itself, or one nested too deep, is an error rather than
+// a descent without end.
+func fromLua(v glua.LValue, seen map[*glua.LTable]bool, depth int) (any, error) {
 	switch t := v.(type) {
 	case glua.LString:
-		return string(t)
+		return string(t), nil
 	case glua.LNumber:
-		return float64(t)
+		return float64(t), nil
 	case glua.LBool:
-		return bool(t)
+		return bool(t), nil
 	case *glua.LTable:
+		if seen[t] {
+			return nil, errors.New("a table that contains itself")
+		}
+		if depth >= maxMetadataDepth {
+			return nil, errors.New("tables nested too deep")
+		}
+		seen[t] = true
+		defer delete(seen, t)
+		var err error
 		if t.MaxN() > 0 {
 			var out []any
-			t.ForEach(func(_, e glua.LValue) { out = append(out, fromLua(e)) })
-			return out
+			t.ForEach(func(_, e glua.LValue) {
+				if err == nil {
+					var x any
+					x, err = fromLua(e, seen, depth+1)
+					out = append(out, x)
+				}
+			})
+			return out, err
 		}
 		out := map[string]any{}
-		t.ForEach(func(k, e glua.LValue) { out[k.String()] = fromLua(e) })
-		return out
+		t.ForEach(func(k, e glua.LValue) {
+			if err == nil {
+				out[k.String()], err = fromLua(e, seen, depth+1)
+			}
+		})
+		return out, err
 	}
-	return nil
+	return nil, nil
 }

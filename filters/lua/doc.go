@@ -10,6 +10,7 @@
 // embeds LuaJIT, also Lua 5.1). Each compiled script keeps a pool of
 // states that have run it, so its globals persist across requests as in
 // Envoy's per-worker state. A script error is logged and the stream goes
-// on, as in Envoy. Body access (body(), bodyChunks()) and trailers are not
-// supported: calling them raises a script error.
+// on, as in Envoy. Entry points run as coroutines, so that body() can
+// wait for the whole body as Envoy's does; bodyChunks() and trailers are
+// not supported: calling them raises a script error.
 package lua

@@ -31,6 +31,16 @@ type handle struct {
 	// script responded: every method then raises an error, as Envoy's
 	// "object used outside of proper scope".
 	dead bool
+	// noBody says the headers ended the stream; waiting that the script
+	// waits in body(); bodyBuf is the whole body once it is in.
+	noBody, waiting bool
+	bodyBuf         *filters.Buffer
+}
+
+// bodyObject is the buffer body() returns.
+type bodyObject struct {
+	h *handle
+	b *filters.Buffer
 }
 
 // The metatable names of the objects scripts see.
@@ -42,6 +52,7 @@ const (
 	metadataType   = "waygate.lua.metadata"
 	connectionType = "waygate.lua.connection"
 	sslType        = "waygate.lua.ssl"
+	bodyType       = "waygate.lua.body"
 )
 
 // errResponded is the error respond() ends the script with.
@@ -69,7 +80,7 @@ func registerTypes(L *glua.LState) {
 		"httpCall":        handleHTTPCall,
 		"base64Escape":    handleBase64,
 		"timestamp":       handleTimestamp,
-		"body":            unsupported("body()"),
+		"body":            handleBody,
 		"bodyChunks":      unsupported("bodyChunks()"),
 		"trailers":        unsupported("trailers()"),
 		"importPublicKey": unsupported("importPublicKey()"),
@@ -94,6 +105,7 @@ func registerTypes(L *glua.LState) {
 		"dynamicMetadata":               infoDynamicMetadata,
 	})
 	methods(dynMetaType, map[string]glua.LGFunction{"get": dynMetaGet, "set": dynMetaSet})
+	methods(bodyType, map[string]glua.LGFunction{"length": bodyLength, "getBytes": bodyGetBytes, "setBytes": bodySetBytes})
 	methods(metadataType, map[string]glua.LGFunction{"get": metadataGet})
 	methods(connectionType, map[string]glua.LGFunction{"ssl": connectionSSL})
 	methods(sslType, map[string]glua.LGFunction{
@@ -413,3 +425,67 @@ func handleHTTPCall(L *glua.LState) int {
 
 // maxCallBody is the largest response body httpCall hands a script.
 const maxCallBody = 1 << 20
+
+// handleBody is body([always_wrap_body]): the whole body of the
+// stream's side, waiting (the script yields) until it is all in, as
+// Envoy's does. Without a body it is nil, or an empty buffer when asked
+// to always wrap.
+func handleBody(L *glua.LState) int {
+	h := checkHandle(L)
+	wrap := L.OptBool(2, false)
+	switch {
+	case h.bodyBuf != nil:
+		L.Push(newObject(L, &bodyObject{h: h, b: h.bodyBuf}, bodyType))
+	case h.noBody && wrap:
+		L.Push(newObject(L, &bodyObject{h: h, b: filters.NewBuffer(nil)}, bodyType))
+	case h.noBody:
+		L.Push(glua.LNil)
+	default:
+		h.waiting = true
+		return L.Yield()
+	}
+	return 1
+}
+
+func checkBody(L *glua.LState) *bodyObject {
+	b, ok := L.CheckUserData(1).Value.(*bodyObject)
+	if !ok {
+		L.ArgError(1, "a body is expected")
+	}
+	live(L, b.h)
+	return b
+}
+
+func bodyLength(L *glua.LState) int {
+	L.Push(glua.LNumber(checkBody(L).b.Len()))
+	return 1
+}
+
+// bodyGetBytes is getBytes(index, length), zero-based, clipped to the
+// body.
+func bodyGetBytes(L *glua.LState) int {
+	b := checkBody(L).b.Bytes()
+	i, n := L.CheckInt(2), L.CheckInt(3)
+	if i < 0 || n < 0 || i > len(b) {
+		L.RaiseError("getBytes(): index %d, length %d out of a body of %d bytes", i, n, len(b))
+	}
+	L.Push(glua.LString(b[i:min(i+n, len(b))]))
+	return 1
+}
+
+// bodySetBytes is setBytes(string): the body becomes it, its length with
+// it.
+func bodySetBytes(L *glua.LState) int {
+	b := checkBody(L)
+	s := L.CheckString(2)
+	b.b.Set([]byte(s))
+	h := b.h.x.Request.Header
+	if b.h.response {
+		h = b.h.x.Response.Header
+	}
+	if h != nil && h.Get("Content-Length") != "" {
+		h.Set("Content-Length", strconv.Itoa(len(s)))
+	}
+	L.Push(glua.LNumber(len(s)))
+	return 1
+}
